@@ -1,0 +1,1 @@
+"""HTTP surface: /v1 (OpenAI-compatible), /api (platform), health."""

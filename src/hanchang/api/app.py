@@ -1,0 +1,76 @@
+"""The FastAPI application: built from Settings, holding one gateway and one database."""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hanchang import __version__
+from hanchang.api import openai_routes
+from hanchang.api.auth import KeyAuthenticator
+from hanchang.api.errors import error_response, install_error_handlers
+from hanchang.api.responses import JSONResponse
+from hanchang.audit.usage import UsageRecorder
+from hanchang.config import Settings
+from hanchang.gateway.limits import create_limiter
+from hanchang.gateway.registry import ModelRegistry
+from hanchang.gateway.router import Gateway
+from hanchang.store.db import Database
+
+
+class BodySizeLimit:
+    """Refuse bodies over the configured size before reading them (pure ASGI, cheap)."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                    response = error_response(
+                        413, f"Request body is larger than {self.max_bytes:,} bytes. Send less.",
+                        "invalid_request_error", "request_too_large")
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
+    db = database or Database(settings.resolved_database_url)
+    registry = ModelRegistry(settings.model_specs(), settings.default_model)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        recorder = UsageRecorder(db)
+        recorder.start()
+        app.state.recorder = recorder
+        app.state.gateway = Gateway(registry, create_limiter(settings.redis_url), settings.limits,
+                                    recorder)
+        try:
+            yield
+        finally:
+            await app.state.gateway.aclose()
+            await app.state.gateway.limiter.aclose()
+            await recorder.aclose()
+            if database is None:
+                db.dispose()
+
+    app = FastAPI(title="Hanchang 한창", version=__version__, lifespan=lifespan,
+                  default_response_class=JSONResponse)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.authenticator = KeyAuthenticator(db)
+    app.state.started_at = int(time.time())
+    install_error_handlers(app)
+    app.include_router(openai_routes.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz():
+        return {"status": "ok", "version": __version__}
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    return app

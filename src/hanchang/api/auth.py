@@ -1,0 +1,64 @@
+"""Bearer API keys -> Principal, with a short in-memory cache on the hot path.
+
+The cache holds results by the key's SHA-256 digest (never the key itself) for a few
+seconds, so a revoked key stops working within `KEY_CACHE_TTL_S` in every worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from hanchang.api.errors import AuthError
+from hanchang.core.principal import Principal
+from hanchang.store.accounts import authenticate_key
+from hanchang.store.db import Database
+
+KEY_CACHE_TTL_S = 5.0
+_MAX_CACHED = 10_000
+
+
+class KeyAuthenticator:
+    def __init__(self, db: Database, ttl_s: float = KEY_CACHE_TTL_S):
+        self._db = db
+        self._ttl = ttl_s
+        self._cache: OrderedDict[bytes, tuple[Principal | None, float]] = OrderedDict()
+
+    def _lookup(self, secret: str) -> Principal | None:
+        with self._db.session() as session:
+            return authenticate_key(session, secret)
+
+    async def principal(self, secret: str) -> Principal | None:
+        digest = hashlib.sha256(secret.encode()).digest()
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        principal = await run_in_threadpool(self._lookup, secret)
+        self._cache[digest] = (principal, now + self._ttl)
+        self._cache.move_to_end(digest)
+        while len(self._cache) > _MAX_CACHED:
+            self._cache.popitem(last=False)
+        return principal
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+
+async def require_principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller behind `Authorization: Bearer <key>`."""
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise AuthError(
+            "No API key was sent. Send 'Authorization: Bearer <key>'; an administrator creates "
+            "keys with 'hanchang keys create'."
+        )
+    principal = await request.app.state.authenticator.principal(secret.strip())
+    if principal is None:
+        raise AuthError("The API key is invalid or has been revoked. Ask your administrator for a new key.")
+    return principal

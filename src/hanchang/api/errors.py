@@ -1,0 +1,75 @@
+"""OpenAI-shaped error bodies for every failure, so SDKs report them properly."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hanchang.api.responses import JSONResponse
+from hanchang.gateway.errors import GatewayError
+
+log = logging.getLogger(__name__)
+
+
+def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def error_response(status: int, message: str, type_: str, code: str | None,
+                   param: str | None = None, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(error_body(message, type_, code, param), status_code=status,
+                          headers=headers)
+
+
+class AuthError(Exception):
+    def __init__(self, message: str):
+        self.message = message
+
+
+def _field(loc: tuple) -> str:
+    parts = [p for p in loc if p != "body"]
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
+    return out or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def _gateway(_: Request, exc: GatewayError):
+        return error_response(exc.status, exc.message, exc.type, exc.code, exc.param, exc.headers)
+
+    @app.exception_handler(AuthError)
+    async def _auth(_: Request, exc: AuthError):
+        return error_response(401, exc.message, "authentication_error", "invalid_api_key",
+                              headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        field = _field(tuple(first.get("loc", ())))
+        if first.get("type") == "json_invalid":
+            message = "The request body is not valid JSON. Send a JSON object."
+        else:
+            message = f"Invalid value for '{field}': {first.get('msg')}"
+            if len(errors) > 1:
+                others = ", ".join(_field(tuple(e.get("loc", ()))) for e in errors[1:4])
+                message += f" (also check: {others})"
+        return error_response(422, message, "invalid_request_error", "invalid_request", field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(
+            exc.status_code, "http_error")
+        return error_response(exc.status_code, str(exc.detail), "invalid_request_error", code,
+                              headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception):
+        log.exception("unhandled error")
+        return error_response(500, "Internal error in Hanchang; the operator can find details "
+                              "in the server log.", "server_error", "internal_error")

@@ -1,0 +1,111 @@
+"""/v1: the OpenAI wire format, so the official SDKs work unchanged."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import StreamingResponse
+
+from hanchang.api.auth import require_principal
+from hanchang.api.errors import error_body
+from hanchang.api.responses import JSONResponse
+from hanchang.api.schemas import ChatCompletionRequest, EmbeddingRequest
+from hanchang.core.grades import Grade
+from hanchang.core.principal import Principal
+from hanchang.gateway.errors import GatewayError, UpstreamUnavailable
+from hanchang.gateway.router import Call, Gateway
+
+router = APIRouter(prefix="/v1")
+
+
+def _gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+@router.get("/models")
+async def list_models(request: Request, principal: Principal = Depends(require_principal)):
+    created = request.app.state.started_at
+    data = [
+        {
+            "id": spec.name, "object": "model", "created": created, "owned_by": "hanchang",
+            "kind": spec.kind, "zone": spec.zone.value, "max_grade": spec.max_grade.value,
+            "context_window": spec.context_window, "aliases": list(spec.aliases),
+            "description_ko": spec.describe_korean(),
+        }
+        for spec in _gateway(request).registry
+    ]
+    return JSONResponse({"object": "list", "data": data})
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, request: Request,
+                           principal: Principal = Depends(require_principal)):
+    gateway = _gateway(request)
+    call = Call(principal, "chat.completions", body.upstream_body(),
+                grade=body.data_grade or Grade.OPEN)
+    if not body.stream:
+        return JSONResponse(await gateway.chat(call), headers={"x-request-id": call.request_id})
+    start, usage = await gateway.start_stream(call)
+    return StreamingResponse(
+        _sse(gateway, call, start, usage),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-request-id": call.request_id,
+                 "x-hanchang-model": start.model.name},
+    )
+
+
+async def _sse(gateway: Gateway, call: Call, start, usage) -> AsyncIterator[bytes]:
+    counts: dict[str, Any] | None = None
+    error: GatewayError | None = None
+    text_chars = 0
+    last: dict[str, Any] = start.first
+    try:
+        chunk = start.first
+        while True:
+            if chunk:
+                chunk["model"] = start.model.name
+                if chunk.get("usage"):
+                    counts = chunk["usage"]
+                for choice in chunk.get("choices") or ():
+                    text_chars += len((choice.get("delta") or {}).get("content") or "")
+                last = chunk
+                yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+            try:
+                chunk = await anext(start.rest)
+            except StopAsyncIteration:
+                break
+        if counts is None:  # the upstream did not report usage: estimate, and say so
+            prompt_chars = sum(len(str(m.get("content") or "")) for m in call.body["messages"])
+            counts = {"prompt_tokens": max(1, prompt_chars // 3),
+                      "completion_tokens": max(0, text_chars // 3), "estimated": True}
+            counts["total_tokens"] = counts["prompt_tokens"] + counts["completion_tokens"]
+            yield b"data: " + orjson.dumps({
+                "id": last.get("id", call.request_id), "object": "chat.completion.chunk",
+                "created": last.get("created", int(time.time())), "model": start.model.name,
+                "choices": [], "usage": counts,
+            }) + b"\n\n"
+        yield b"data: [DONE]\n\n"
+    except GatewayError as exc:
+        error = exc
+        yield b"data: " + orjson.dumps(error_body(exc.message, exc.type, exc.code)) + b"\n\n"
+    except Exception:
+        error = UpstreamUnavailable(f"Model '{start.model.name}' failed mid-stream.")
+        yield b"data: " + orjson.dumps(error_body(error.message, error.type, error.code)) + b"\n\n"
+    finally:
+        await start.rest.aclose()
+        if error is None and counts is None:
+            error = GatewayError("client closed the stream")
+            error.status, error.code = 499, "client_closed"
+        await gateway.finish_stream(call, usage, counts, error)
+
+
+@router.post("/embeddings")
+async def embeddings(body: EmbeddingRequest, request: Request,
+                     principal: Principal = Depends(require_principal)):
+    call = Call(principal, "embeddings", body.model_dump(exclude_none=True))
+    return JSONResponse(await _gateway(request).embeddings(call),
+                          headers={"x-request-id": call.request_id})

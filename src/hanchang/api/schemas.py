@@ -1,0 +1,59 @@
+"""Request bodies of the OpenAI-compatible API. Unknown OpenAI fields pass through."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hanchang.core.grades import Grade
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    max_tokens: int | None = Field(default=None, ge=1, le=131_072)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=131_072)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=1)
+    stop: str | list[str] | None = None
+    # Hanchang: the grade the caller declares for this request's data (default O, 공개).
+    data_grade: Grade | None = None
+
+    @field_validator("data_grade", mode="before")
+    @classmethod
+    def _grade(cls, value: Any) -> Grade | None:
+        return None if value is None else Grade.parse(value)
+
+    def upstream_body(self) -> dict[str, Any]:
+        body = self.model_dump(exclude_none=True, exclude={"data_grade", "stream_options"})
+        if "max_completion_tokens" in body and "max_tokens" not in body:
+            body["max_tokens"] = body.pop("max_completion_tokens")
+        return body
+
+
+class EmbeddingRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        if value == [] or value == "":
+            raise ValueError("input must not be empty")
+        return value

@@ -1,0 +1,255 @@
+"""One settings object, read once: YAML file (--config / HANCHANG_CONFIG) plus HANCHANG_* env.
+
+Precedence: explicit arguments > environment > YAML file > defaults. A bad value
+raises `ConfigError` naming the file, the key and what is wrong; the server then
+refuses to start.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from hanchang.core.grades import Grade
+from hanchang.core.models import EMBEDDED_MODEL_NAME, ModelSpec, Zone
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    name: str = Field(min_length=1)
+    backend: Literal["openai", "llamacpp"]
+    base_url: str | None = None
+    path: str | None = None
+    api_key_env: str | None = None
+    upstream_model: str | None = None
+    zone: Zone
+    max_grade: Grade
+    context_window: int = Field(default=4096, ge=256)
+    aliases: list[str] = []
+    fallbacks: list[str] = []
+    kind: Literal["chat", "embedding"] = "chat"
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    threads: int | None = Field(default=None, ge=1)
+
+    @field_validator("max_grade", mode="before")
+    @classmethod
+    def _grade(cls, value: Any) -> Grade:
+        return Grade.parse(value)
+
+    @model_validator(mode="after")
+    def _check_backend_fields(self) -> ModelConfig:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        if self.zone is Zone.EXTERNAL and self.max_grade is not Grade.OPEN:
+            raise ValueError(
+                "a model in zone 'external' may only clear grade O (공개); "
+                f"got max_grade {self.max_grade.value}"
+            )
+        return self
+
+    def to_spec(self, home: Path) -> ModelSpec:
+        path = self.path
+        if self.backend == "llamacpp" and not path:
+            path = str(home / "models" / f"{EMBEDDED_MODEL_NAME}.gguf")
+        return ModelSpec(
+            name=self.name,
+            backend=self.backend,
+            zone=self.zone,
+            max_grade=self.max_grade,
+            context_window=self.context_window,
+            base_url=self.base_url,
+            path=path,
+            api_key_env=self.api_key_env,
+            upstream_model=self.upstream_model,
+            aliases=tuple(self.aliases),
+            fallbacks=tuple(self.fallbacks),
+            kind=self.kind,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            extra={"threads": self.threads} if self.threads else {},
+        )
+
+
+class RateLimit(_Strict):
+    requests_per_minute: int = Field(default=0, ge=0, description="0 means unlimited")
+    tokens_per_minute: int = Field(default=0, ge=0, description="0 means unlimited")
+
+
+class KeyRateLimit(RateLimit):
+    requests_per_minute: int = Field(default=600, ge=0)
+    tokens_per_minute: int = Field(default=200_000, ge=0)
+
+
+class AgencyRateLimit(RateLimit):
+    requests_per_minute: int = Field(default=3_000, ge=0)
+    tokens_per_minute: int = Field(default=1_000_000, ge=0)
+
+
+class LimitsConfig(_Strict):
+    # Separate classes so an override of one field (env or YAML) keeps the other's default.
+    per_key: KeyRateLimit = KeyRateLimit()
+    per_agency: AgencyRateLimit = AgencyRateLimit()
+    agencies: dict[str, RateLimit] = {}  # per-agency overrides by agency code
+
+
+class AgencyConfig(_Strict):
+    code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(min_length=1)
+
+
+def _default_models() -> list[ModelConfig]:
+    return [
+        ModelConfig(
+            name=EMBEDDED_MODEL_NAME,
+            backend="llamacpp",
+            zone=Zone.INTERNAL,
+            max_grade=Grade.CLASSIFIED,
+            context_window=4096,
+            aliases=["local", "default"],
+        )
+    ]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HANCHANG_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    home: Path = Path("~/.hanchang")
+    config: Path | None = None
+    database_url: str | None = None
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = "info"
+
+    models: list[ModelConfig] = Field(default_factory=_default_models)
+    default_model: str | None = None
+    agencies: list[AgencyConfig] = [AgencyConfig(code="DEMO", name="한창 시범기관")]
+    limits: LimitsConfig = LimitsConfig()
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _check_model_names(self) -> Settings:
+        names: dict[str, str] = {}
+        for model in self.models:
+            for label in (model.name, *model.aliases):
+                if label in names:
+                    raise ValueError(f"model name or alias {label!r} is used twice")
+                names[label] = model.name
+        for model in self.models:
+            for fallback in model.fallbacks:
+                if fallback not in names:
+                    raise ValueError(
+                        f"model {model.name!r} falls back to {fallback!r}, which is not configured"
+                    )
+        if self.default_model and self.default_model not in names:
+            raise ValueError(f"default_model {self.default_model!r} is not a configured model")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'hanchang.db'}"
+
+    def model_specs(self) -> list[ModelSpec]:
+        return [m.to_spec(self.home) for m in self.models]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Values from the YAML file that `load_settings` parsed (passed via a class attribute)."""
+
+    data: ClassVar[dict[str, Any]] = {}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found. Check --config or HANCHANG_CONFIG.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} is not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: is not UTF-8 text ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys (models:, limits: …)")
+    for key in ("home", "config"):
+        if key in data:
+            raise ConfigError(f"{path}: key '{key}' cannot be set in the file; use HANCHANG_{key.upper()}")
+    return data
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
+    """Read settings from the environment and the YAML file; raise ConfigError when unusable."""
+    config_path = config or os.environ.get("HANCHANG_CONFIG")
+    path = Path(config_path).expanduser().resolve() if config_path else None
+    _YamlSource.data = _read_yaml(path) if path else {}
+    source = str(path) if path else "environment (HANCHANG_*)"
+    try:
+        settings = Settings(**({"config": path} if path else {}), **overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = _format_location(tuple(err["loc"]))
+            message = err["msg"].removeprefix("Value error, ")
+            got = err.get("input")
+            if err["type"] not in {"missing"} and not isinstance(got, dict | list):
+                message += f" (got {got!r})"
+            problems.append(f"  {key}: {message}")
+        raise ConfigError(
+            f"{source}: configuration is invalid (values may also come from HANCHANG_* "
+            "environment variables):\n" + "\n".join(problems)
+        ) from exc
+    finally:
+        _YamlSource.data = {}
+    return settings

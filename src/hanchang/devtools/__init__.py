@@ -1,0 +1,1 @@
+"""Helpers for tests, benchmarks and demos: a reference upstream and a threaded server runner."""

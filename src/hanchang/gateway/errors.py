@@ -1,0 +1,61 @@
+"""Typed gateway errors; the API maps each to one OpenAI-shaped HTTP error."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status = 500
+    code = "internal_error"
+    type = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.headers = headers or {}
+
+
+class ModelNotFound(GatewayError):
+    status, code, type = 404, "model_not_found", "invalid_request_error"
+
+
+class WrongModelKind(GatewayError):
+    status, code, type = 400, "wrong_model_kind", "invalid_request_error"
+
+
+class PolicyRefused(GatewayError):
+    status, code, type = 403, "data_grade_refused", "permission_error"
+
+
+class RateLimited(GatewayError):
+    status, code, type = 429, "rate_limit_exceeded", "rate_limit_error"
+
+
+class LimiterUnavailable(GatewayError):
+    """The shared limiter cannot be reached: refuse rather than run unmetered (fail closed)."""
+
+    status, code, type = 503, "rate_limiter_unavailable", "server_error"
+
+
+class UpstreamUnavailable(GatewayError):
+    """Connect error, timeout or 5xx after retries: the next fallback may be tried."""
+
+    status, code, type = 503, "upstream_unavailable", "server_error"
+
+
+class UpstreamBadResponse(GatewayError):
+    status, code, type = 502, "upstream_error", "server_error"
+
+
+class UpstreamRejected(GatewayError):
+    """The upstream refused the request itself (4xx): fallbacks would refuse it too."""
+
+    code, type = "upstream_rejected", "invalid_request_error"
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
+
+
+class LocalModelMissing(GatewayError):
+    status, code, type = 503, "local_model_missing", "server_error"

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy engine, tables and Alembic migrations (SQLite default, PostgreSQL prod)."""

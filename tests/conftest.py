@@ -1,0 +1,154 @@
+"""Shared fixtures: real databases (SQLite, and PostgreSQL when HANCHANG_TEST_DATABASE_URL is
+set), a real reference upstream over HTTP, and Hanchang itself served by uvicorn."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import create_engine, select, text
+
+from hanchang.api.app import create_app
+from hanchang.bootstrap import prepare_database
+from hanchang.config import Settings, load_settings
+from hanchang.core.principal import Role
+from hanchang.devtools.reference_upstream import ReferenceUpstream, UpstreamBehaviour
+from hanchang.devtools.threaded_server import ThreadedServer
+from hanchang.store import accounts
+from hanchang.store.db import Database, normalise_url
+from hanchang.store.tables import UsageRecord
+
+PG_URL = os.environ.get("HANCHANG_TEST_DATABASE_URL")
+DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    for name in list(os.environ):
+        if name.startswith("HANCHANG_") and name != "HANCHANG_TEST_DATABASE_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HANCHANG_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    schema = f"hc_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def write_config(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@dataclass
+class Upstream:
+    server: ThreadedServer
+    behaviour: UpstreamBehaviour
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url + "/v1"
+
+
+def start_upstream(**behaviour) -> Upstream:
+    state = UpstreamBehaviour(**behaviour)
+    server = ThreadedServer(ReferenceUpstream(state)).start()
+    return Upstream(server, state)
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    up = start_upstream()
+    yield up
+    up.server.stop()
+
+
+@dataclass
+class Platform:
+    url: str
+    key: str
+    settings: Settings
+    db: Database
+    server: ThreadedServer
+
+    @property
+    def v1(self) -> str:
+        return self.url + "/v1"
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key}"}
+
+    def new_key(self, agency: str = "MOIS", user: str = "kim", role: Role | None = None) -> str:
+        with self.db.session() as session:
+            return accounts.create_key(session, agency, user, role).secret
+
+    def usage_rows(self, at_least: int = 1, timeout_s: float = 5.0) -> list[UsageRecord]:
+        """Usage rows, waiting for the recorder's batch to land."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self.db.session() as session:
+                rows = list(session.scalars(select(UsageRecord).order_by(UsageRecord.id)))
+            if len(rows) >= at_least or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+
+
+def default_models(upstream_url: str) -> list[dict]:
+    return [
+        {"name": "internal-a", "backend": "openai", "base_url": upstream_url, "zone": "internal",
+         "max_grade": "C", "aliases": ["default"], "max_retries": 1},
+    ]
+
+
+def launch_platform(tmp_path: Path, database_url: str, config: dict) -> Platform:
+    cfg = write_config(tmp_path / "hanchang.yaml", config)
+    settings = load_settings(cfg, database_url=database_url)
+    db = prepare_database(settings)
+    with db.session() as session:
+        if not session.execute(text("select 1 from agencies where code='MOIS'")).first():
+            accounts.create_agency(session, "MOIS", "행정안전부")
+        accounts.create_user(session, "MOIS", "kim", Role.USER)
+        key = accounts.create_key(session, "MOIS", "kim").secret
+    server = ThreadedServer(create_app(settings, db))
+    server.start()
+    return Platform(server.url, key, settings, db, server)
+
+
+@pytest.fixture
+def platform_factory(tmp_path, database_url) -> Iterator:
+    launched: list[Platform] = []
+
+    def make(config: dict) -> Platform:
+        platform = launch_platform(tmp_path, database_url, config)
+        launched.append(platform)
+        return platform
+
+    yield make
+    for platform in launched:
+        platform.server.stop()
+        platform.db.dispose()
+
+
+@pytest.fixture
+def platform(platform_factory, upstream) -> Platform:
+    return platform_factory({"models": default_models(upstream.base_url)})
