@@ -29,7 +29,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(model_app, name="model")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 _state: dict[str, Path | None] = {"config": None}
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML config file "

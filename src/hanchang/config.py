@@ -136,6 +136,7 @@ class Settings(BaseSettings):
     config: Path | None = None
     database_url: str | None = None
     redis_url: str | None = None
+    redis_prefix: str = Field(default="hanchang", min_length=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"

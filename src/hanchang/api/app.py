@@ -48,7 +48,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         recorder = UsageRecorder(db)
         recorder.start()
         app.state.recorder = recorder
-        app.state.gateway = Gateway(registry, create_limiter(settings.redis_url), settings.limits,
+        app.state.gateway = Gateway(registry, create_limiter(settings.redis_url, settings.redis_prefix), settings.limits,
                                     recorder)
         try:
             yield

@@ -183,5 +183,5 @@ class RedisLimiter:
         await self._redis.aclose()
 
 
-def create_limiter(redis_url: str | None) -> RateLimiter:
-    return RedisLimiter(redis_url) if redis_url else InProcessLimiter()
+def create_limiter(redis_url: str | None, prefix: str = "hanchang") -> RateLimiter:
+    return RedisLimiter(redis_url, prefix=f"{prefix}:rl") if redis_url else InProcessLimiter()

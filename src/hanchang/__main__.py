@@ -1,0 +1,3 @@
+from hanchang.cli import app
+
+app(prog_name="hanchang")
