@@ -51,14 +51,16 @@ class LlamaCppBackend:
             if current is not None:
                 return current
             try:
-                from llama_cpp import Llama
+                from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
             except ImportError as exc:
                 raise LocalModelMissing(
                     "llama-cpp-python is not installed. " + local_model.INSTALL_HINT
                 ) from exc
             threads = self.spec.extra.get("threads") or max(1, os.cpu_count() or 1)
             llm = Llama(model_path=str(self._model_path()), n_ctx=self.spec.context_window,
-                        n_threads=threads, embedding=embedding, verbose=False)
+                        n_threads=threads, embedding=embedding, verbose=False,
+                        # One vector per input (mean of its tokens), as /v1/embeddings promises.
+                        **({"pooling_type": LLAMA_POOLING_TYPE_MEAN} if embedding else {}))
             if embedding:
                 self._embedder = llm
             else:

@@ -1,0 +1,70 @@
+"""The embedded llama.cpp model, reached through Hanchang with the official openai SDK."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from hanchang.gateway import local_model
+from hanchang.gateway.errors import LocalModelMissing
+
+pytest.importorskip("llama_cpp", reason="install the 'local' extra to run the embedded model")
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory):
+    return tmp_path_factory.mktemp("models") / local_model.FILENAME
+
+
+@pytest.fixture
+def local_platform(platform_factory, model_path):
+    return platform_factory({"models": [
+        {"name": "local", "backend": "llamacpp", "path": str(model_path), "zone": "internal",
+         "max_grade": "C", "context_window": 2048, "threads": 2},
+        {"name": "local-embed", "backend": "llamacpp", "path": str(model_path), "zone": "internal",
+         "max_grade": "C", "context_window": 512, "kind": "embedding", "threads": 2},
+    ]})
+
+
+@pytest.mark.slow
+def test_sdk_completes_streams_and_embeds_with_the_embedded_model(local_platform, model_path):
+    client = openai.OpenAI(base_url=local_platform.v1, api_key=local_platform.key, max_retries=0,
+                           timeout=120)
+    assert {m.id for m in client.models.list().data} == {"local", "local-embed"}
+    question = [{"role": "system", "content": "한국어로 한 문장으로 답하세요."},
+                {"role": "user", "content": "대한민국의 수도는 어디입니까?"}]
+    answer = client.chat.completions.create(model="local", messages=question, max_tokens=40,
+                                            temperature=0)
+    assert "서울" in answer.choices[0].message.content
+    assert answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0
+    assert local_model.verify(model_path).sha256 == local_model.EXPECTED_SHA256
+
+    chunks = list(client.chat.completions.create(model="local", messages=question, max_tokens=40,
+                                                 temperature=0, stream=True))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "서울" in streamed and len(chunks) > 3
+    assert chunks[-1].usage.completion_tokens >= 3
+
+    vectors = client.embeddings.create(model="local-embed", input=["주민등록", "개인정보"])
+    assert len(vectors.data) == 2 and len(vectors.data[0].embedding) == 896
+    rows = local_platform.usage_rows(at_least=3)
+    assert [r.status for r in rows] == [200, 200, 200] and rows[1].ttft_ms is not None
+
+
+def test_missing_model_file_is_a_clear_503(platform_factory, tmp_path):
+    platform = platform_factory({"models": [
+        {"name": "local", "backend": "llamacpp", "path": str(tmp_path / "absent.gguf"),
+         "zone": "internal", "max_grade": "C"}]})
+    response = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), timeout=30,
+                          json={"model": "local", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "local_model_missing" and "absent.gguf" in error["message"]
+
+
+def test_corrupt_model_file_is_named_with_a_fix(tmp_path):
+    broken = tmp_path / local_model.FILENAME
+    broken.write_bytes(b"GGUF" + b"\0" * 1000)
+    with pytest.raises(LocalModelMissing, match="is corrupt .* run 'hanchang model install'"):
+        local_model.verify(broken)
