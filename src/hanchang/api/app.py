@@ -48,8 +48,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         recorder = UsageRecorder(db)
         recorder.start()
         app.state.recorder = recorder
-        app.state.gateway = Gateway(registry, create_limiter(settings.redis_url, settings.redis_prefix), settings.limits,
-                                    recorder)
+        limiter = create_limiter(settings.redis_url, settings.redis_prefix)
+        app.state.gateway = Gateway(registry, limiter, settings.limits, recorder)
         try:
             yield
         finally:

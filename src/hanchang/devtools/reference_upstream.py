@@ -137,3 +137,7 @@ async def _json(send, status: int, payload: dict[str, Any]):
 async def _event(send, payload: dict[str, Any]):
     await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(payload) + b"\n\n",
                 "more_body": True})
+
+
+# For `uvicorn hanchang.devtools.reference_upstream:bench_app` (benchmarks): no body keeping.
+bench_app = ReferenceUpstream(UpstreamBehaviour(keep_bodies=False))

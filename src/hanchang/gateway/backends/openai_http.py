@@ -1,8 +1,9 @@
 """Any OpenAI-compatible server (vLLM, Ollama, TGI, llama.cpp server, commercial APIs).
 
-One pooled httpx.AsyncClient per upstream for the life of the process. Connect errors,
-timeouts and 5xx answers are retried with exponential backoff, then reported as
-UpstreamUnavailable so the router can fall back.
+One pooled aiohttp session per upstream for the life of the process (ADR 0003: httpx's
+pool costs O(connections) per request and capped the gateway at a few hundred requests/s).
+Connect errors, timeouts and 5xx answers are retried with exponential backoff, then reported
+as UpstreamUnavailable so the router can fall back.
 """
 
 from __future__ import annotations
@@ -12,92 +13,110 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 from hanchang.core.models import ModelSpec
 from hanchang.gateway.errors import UpstreamBadResponse, UpstreamRejected, UpstreamUnavailable
 
 _BACKOFF_BASE_S = 0.05
+_RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 
 
 class OpenAICompatibleBackend:
     def __init__(self, spec: ModelSpec):
         self.spec = spec
-        headers = {"content-type": "application/json"}
-        if spec.api_key_env:
-            token = os.environ.get(spec.api_key_env)
-            if token:
-                headers["authorization"] = f"Bearer {token}"
-        self._client = httpx.AsyncClient(
-            base_url=(spec.base_url or "").rstrip("/") + "/",
-            headers=headers,
-            timeout=httpx.Timeout(spec.timeout_s, connect=min(5.0, spec.timeout_s)),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=128),
-        )
+        self._base = (spec.base_url or "").rstrip("/") + "/"
+        self._headers = {"content-type": "application/json"}
+        if spec.api_key_env and (token := os.environ.get(spec.api_key_env)):
+            self._headers["authorization"] = f"Bearer {token}"
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created lazily: an aiohttp session belongs to the event loop that first uses it.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
+                timeout=aiohttp.ClientTimeout(total=None, connect=min(5.0, self.spec.timeout_s),
+                                              sock_read=self.spec.timeout_s),
+                json_serialize=lambda v: orjson.dumps(v).decode(),
+            )
+        return self._session
 
     def _upstream_body(self, body: dict[str, Any]) -> bytes:
         return orjson.dumps({**body, "model": self.spec.upstream_model or self.spec.name})
 
-    async def _send(self, path: str, payload: bytes, *, stream: bool) -> httpx.Response:
-        """POST with retries; returns a response with a 2xx status (stream left open if asked)."""
-        attempts = self.spec.max_retries + 1
+    async def _send(self, path: str, payload: bytes) -> aiohttp.ClientResponse:
+        """POST with retries; returns an open response with a 2xx status."""
+        session = self._client()
         last_problem = ""
-        for attempt in range(attempts):
+        for attempt in range(self.spec.max_retries + 1):
             if attempt:
                 await asyncio.sleep(_BACKOFF_BASE_S * 2 ** (attempt - 1))
             try:
-                request = self._client.build_request("POST", path, content=payload)
-                response = await self._client.send(request, stream=stream)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError,
-                    httpx.ReadError, httpx.WriteError, httpx.PoolTimeout) as exc:
-                last_problem = f"cannot reach {self.spec.base_url} ({type(exc).__name__})"
-                continue
-            except httpx.TimeoutException:
+                response = await session.post(self._base + path, data=payload)
+            except TimeoutError:
                 last_problem = f"no answer from {self.spec.base_url} within {self.spec.timeout_s:g} s"
                 continue
-            if response.status_code < 400:
+            except _RETRYABLE as exc:
+                last_problem = f"cannot reach {self.spec.base_url} ({type(exc).__name__})"
+                continue
+            if response.status < 400:
                 return response
-            text = (await response.aread()).decode("utf-8", "replace")[:500]
-            await response.aclose()
-            if response.status_code >= 500:
-                last_problem = f"{self.spec.base_url} answered {response.status_code}"
+            try:
+                text = (await response.read()).decode("utf-8", "replace")[:500]
+            except _RETRYABLE:
+                text = ""
+            response.release()
+            if response.status >= 500:
+                last_problem = f"{self.spec.base_url} answered {response.status}"
                 continue
             raise UpstreamRejected(
                 f"Model '{self.spec.name}' rejected the request: {_error_message(text)}",
-                status=response.status_code if response.status_code != 401 else 502,
+                status=response.status if response.status != 401 else 502,
             )
         raise UpstreamUnavailable(f"Model '{self.spec.name}' is unavailable: {last_problem}.")
 
+    async def _json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._send(path, self._upstream_body(body))
+        try:
+            raw = await response.read()
+        except _RETRYABLE as exc:
+            raise UpstreamUnavailable(f"Model '{self.spec.name}' broke off its answer.") from exc
+        finally:
+            response.release()
+        return _parse_json(raw, self.spec.name)
+
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self._send("chat/completions", self._upstream_body(body), stream=False)
-        return _parse_json(response.content, self.spec.name)
+        return await self._json("chat/completions", body)
+
+    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._json("embeddings", body)
 
     async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         payload = self._upstream_body({**body, "stream": True,
                                        "stream_options": {"include_usage": True}})
-        response = await self._send("chat/completions", payload, stream=True)
+        response = await self._send("chat/completions", payload)
         try:
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
+            async for raw_line in response.content:
+                line = raw_line.strip()
+                if not line.startswith(b"data:"):
                     continue
                 data = line[5:].strip()
-                if data == "[DONE]":
+                if data == b"[DONE]":
                     break
-                yield _parse_json(data.encode(), self.spec.name)
-        except (httpx.TransportError, httpx.TimeoutException) as exc:
+                yield _parse_json(data, self.spec.name)
+        except _RETRYABLE as exc:
             raise UpstreamUnavailable(
                 f"Model '{self.spec.name}' stopped answering mid-stream ({type(exc).__name__})."
             ) from exc
         finally:
-            await response.aclose()
-
-    async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self._send("embeddings", self._upstream_body(body), stream=False)
-        return _parse_json(response.content, self.spec.name)
+            response.release()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 def _parse_json(raw: bytes, model: str) -> dict[str, Any]:
