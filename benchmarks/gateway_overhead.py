@@ -20,10 +20,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import run_load  # noqa: E402
-
-from hanchang.devtools.threaded_server import free_port  # noqa: E402
+from hanchang.devtools.loadgen import run_load
+from hanchang.devtools.threaded_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -70,8 +68,9 @@ def start_hanchang(home: Path, upstream_port: int, port: int) -> tuple[subproces
 
 
 def measure(port: int, key: str | None, stream: bool, total: int, concurrency: int) -> dict:
+    question = "보도자료 초안을 한 문단으로 작성해 주세요"
     body = json.dumps({"model": "bench", "stream": stream,
-                       "messages": [{"role": "user", "content": "보도자료 초안을 한 문단으로 작성해 주세요"}]})
+                       "messages": [{"role": "user", "content": question}]})
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     warmup = asyncio.run(run_load("127.0.0.1", port, "/v1/chat/completions", body.encode(), headers,
                                   min(200, total), concurrency))
@@ -111,7 +110,7 @@ def main() -> None:
                 for label, row in (("direct", direct), ("through Hanchang", through)):
                     print(f"{label:18}{row['p50_ms']:9.2f}{row['p95_ms']:9.2f}{row['p99_ms']:9.2f}"
                           f"{row['requests_per_s']:9.0f}{row['errors']:8d}")
-                print(f"{'added':18}{added['p50_ms']:9.2f}{added['p95_ms']:9.2f}{added['p99_ms']:9.2f}")
+                print(f"{'added':18}" + "".join(f"{added[p]:9.2f}" for p in ("p50_ms", "p95_ms", "p99_ms")))
         finally:
             for process in processes:
                 process.terminate()

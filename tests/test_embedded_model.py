@@ -66,5 +66,5 @@ def test_missing_model_file_is_a_clear_503(platform_factory, tmp_path):
 def test_corrupt_model_file_is_named_with_a_fix(tmp_path):
     broken = tmp_path / local_model.FILENAME
     broken.write_bytes(b"GGUF" + b"\0" * 1000)
-    with pytest.raises(LocalModelMissing, match="is corrupt .* run 'hanchang model install'"):
+    with pytest.raises(LocalModelMissing, match=r"is corrupt .* run 'hanchang model install'"):
         local_model.verify(broken)
