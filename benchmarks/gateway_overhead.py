@@ -67,7 +67,8 @@ def start_hanchang(home: Path, upstream_port: int, port: int) -> tuple[subproces
     return process, key
 
 
-def measure(port: int, key: str | None, stream: bool, total: int, concurrency: int) -> dict:
+def measure(port: int, key: str | None, stream: bool, total: int, concurrency: int,
+            rate: float | None = None) -> dict:
     question = "보도자료 초안을 한 문단으로 작성해 주세요"
     body = json.dumps({"model": "bench", "stream": stream,
                        "messages": [{"role": "user", "content": question}]})
@@ -77,7 +78,7 @@ def measure(port: int, key: str | None, stream: bool, total: int, concurrency: i
     if warmup.errors:
         raise RuntimeError(f"warm-up had {warmup.errors} errors")
     result = asyncio.run(run_load("127.0.0.1", port, "/v1/chat/completions", body.encode(), headers,
-                                  total, concurrency))
+                                  total, concurrency, rate))
     return result.summary()
 
 
@@ -85,6 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--rate", type=float, default=500.0,
+                        help="arrival rate (requests/s) of the open-loop run; 0 skips it")
     args = parser.parse_args()
 
     upstream_port, hanchang_port = free_port(), free_port()
@@ -98,14 +101,18 @@ def main() -> None:
             wait_ready(f"http://127.0.0.1:{hanchang_port}/healthz")
             report: dict = {"requests": args.requests, "concurrency": args.concurrency,
                             "cpus": os.cpu_count(), "modes": {}}
-            for stream in (False, True):
-                mode = "streamed" if stream else "plain"
-                direct = measure(upstream_port, None, stream, args.requests, args.concurrency)
-                through = measure(hanchang_port, key, stream, args.requests, args.concurrency)
+            runs = [("plain", False, None), ("streamed", True, None)]
+            if args.rate:
+                runs += [(f"plain at {args.rate:g}/s", False, args.rate),
+                         (f"streamed at {args.rate:g}/s", True, args.rate)]
+            for mode, stream, rate in runs:
+                direct = measure(upstream_port, None, stream, args.requests, args.concurrency, rate)
+                through = measure(hanchang_port, key, stream, args.requests, args.concurrency, rate)
                 added = {p: round(through[p] - direct[p], 3) for p in ("p50_ms", "p95_ms", "p99_ms")}
                 report["modes"][mode] = {"direct": direct, "through_hanchang": through,
-                                         "added_ms": added}
-                print(f"\n[{mode}] {args.requests} requests at concurrency {args.concurrency}")
+                                         "added_ms": added, "arrival_rate": rate}
+                loop = f"open loop, {rate:g} requests/s offered" if rate else "closed loop"
+                print(f"\n[{mode}] {args.requests} requests, {args.concurrency} connections, {loop}")
                 print(f"{'':18}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}{'errors':>8}")
                 for label, row in (("direct", direct), ("through Hanchang", through)):
                     print(f"{label:18}{row['p50_ms']:9.2f}{row['p95_ms']:9.2f}{row['p99_ms']:9.2f}"

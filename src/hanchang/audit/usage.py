@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import case, func, insert, select
@@ -52,7 +52,7 @@ class UsageRecorder:
         self._lock = asyncio.Lock()
 
     def record(self, usage: Usage) -> None:
-        self._rows.append(asdict(usage))
+        self._rows.append(vars(usage).copy())  # flat fields: a shallow copy is enough
         if usage.api_key_id is not None:
             self._key_use[usage.api_key_id] = usage.created_at
         if len(self._rows) >= self._batch_size:
@@ -88,7 +88,7 @@ class UsageRecorder:
     def _write(self, rows: list[dict], key_use: dict[int, datetime]) -> None:
         with self._db.session() as session:
             if rows:
-                session.execute(insert(UsageRecord), rows)
+                session.execute(insert(UsageRecord.__table__), rows)
             touch_keys(session, key_use)
 
     async def aclose(self) -> None:

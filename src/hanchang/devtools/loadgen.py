@@ -1,7 +1,9 @@
 """A small HTTP/1.1 keep-alive load generator on raw asyncio streams.
 
 Low overhead on purpose: the figures should describe the server, not the client.
-Each of C workers holds one connection and sends its share of N requests in turn.
+Each of C workers holds one connection and sends its share of N requests in turn:
+closed loop (as fast as answers come back) or, with `rate`, open loop at a fixed
+arrival rate, latency counted from each request's scheduled time (no coordinated omission).
 """
 
 from __future__ import annotations
@@ -63,22 +65,28 @@ async def _read_response(reader: asyncio.StreamReader) -> int:
 
 
 async def run_load(host: str, port: int, path: str, body: bytes, headers: dict[str, str],
-                   total: int, concurrency: int) -> LoadResult:
+                   total: int, concurrency: int, rate: float | None = None) -> LoadResult:
     head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n"
             + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
     request = head + body
     latencies: list[float] = []
     errors = 0
-    remaining = total
+    next_index = 0
+    started_at = 0.0
 
     async def worker() -> None:
-        nonlocal remaining, errors
+        nonlocal next_index, errors
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            while remaining > 0:
-                remaining -= 1
+            while next_index < total:
+                index, next_index = next_index, next_index + 1
                 started = time.perf_counter()
+                if rate:
+                    scheduled = started_at + index / rate
+                    if scheduled > started:
+                        await asyncio.sleep(scheduled - started)
+                    started = scheduled
                 writer.write(request)
                 try:
                     status = await _read_response(reader)
@@ -93,6 +101,6 @@ async def run_load(host: str, port: int, path: str, body: bytes, headers: dict[s
         finally:
             writer.close()
 
-    started = time.perf_counter()
+    started_at = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return LoadResult(total, errors, time.perf_counter() - started, latencies)
+    return LoadResult(total, errors, time.perf_counter() - started_at, latencies)
