@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import openai
 import pytest
@@ -46,10 +49,21 @@ def test_sdk_completes_streams_and_embeds_with_the_embedded_model(local_platform
     assert "서울" in streamed and len(chunks) > 3
     assert chunks[-1].usage.completion_tokens >= 3
 
+    # Generation runs in a worker thread: the server keeps answering while the model works.
+    with ThreadPoolExecutor(1) as pool:
+        counting = [{"role": "user", "content": "1부터 200까지의 숫자를 쉼표로 구분해 모두 적어 주세요."}]
+        running = pool.submit(client.chat.completions.create, model="local", messages=counting,
+                              max_tokens=300, temperature=0)
+        time.sleep(0.3)
+        started = time.perf_counter()
+        assert httpx.get(local_platform.url + "/healthz", timeout=5).status_code == 200
+        assert time.perf_counter() - started < 0.5 and not running.done()
+        running.result()
+
     vectors = client.embeddings.create(model="local-embed", input=["주민등록", "개인정보"])
     assert len(vectors.data) == 2 and len(vectors.data[0].embedding) == 896
-    rows = local_platform.usage_rows(at_least=3)
-    assert [r.status for r in rows] == [200, 200, 200] and rows[1].ttft_ms is not None
+    rows = local_platform.usage_rows(at_least=4)
+    assert [r.status for r in rows] == [200, 200, 200, 200] and rows[1].ttft_ms is not None
 
 
 def test_missing_model_file_is_a_clear_503(platform_factory, tmp_path):

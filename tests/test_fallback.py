@@ -108,3 +108,19 @@ def test_stream_broken_mid_way_ends_with_an_error_event(platform_factory, two_up
     # The server keeps serving.
     assert httpx.post(platform.v1 + "/chat/completions", json={"model": "secondary", **CHAT},
                       headers=platform.headers(), timeout=10).status_code == 200
+
+
+def test_client_leaving_mid_stream_is_recorded_and_harmless(platform_factory, two_upstreams):
+    a, b = two_upstreams
+    a.behaviour.chunk_delay_s = 0.2
+    platform = platform_factory({"models": models(a, b)})
+    long_question = {"messages": [{"role": "user", "content": " ".join(["단어"] * 50)}]}
+    with httpx.stream("POST", platform.v1 + "/chat/completions",
+                      json={"model": "primary", "stream": True, **long_question},
+                      headers=platform.headers(), timeout=10) as response:
+        next(response.iter_lines())  # read the first event, then hang up
+    (row,) = platform.usage_rows(timeout_s=10)
+    assert row.status == 499 and row.error_code == "client_closed"
+    a.behaviour.chunk_delay_s = 0
+    assert httpx.post(platform.v1 + "/chat/completions", json={"model": "primary", **CHAT},
+                      headers=platform.headers(), timeout=10).status_code == 200

@@ -23,6 +23,7 @@ class UpstreamBehaviour:
     fail_status: int | None = None  # answer every completion with this status
     fail_after_chunks: int | None = None  # break streams after this many chunks
     delay_s: float = 0.0
+    chunk_delay_s: float = 0.0  # pause between streamed chunks
     received: list[dict[str, Any]] = field(default_factory=list)  # bodies seen, for assertions
     keep_bodies: bool = True
 
@@ -98,6 +99,8 @@ class ReferenceUpstream:
         for i, word in enumerate(words):
             if self.behaviour.fail_after_chunks is not None and i >= self.behaviour.fail_after_chunks:
                 raise RuntimeError("injected mid-stream failure")  # uvicorn drops the connection
+            if self.behaviour.chunk_delay_s:
+                await asyncio.sleep(self.behaviour.chunk_delay_s)
             delta = {"content": word if i == 0 else " " + word}
             if i == 0:
                 delta["role"] = "assistant"
