@@ -21,6 +21,7 @@ from pydantic_settings import (
 
 from hanchang.core.grades import Grade
 from hanchang.core.models import EMBEDDED_MODEL_NAME, ModelSpec, Zone
+from hanchang.guard.request_guard import PiiMode
 
 
 class ConfigError(Exception):
@@ -109,6 +110,30 @@ class LimitsConfig(_Strict):
     agencies: dict[str, RateLimit] = {}  # per-agency overrides by agency code
 
 
+class PolicyConfig(_Strict):
+    # When the data grade exceeds the requested model's clearance: answer with an internal model
+    # that clears it (true), or refuse with 403 (false).
+    reroute: bool = False
+    preferred_internal: list[str] = []
+
+
+class PiiConfig(_Strict):
+    """Personal-data mode per model zone: allow (count only) | mask | pseudonymize | block."""
+
+    internal: PiiMode = PiiMode.ALLOW
+    external: PiiMode = PiiMode.PSEUDONYMIZE
+
+    def mode_for(self, zone: Zone) -> PiiMode:
+        return self.internal if zone is Zone.INTERNAL else self.external
+
+
+class AuditConfig(_Strict):
+    # Agencies whose prompt text is kept in the audit trail, encrypted with the Fernet key
+    # in the environment variable `key_env`. Nobody else's prompt text is stored.
+    store_prompts_for: list[str] = []
+    key_env: str = "HANCHANG_AUDIT_KEY"
+
+
 class AgencyConfig(_Strict):
     code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
     name: str = Field(min_length=1)
@@ -145,6 +170,9 @@ class Settings(BaseSettings):
     default_model: str | None = None
     agencies: list[AgencyConfig] = [AgencyConfig(code="DEMO", name="한창 시범기관")]
     limits: LimitsConfig = LimitsConfig()
+    policy: PolicyConfig = PolicyConfig()
+    pii: PiiConfig = PiiConfig()
+    audit: AuditConfig = AuditConfig()
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     @field_validator("home", mode="after")
@@ -168,6 +196,14 @@ class Settings(BaseSettings):
                     )
         if self.default_model and self.default_model not in names:
             raise ValueError(f"default_model {self.default_model!r} is not a configured model")
+        for name in self.policy.preferred_internal:
+            if name not in names:
+                raise ValueError(f"policy.preferred_internal names {name!r}, which is not configured")
+        if self.audit.store_prompts_for and not os.environ.get(self.audit.key_env):
+            raise ValueError(
+                f"audit.store_prompts_for is set but the encryption key variable "
+                f"{self.audit.key_env} is empty; create one with: hanchang audit new-key"
+            )
         return self
 
     @property

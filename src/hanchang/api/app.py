@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import asynccontextmanager
 
@@ -12,7 +13,8 @@ from hanchang.api import openai_routes
 from hanchang.api.auth import KeyAuthenticator
 from hanchang.api.errors import error_response, install_error_handlers
 from hanchang.api.responses import JSONResponse
-from hanchang.audit.usage import UsageRecorder
+from hanchang.audit.recorder import Recorder
+from hanchang.audit.trail import PromptSealer
 from hanchang.config import Settings
 from hanchang.gateway.limits import create_limiter
 from hanchang.gateway.registry import ModelRegistry
@@ -45,11 +47,13 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        recorder = UsageRecorder(db)
+        recorder = Recorder(db)
         recorder.start()
         app.state.recorder = recorder
         limiter = create_limiter(settings.redis_url, settings.redis_prefix)
-        app.state.gateway = Gateway(registry, limiter, settings.limits, recorder)
+        sealer = PromptSealer(settings.audit.store_prompts_for, os.environ.get(settings.audit.key_env))
+        app.state.gateway = Gateway(registry, limiter, settings.limits, recorder, settings.policy,
+                                    settings.pii, sealer)
         try:
             yield
         finally:

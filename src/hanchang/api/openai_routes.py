@@ -14,6 +14,7 @@ from hanchang.api.auth import require_principal
 from hanchang.api.errors import error_body
 from hanchang.api.responses import JSONResponse
 from hanchang.api.schemas import ChatCompletionRequest, EmbeddingRequest
+from hanchang.assist.chat import AttachedText, chat_call
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal
 from hanchang.gateway.errors import GatewayError, UpstreamUnavailable
@@ -45,20 +46,27 @@ async def list_models(request: Request, principal: Principal = Depends(require_p
 async def chat_completions(body: ChatCompletionRequest, request: Request,
                            principal: Principal = Depends(require_principal)):
     gateway = _gateway(request)
-    call = Call(principal, "chat.completions", body.upstream_body(),
-                grade=body.data_grade or Grade.OPEN)
+    attachments = [AttachedText(a.name, a.content, a.grade) for a in body.attachments]
+    call = chat_call(principal, body.upstream_body(), body.data_grade or Grade.OPEN, attachments)
     if not body.stream:
-        return JSONResponse(await gateway.chat(call), headers={"x-request-id": call.request_id})
-    start, usage = await gateway.start_stream(call)
-    return StreamingResponse(
-        _sse(gateway, call, start, usage),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-request-id": call.request_id,
-                 "x-hanchang-model": start.model.name},
-    )
+        result = await gateway.chat(call)
+        return JSONResponse(result, headers=_report_headers(call))
+    start = await gateway.start_stream(call)
+    return StreamingResponse(_sse(gateway, call, start), media_type="text/event-stream",
+                             headers={"cache-control": "no-cache", **_report_headers(call)})
 
 
-async def _sse(gateway: Gateway, call: Call, start, usage) -> AsyncIterator[bytes]:
+def _report_headers(call: Call) -> dict[str, str]:
+    headers = {"x-request-id": call.request_id,
+               "x-hanchang-data-grade": call.report()["data_grade"]}
+    if call.model_used:
+        headers["x-hanchang-model"] = call.model_used
+    if call.rerouted_from:
+        headers["x-hanchang-rerouted-from"] = call.rerouted_from
+    return headers
+
+
+async def _sse(gateway: Gateway, call: Call, start) -> AsyncIterator[bytes]:
     counts: dict[str, Any] | None = None
     error: GatewayError | None = None
     text_chars = 0
@@ -70,6 +78,7 @@ async def _sse(gateway: Gateway, call: Call, start, usage) -> AsyncIterator[byte
                 chunk["model"] = start.model.name
                 if chunk.get("usage"):
                     counts = chunk["usage"]
+                    chunk["hanchang"] = call.report()
                 for choice in chunk.get("choices") or ():
                     text_chars += len((choice.get("delta") or {}).get("content") or "")
                 last = chunk
@@ -86,7 +95,7 @@ async def _sse(gateway: Gateway, call: Call, start, usage) -> AsyncIterator[byte
             yield b"data: " + orjson.dumps({
                 "id": last.get("id", call.request_id), "object": "chat.completion.chunk",
                 "created": last.get("created", int(time.time())), "model": start.model.name,
-                "choices": [], "usage": counts,
+                "choices": [], "usage": counts, "hanchang": call.report(),
             }) + b"\n\n"
         yield b"data: [DONE]\n\n"
     except GatewayError as exc:
@@ -100,7 +109,7 @@ async def _sse(gateway: Gateway, call: Call, start, usage) -> AsyncIterator[byte
         if error is None and counts is None:
             error = GatewayError("client closed the stream")
             error.status, error.code = 499, "client_closed"
-        await gateway.finish_stream(call, usage, counts, error)
+        await gateway.finish_stream(call, counts, error)
 
 
 @router.post("/embeddings")

@@ -17,6 +17,21 @@ class ChatMessage(BaseModel):
     name: str | None = None
 
 
+class Attachment(BaseModel):
+    """A document the user attached, as text, with its own grade (default O)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=300)
+    content: str = Field(max_length=2_000_000)
+    grade: Grade = Grade.OPEN
+
+    @field_validator("grade", mode="before")
+    @classmethod
+    def _grade(cls, value: Any) -> Grade:
+        return Grade.parse(value)
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -29,8 +44,10 @@ class ChatCompletionRequest(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     n: int | None = Field(default=None, ge=1, le=1)
     stop: str | list[str] | None = None
-    # Hanchang: the grade the caller declares for this request's data (default O, 공개).
+    # Hanchang: the grade the caller declares for this request's data (default O, 공개),
+    # and attached documents, each with its own grade.
     data_grade: Grade | None = None
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
 
     @field_validator("data_grade", mode="before")
     @classmethod
@@ -38,7 +55,8 @@ class ChatCompletionRequest(BaseModel):
         return None if value is None else Grade.parse(value)
 
     def upstream_body(self) -> dict[str, Any]:
-        body = self.model_dump(exclude_none=True, exclude={"data_grade", "stream_options"})
+        body = self.model_dump(exclude_none=True,
+                               exclude={"data_grade", "stream_options", "attachments"})
         if "max_completion_tokens" in body and "max_tokens" not in body:
             body["max_tokens"] = body.pop("max_completion_tokens")
         return body
@@ -50,6 +68,12 @@ class EmbeddingRequest(BaseModel):
     model: str | None = Field(default=None, min_length=1, max_length=200)
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] | None = None
+    data_grade: Grade | None = None
+
+    @field_validator("data_grade", mode="before")
+    @classmethod
+    def _grade(cls, value: Any) -> Grade | None:
+        return None if value is None else Grade.parse(value)
 
     @field_validator("input")
     @classmethod

@@ -27,6 +27,10 @@ class PolicyRefused(GatewayError):
     status, code, type = 403, "data_grade_refused", "permission_error"
 
 
+class PersonalDataRefused(GatewayError):
+    status, code, type = 403, "personal_data_blocked", "permission_error"
+
+
 class RateLimited(GatewayError):
     status, code, type = 429, "rate_limit_exceeded", "rate_limit_error"
 

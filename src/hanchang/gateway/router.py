@@ -1,45 +1,89 @@
-"""Route a call to a model: policy check, limits, fallback, usage record.
+"""Route a call to a model: grade policy, personal-data guard, limits, fallback, records.
 
-Nothing reaches a backend except through `Gateway`. The data-grade check happens in
-`_admissible`, which asks `core.policy.decide_model_access` about every candidate.
+Nothing reaches a backend except through `Gateway`. `Gateway.route` is the policy seam: it
+asks `core.policy` for the effective grade and the model that may answer, and filters every
+fallback through `decide_model_access`. Before each backend call the request is guarded for
+that model's zone; every answer passes the output guard; every call leaves one usage row and
+one audit record.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hanchang.audit.usage import Usage, UsageRecorder
-from hanchang.config import LimitsConfig
+from hanchang.audit.recorder import Recorder
+from hanchang.audit.trail import AuditEntry, PromptSealer
+from hanchang.audit.usage import Usage
+from hanchang.config import LimitsConfig, PiiConfig, PolicyConfig
 from hanchang.core.grades import Grade
 from hanchang.core.models import ModelSpec
-from hanchang.core.policy import decide_model_access
+from hanchang.core.policy import (
+    EffectiveGrade,
+    GradedItem,
+    RouteDecision,
+    RouteVerdict,
+    decide_model_access,
+    decide_route,
+    effective_grade,
+)
 from hanchang.core.principal import Principal
 from hanchang.gateway.backends import create_backend
 from hanchang.gateway.backends.base import Backend
 from hanchang.gateway.errors import (
     GatewayError,
+    PersonalDataRefused,
     PolicyRefused,
     UpstreamUnavailable,
     WrongModelKind,
 )
 from hanchang.gateway.limits import Budget, RateLimiter
 from hanchang.gateway.registry import ModelRegistry
+from hanchang.guard.links import known_links
+from hanchang.guard.output import OutputGuard
+from hanchang.guard.request_guard import GuardedRequest, PersonalDataBlocked, guard_request
 
 
 @dataclass
 class Call:
-    """One client request as the gateway sees it."""
+    """One client request as the gateway sees it, and what became of it."""
 
     principal: Principal
     endpoint: str
     body: dict[str, Any]
-    grade: Grade = Grade.OPEN
+    grade: Grade = Grade.OPEN  # declared by the caller
+    items: list[GradedItem] = field(default_factory=list)  # attachments, retrieved passages
+    source_ids: list[str] = field(default_factory=list)
+    stream: bool = False
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
+    # Filled in on the way:
+    effective: EffectiveGrade | None = None
+    decision: RouteDecision | None = None
+    model_used: str | None = None
+    guarded: GuardedRequest | None = None
+    output: OutputGuard | None = None
+    ttft_ms: int | None = None
+
+    @property
+    def rerouted_from(self) -> str | None:
+        d = self.decision
+        return d.requested.name if d and d.verdict is RouteVerdict.REROUTE else None
+
+    def report(self) -> dict[str, Any]:
+        """What Hanchang did with the request, for the client (`hanchang` field, headers)."""
+        return {
+            "data_grade": self.effective.grade.value if self.effective else self.grade.value,
+            "grade_reason": self.effective.reason if self.effective else None,
+            "rerouted_from": self.rerouted_from,
+            "route_notice": self.decision.reason if self.rerouted_from else None,
+            "pii": {"mode": self.guarded.mode.value, "counts": self.guarded.counts}
+            if self.guarded else None,
+            "links_removed": self.output.links_removed if self.output else 0,
+        }
 
 
 @dataclass
@@ -57,13 +101,19 @@ class Gateway:
         registry: ModelRegistry,
         limiter: RateLimiter,
         limits: LimitsConfig,
-        recorder: UsageRecorder | None,
+        recorder: Recorder | None,
+        policy: PolicyConfig | None = None,
+        pii: PiiConfig | None = None,
+        sealer: PromptSealer | None = None,
         backend_factory: Callable[[ModelSpec], Backend] = create_backend,
     ):
         self.registry = registry
         self.limiter = limiter
         self.limits = limits
         self.recorder = recorder
+        self.policy = policy or PolicyConfig()
+        self.pii = pii or PiiConfig()
+        self.sealer = sealer
         self._factory = backend_factory
         self._backends: dict[str, Backend] = {}
 
@@ -84,70 +134,107 @@ class Gateway:
         return budgets
 
     # -- the policy seam ---------------------------------------------------------------
-    def _admissible(self, call: Call, requested: ModelSpec) -> list[ModelSpec]:
-        """Candidates (requested model first, then fallbacks) that may receive this call's data."""
-        decision = decide_model_access(call.grade, requested)
-        if not decision.allowed:
-            raise PolicyRefused(decision.reason)
-        return [spec for spec in self.registry.candidates(requested)
-                if decide_model_access(call.grade, spec).allowed]
-
-    def _resolve(self, call: Call, kind: str) -> list[ModelSpec]:
+    def route(self, call: Call, kind: str) -> list[ModelSpec]:
+        """Decide the effective grade and who may answer; the candidates, in order."""
         requested = self.registry.get(str(call.body.get("model") or self.registry.default_model))
         if requested.kind != kind:
             raise WrongModelKind(
                 f"Model '{requested.name}' is a {requested.kind} model; it cannot serve {call.endpoint}.",
                 param="model",
             )
-        return self._admissible(call, requested)
+        call.effective = effective_grade(call.grade, call.items)
+        call.decision = decide_route(call.effective.grade, requested, list(self.registry),
+                                     reroute=self.policy.reroute,
+                                     preferred=self.policy.preferred_internal)
+        if call.decision.model is None:
+            raise PolicyRefused(call.decision.reason)
+        return [spec for spec in self.registry.candidates(call.decision.model)
+                if decide_model_access(call.effective.grade, spec).allowed]
+
+    def _guard(self, call: Call, spec: ModelSpec, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The body as this model may see it (personal data handled for its zone)."""
+        try:
+            call.guarded = guard_request(body or call.body, self.pii.mode_for(spec.zone), spec.name)
+        except PersonalDataBlocked as exc:
+            call.guarded = None
+            raise PersonalDataRefused(exc.message) from exc
+        allowed = known_links(*(_message_text(m) for m in call.body.get("messages", ())))
+        call.output = OutputGuard(call.guarded.vault, allowed)
+        return {**call.guarded.body, "model": spec.name}
 
     # -- calls ---------------------------------------------------------------------------
     async def chat(self, call: Call) -> dict[str, Any]:
-        return await self._unary(call, "chat", lambda backend, body: backend.chat(body))
+        async def invoke(spec: ModelSpec) -> dict[str, Any]:
+            result = await self.backend(spec).chat(self._guard(call, spec))
+            for choice in result.get("choices") or ():
+                message = choice.get("message") or {}
+                if isinstance(message.get("content"), str):
+                    message["content"] = call.output.apply(message["content"])
+            return result
+
+        result = await self._unary(call, "chat", invoke)
+        result["hanchang"] = call.report()
+        return result
 
     async def embeddings(self, call: Call) -> dict[str, Any]:
-        return await self._unary(call, "embedding", lambda backend, body: backend.embeddings(body))
+        async def invoke(spec: ModelSpec) -> dict[str, Any]:
+            return await self.backend(spec).embeddings(self._guard_embedding(call, spec))
 
-    async def _unary(self, call: Call, kind: str, invoke) -> dict[str, Any]:
-        usage = self._usage(call)
+        return await self._unary(call, "embedding", invoke)
+
+    def _guard_embedding(self, call: Call, spec: ModelSpec) -> dict[str, Any]:
+        texts = call.body["input"]
+        as_messages = {"messages": [{"role": "user", "content": t}
+                                    for t in (texts if isinstance(texts, list) else [texts])]}
+        if not all(isinstance(m["content"], str) for m in as_messages["messages"]):
+            return {**call.body, "model": spec.name}  # token ids: nothing to read
+        guarded = self._guard(call, spec, as_messages)
+        contents = [m["content"] for m in guarded["messages"] if m["role"] == "user"]
+        return {**call.body, "model": spec.name,
+                "input": contents if isinstance(texts, list) else contents[0]}
+
+    async def _unary(self, call: Call, kind: str,
+                     invoke: Callable[[ModelSpec], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        counts: dict[str, Any] = {}
+        error: GatewayError | None = None
         try:
-            candidates = self._resolve(call, kind)
+            candidates = self.route(call, kind)
             budgets = self.budgets(call.principal)
             await self.limiter.admit(budgets)
-            result, spec = await self._first_available(candidates, lambda b: invoke(b, call.body))
+            result, spec = await self._first_available(candidates, invoke)
             counts = result.get("usage") or {}
-            usage.model_used = spec.name
-            usage.tokens_in = int(counts.get("prompt_tokens") or 0)
-            usage.tokens_out = int(counts.get("completion_tokens") or 0)
-            usage.status = 200
-            await self.limiter.add_tokens(budgets, usage.tokens_in + usage.tokens_out)
+            call.model_used = spec.name
+            await self.limiter.add_tokens(budgets, _tokens(counts))
             result["model"] = spec.name
             return result
         except GatewayError as exc:
-            usage.status, usage.error_code = exc.status, exc.code
+            error = exc
+            raise
+        except Exception:
+            error = GatewayError("internal error")
             raise
         finally:
-            self._finish(call, usage)
+            self._finish(call, counts, error)
 
     async def _first_available(self, candidates: list[ModelSpec], invoke):
         problems = []
         for spec in candidates:
             try:
-                return await invoke(self.backend(spec)), spec
+                return await invoke(spec), spec
             except UpstreamUnavailable as exc:
                 problems.append(exc.message)
         raise UpstreamUnavailable(" ".join(problems) + _fallback_hint(candidates))
 
-    async def start_stream(self, call: Call) -> tuple[StreamStart, Usage]:
+    async def start_stream(self, call: Call) -> StreamStart:
         """Open a stream on the first model that produces a first chunk."""
-        usage = self._usage(call)
-        usage.stream = True
+        call.stream = True
         try:
-            candidates = self._resolve(call, "chat")
+            candidates = self.route(call, "chat")
             await self.limiter.admit(self.budgets(call.principal))
             problems = []
             for spec in candidates:
-                stream = self.backend(spec).chat_stream(call.body)
+                stream = _guard_stream(self.backend(spec).chat_stream(self._guard(call, spec)),
+                                       call.output)
                 try:
                     first = await anext(stream)
                 except StopAsyncIteration:
@@ -155,42 +242,99 @@ class Gateway:
                 except UpstreamUnavailable as exc:
                     problems.append(exc.message)
                     continue
-                usage.model_used = spec.name
-                usage.ttft_ms = int((time.perf_counter() - call.started) * 1000)
-                return StreamStart(spec, first, stream), usage
+                call.model_used = spec.name
+                call.ttft_ms = int((time.perf_counter() - call.started) * 1000)
+                return StreamStart(spec, first, stream)
             raise UpstreamUnavailable(" ".join(problems) + _fallback_hint(candidates))
         except GatewayError as exc:
-            usage.status, usage.error_code = exc.status, exc.code
-            self._finish(call, usage)
+            self._finish(call, {}, exc)
             raise
 
-    async def finish_stream(self, call: Call, usage: Usage, counts: dict[str, Any] | None,
+    async def finish_stream(self, call: Call, counts: dict[str, Any] | None,
                             error: GatewayError | None) -> None:
-        counts = counts or {}
-        usage.tokens_in = int(counts.get("prompt_tokens") or 0)
-        usage.tokens_out = int(counts.get("completion_tokens") or 0)
-        usage.status, usage.error_code = (error.status, error.code) if error else (200, None)
-        await self.limiter.add_tokens(self.budgets(call.principal), usage.tokens_in + usage.tokens_out)
-        self._finish(call, usage)
+        await self.limiter.add_tokens(self.budgets(call.principal), _tokens(counts or {}))
+        self._finish(call, counts or {}, error)
 
-    def _usage(self, call: Call) -> Usage:
+    # -- records ---------------------------------------------------------------------------
+    def _finish(self, call: Call, counts: dict[str, Any], error: GatewayError | None) -> None:
+        if self.recorder is None:
+            return
         p = call.principal
-        return Usage(
-            request_id=call.request_id, endpoint=call.endpoint,
-            model_requested=str(call.body.get("model") or self.registry.default_model or "")[:200],
-            status=500, user_id=p.user_id, user_name=p.user_name, api_key_id=p.api_key_id,
-            agency_id=p.agency_id, agency_code=p.agency_code,
+        status, code = (error.status, error.code) if error else (200, None)
+        latency_ms = int((time.perf_counter() - call.started) * 1000)
+        requested = str(call.body.get("model") or self.registry.default_model or "")[:200]
+        tokens_in = int(counts.get("prompt_tokens") or 0)
+        tokens_out = int(counts.get("completion_tokens") or 0)
+        usage = Usage(
+            request_id=call.request_id, endpoint=call.endpoint, model_requested=requested,
+            status=status, error_code=code, user_id=p.user_id, user_name=p.user_name,
+            api_key_id=p.api_key_id, agency_id=p.agency_id, agency_code=p.agency_code,
+            model_used=call.model_used, stream=call.stream, tokens_in=tokens_in,
+            tokens_out=tokens_out, latency_ms=latency_ms, ttft_ms=call.ttft_ms,
         )
-
-    def _finish(self, call: Call, usage: Usage) -> None:
-        usage.latency_ms = int((time.perf_counter() - call.started) * 1000)
-        if self.recorder is not None:
-            self.recorder.record(usage)
+        report = call.report()
+        entry = AuditEntry(
+            category="ai", action=call.endpoint, outcome=code or "ok", status=status,
+            request_id=call.request_id, user_id=p.user_id, user_name=p.user_name,
+            agency_code=p.agency_code, role=p.role.value, model_requested=requested,
+            model_used=call.model_used, declared_grade=call.grade.value,
+            effective_grade=report["data_grade"], grade_reason=report["grade_reason"],
+            pii_mode=call.guarded.mode.value if call.guarded else None,
+            pii_counts=call.guarded.counts if call.guarded else {},
+            source_ids=list(call.source_ids), tokens_in=tokens_in, tokens_out=tokens_out,
+            latency_ms=latency_ms,
+            detail={k: v for k, v in (("rerouted_from", call.rerouted_from),
+                                      ("links_removed", report["links_removed"]),
+                                      ("stream", call.stream)) if v},
+            prompt_encrypted=self.sealer.seal(p.agency_code, call.body.get("messages") or [])
+            if self.sealer else None,
+        )
+        self.recorder.record(usage, entry)
 
     async def aclose(self) -> None:
         for backend in self._backends.values():
             await backend.aclose()
         self._backends.clear()
+
+
+async def _guard_stream(stream: AsyncIterator[dict[str, Any]],
+                        output: OutputGuard) -> AsyncIterator[dict[str, Any]]:
+    """Pass streamed text through the output guard, holding back split words."""
+    last: dict[str, Any] = {}
+
+    def tail_chunk(text: str) -> dict[str, Any]:
+        return {"id": last.get("id", ""), "object": "chat.completion.chunk",
+                "created": last.get("created", int(time.time())), "model": last.get("model", ""),
+                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+
+    try:
+        async for chunk in stream:
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta")
+                if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                    delta["content"] = output.feed(delta["content"])
+                if choice.get("finish_reason") and (tail := output.flush()):
+                    delta = delta if isinstance(delta, dict) else {}
+                    choice["delta"] = {**delta, "content": (delta.get("content") or "") + tail}
+            last = chunk
+            yield chunk
+    except GatewayError:
+        if tail := output.flush():  # what was held back is still the user's answer
+            yield tail_chunk(tail)
+        raise
+    if tail := output.flush():
+        yield tail_chunk(tail)
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return str(content or "")
+
+
+def _tokens(counts: dict[str, Any]) -> int:
+    return int(counts.get("prompt_tokens") or 0) + int(counts.get("completion_tokens") or 0)
 
 
 def _fallback_hint(candidates: list[ModelSpec]) -> str:

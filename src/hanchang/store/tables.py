@@ -11,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -96,3 +97,50 @@ class UsageRecord(Base):
     ttft_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[int] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class AuditRecord(Base):
+    """One append-only, hash-chained record per AI interaction and per admin action."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (
+        Index("ix_audit_created_at", "created_at"),
+        Index("ix_audit_agency_created", "agency_code", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    category: Mapped[str] = mapped_column(String(16))  # "ai" | "admin"
+    action: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    user_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    agency_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    role: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    model_requested: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    model_used: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    declared_grade: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    effective_grade: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    grade_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pii_mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    pii_counts: Mapped[str] = mapped_column(Text, default="{}")  # JSON {type: count}
+    source_ids: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    tokens_in: Mapped[int] = mapped_column(Integer, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, default=0)
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[int] = mapped_column(Integer, default=200)
+    outcome: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    prompt_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    record_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The single row every append locks: the last record's id and hash."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,1 @@
+"""Work services as small pipelines over knowledge, gateway and guard."""

@@ -1,0 +1,1 @@
+"""Korean personal-data guard: recognizers, masking/pseudonymization, output link filter."""

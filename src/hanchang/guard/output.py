@@ -1,0 +1,38 @@
+"""The output guard: restore pseudonyms and neutralise unknown links, whole or streamed."""
+
+from __future__ import annotations
+
+from hanchang.guard.links import neutralise_links
+from hanchang.guard.vault import PseudonymVault
+
+_HOLD_LIMIT = 256  # never hold back more than this many characters of a stream
+
+
+class OutputGuard:
+    def __init__(self, vault: PseudonymVault | None, allowed_links: set[str]):
+        self.vault = vault
+        self.allowed_links = allowed_links
+        self.links_removed = 0
+        self._pending = ""
+
+    def apply(self, text: str) -> str:
+        if self.vault is not None:
+            text = self.vault.restore(text)
+        text, removed = neutralise_links(text, self.allowed_links)
+        self.links_removed += removed
+        return text
+
+    def feed(self, delta: str) -> str:
+        """Streamed text in, safe text out; a word still being written is held back,
+        since a placeholder or link may arrive split across chunks."""
+        self._pending += delta
+        cut = max(self._pending.rfind(" "), self._pending.rfind("\n"))
+        if cut < 0 and len(self._pending) < _HOLD_LIMIT:
+            return ""
+        cut = len(self._pending) if cut < 0 else cut + 1
+        ready, self._pending = self._pending[:cut], self._pending[cut:]
+        return self.apply(ready)
+
+    def flush(self) -> str:
+        ready, self._pending = self._pending, ""
+        return self.apply(ready) if ready else ""
