@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import getpass
+import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -24,7 +26,11 @@ agencies_app = typer.Typer(help="Agencies (기관).", no_args_is_help=True)
 users_app = typer.Typer(help="Users (사용자).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (API 키): shown once, stored hashed.", no_args_is_help=True)
 model_app = typer.Typer(help="The embedded local model.", no_args_is_help=True)
+pii_app = typer.Typer(help="Korean personal data (개인정보): scan and mask.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit trail (감사 기록).", no_args_is_help=True)
 app.add_typer(agencies_app, name="agencies")
+app.add_typer(pii_app, name="pii")
+app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(model_app, name="model")
@@ -54,6 +60,20 @@ def _database(settings: Settings):
     from hanchang.bootstrap import prepare_database
 
     return prepare_database(settings)
+
+
+def _operator() -> str:
+    """Who runs the CLI, for the audit trail of admin actions."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+def _audit_admin(session, action: str, agency: str | None, **detail) -> None:
+    from hanchang.audit import trail
+
+    trail.append(session, [trail.admin_entry(action, _operator(), agency, detail)])
 
 
 def _fail(message: str) -> typer.Exit:
@@ -161,6 +181,7 @@ def agencies_create(code: str, name: Annotated[str, typer.Option(help="Display n
     try:
         with db.session() as session:
             agency = accounts.create_agency(session, code, name)
+            _audit_admin(session, "agencies.create", agency.code, name=name)
     except AccountError as exc:
         raise _fail(str(exc)) from None
     out.print(f"Created agency {agency.code} ({agency.name})", highlight=False)
@@ -199,6 +220,7 @@ def users_create(
     try:
         with db.session() as session:
             created = accounts.create_user(session, agency, user, _role(role) or Role.USER, password)
+            _audit_admin(session, "users.create", agency, user=user, role=created.role)
     except AccountError as exc:
         raise _fail(str(exc)) from None
     out.print(f"Created user {created.name} in {agency} with role {created.role}", highlight=False)
@@ -235,6 +257,8 @@ def keys_create(
     try:
         with db.session() as session:
             issued = accounts.create_key(session, agency, user, _role(role), label)
+            _audit_admin(session, "keys.create", agency, key_id=issued.id, user=user,
+                         role=issued.role.value)
     except AccountError as exc:
         raise _fail(str(exc)) from None
     err.print(f"API key {issued.id} for {issued.user_name}@{issued.agency_code} "
@@ -264,6 +288,7 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="Key id, prefix, or the 
     try:
         with db.session() as session:
             revoked = accounts.revoke_key(session, key)
+            _audit_admin(session, "keys.revoke", None, key_id=revoked.id)
     except AccountError as exc:
         raise _fail(str(exc)) from None
     out.print(f"Revoked key {revoked.id} ({revoked.prefix})")
@@ -304,3 +329,92 @@ def usage(
         table.add_row(r.group, str(r.calls), str(r.errors), f"{r.tokens_in:,}", f"{r.tokens_out:,}",
                       f"{r.avg_latency_ms:.0f}", f"{r.avg_ttft_ms:.0f}" if r.avg_ttft_ms else "-")
     out.print(table)
+
+
+# -- personal data -----------------------------------------------------------------------
+@pii_app.command("scan")
+def pii_scan(
+    jsonl: Annotated[Path, typer.Option("--jsonl", help="Lines of {\"text\": …}; - for stdin.")],
+) -> None:
+    """Print one JSON line per input: {"text", "findings": [{"type", "start", "end", "value"}]}."""
+    from hanchang.guard.pii import scan
+
+    handle = sys.stdin if str(jsonl) == "-" else None
+    if handle is None and not jsonl.is_file():
+        raise _fail(f"{jsonl}: file not found")
+    with handle or jsonl.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                text = json.loads(line)["text"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise _fail(f"{jsonl}:{number}: expected a JSON object with a \"text\" field") from None
+            findings = [f.as_dict() for f in scan(str(text))]
+            for finding in findings:
+                finding.pop("score")
+            print(json.dumps({"text": text, "findings": findings}, ensure_ascii=False))
+
+
+@pii_app.command("mask")
+def pii_mask() -> None:
+    """Read text on stdin, write it with personal data replaced by typed placeholders."""
+    from hanchang.guard.pii import scan
+    from hanchang.guard.vault import PseudonymVault
+
+    vault = PseudonymVault()  # one numbering for the whole input: same value, same placeholder
+    for line in sys.stdin:
+        sys.stdout.write(vault.replace(line, scan(line)))
+
+
+# -- audit -----------------------------------------------------------------------------------
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole hash chain; exit 1 naming the first broken record."""
+    from hanchang.audit import trail
+
+    db = _database(_settings())
+    with db.session() as session:
+        result = trail.verify(session)
+    if result.ok:
+        out.print(f"[green]audit trail intact[/green]: {result.checked} records verified")
+        return
+    err.print(f"[red]audit trail broken[/red] at record {result.broken_id}: {result.problem} "
+              f"({result.checked} records before it verified)")
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[str, typer.Option(help="7d, 12h, 30m or an ISO date.")] = "30d",
+    agency: Annotated[str | None, typer.Option(help="Only this agency's records.")] = None,
+    format: Annotated[str, typer.Option("--format", help="jsonl | csv")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--out", help="File to write (default stdout).")] = None,
+) -> None:
+    """Write audit records (for the auditor role) as JSONL or CSV."""
+    from hanchang.audit import trail
+
+    if format not in ("jsonl", "csv"):
+        raise typer.BadParameter("--format must be jsonl or csv")
+    start = parse_since(since)
+    db = _database(_settings())
+    writer = trail.to_jsonl if format == "jsonl" else trail.to_csv
+    with db.session() as session:
+        rows = trail.export_rows(session, start, agency)
+        target = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            for piece in writer(rows):
+                target.write(piece)
+        finally:
+            if output:
+                target.close()
+    if output:
+        err.print(f"written {output}")
+
+
+@audit_app.command("new-key")
+def audit_new_key() -> None:
+    """Print a new key for encrypting stored prompts (set it as HANCHANG_AUDIT_KEY)."""
+    from cryptography.fernet import Fernet
+
+    print(Fernet.generate_key().decode())
