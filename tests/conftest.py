@@ -127,7 +127,10 @@ def launch_platform(tmp_path: Path, database_url: str, config: dict) -> Platform
     with db.session() as session:
         if not session.execute(text("select 1 from agencies where code='MOIS'")).first():
             accounts.create_agency(session, "MOIS", "행정안전부")
-        accounts.create_user(session, "MOIS", "kim", Role.USER)
+        try:
+            accounts.get_user(session, "MOIS", "kim")
+        except accounts.AccountError:
+            accounts.create_user(session, "MOIS", "kim", Role.USER)
         key = accounts.create_key(session, "MOIS", "kim").secret
     server = ThreadedServer(create_app(settings, db))
     server.start()

@@ -115,6 +115,6 @@ async def _sse(gateway: Gateway, call: Call, start) -> AsyncIterator[bytes]:
 @router.post("/embeddings")
 async def embeddings(body: EmbeddingRequest, request: Request,
                      principal: Principal = Depends(require_principal)):
-    call = Call(principal, "embeddings", body.model_dump(exclude_none=True))
-    return JSONResponse(await _gateway(request).embeddings(call),
-                          headers={"x-request-id": call.request_id})
+    call = Call(principal, "embeddings", body.model_dump(exclude_none=True, exclude={"data_grade"}),
+                grade=body.data_grade or Grade.OPEN)
+    return JSONResponse(await _gateway(request).embeddings(call), headers=_report_headers(call))
