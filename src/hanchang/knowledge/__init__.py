@@ -1,0 +1,1 @@
+"""Korean knowledge bases: parsing, chunking, Korean analysis, indexes, retrieval, versions."""

@@ -1,0 +1,139 @@
+"""The embedded retrieval index of one collection: two BM25 fields (+ optional vectors), fused.
+
+Built from analysed chunks (the DB keeps each chunk's Kiwi terms, so a rebuild never
+re-analyses), saved under HANCHANG_HOME/indexes/, memory-mapped on load. Each chunk carries
+the dates between which its document version is in force, so one index answers "today"
+and any past `as_of` date. A scale-out index (PostgreSQL full-text + pgvector, OpenSearch
+with Nori) implements the same `search` and `build` over the same inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from hanchang.knowledge.analysis import char_bigrams, with_pairs
+
+RRF_K = 60
+CANDIDATES = 100  # per field, before fusion
+OPEN_END = date.max.toordinal()
+
+
+@dataclass(frozen=True)
+class IndexInput:
+    chunk_id: int
+    morphemes: list[str]  # Kiwi content morphemes of title + section + text
+    gram_text: str  # title + section + text, for character bigrams
+    valid_from: int  # date ordinal (0 = always)
+    valid_to: int  # exclusive date ordinal (OPEN_END = still in force)
+    vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: int
+    score: float
+
+
+def _bm25(corpus: list[list[str]], k1: float, b: float) -> bm25s.BM25:
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(term, len(vocab)) for term in doc] for doc in corpus]
+    if not vocab:  # bm25s needs at least one term
+        vocab[""] = 0
+    retriever = bm25s.BM25(k1=k1, b=b)
+    retriever.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+    return retriever
+
+
+def _top(scores: np.ndarray, k: int) -> list[int]:
+    positive = np.flatnonzero(scores > 0)
+    if positive.size == 0:
+        return []
+    if positive.size > k:
+        positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
+    return list(positive[np.argsort(-scores[positive], kind="stable")])
+
+
+class CollectionIndex:
+    def __init__(self, chunk_ids: np.ndarray, valid_from: np.ndarray, valid_to: np.ndarray,
+                 morph: bm25s.BM25, grams: bm25s.BM25, vectors: np.ndarray | None):
+        self.chunk_ids = chunk_ids
+        self.valid_from = valid_from
+        self.valid_to = valid_to
+        self.morph = morph
+        self.grams = grams
+        self.vectors = vectors
+
+    def __len__(self) -> int:
+        return len(self.chunk_ids)
+
+    @classmethod
+    def build(cls, inputs: list[IndexInput]) -> CollectionIndex:
+        morph = _bm25([with_pairs(i.morphemes) for i in inputs], k1=0.9, b=0.4)
+        grams = _bm25([char_bigrams(i.gram_text) for i in inputs], k1=1.2, b=0.75)
+        vectors = None
+        if inputs and all(i.vector is not None for i in inputs):
+            matrix = np.vstack([i.vector for i in inputs]).astype(np.float32)
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            vectors = matrix / np.where(norms == 0, 1, norms)
+        return cls(np.array([i.chunk_id for i in inputs], dtype=np.int64),
+                   np.array([i.valid_from for i in inputs], dtype=np.int64),
+                   np.array([i.valid_to for i in inputs], dtype=np.int64), morph, grams, vectors)
+
+    def search(self, morphemes: list[str], text: str, k: int, as_of: date | None = None,
+               vector: np.ndarray | None = None) -> list[Hit]:
+        """Reciprocal-rank fusion of the BM25 fields (and vectors when both sides have them)."""
+        if not len(self):
+            return []
+        day = (as_of or date.today()).toordinal()
+        mask = ((self.valid_from <= day) & (day < self.valid_to)).astype(np.float32)
+        rankings = []
+        for retriever, terms in ((self.morph, with_pairs(morphemes)), (self.grams, char_bigrams(text))):
+            ids = retriever.get_tokens_ids(terms)
+            if ids:
+                scores = retriever.get_scores_from_ids(ids, weight_mask=mask)
+                rankings.append(_top(np.asarray(scores), CANDIDATES))
+        if vector is not None and self.vectors is not None:
+            query = vector.astype(np.float32) / (np.linalg.norm(vector) or 1)
+            rankings.append(_top((self.vectors @ query + 1.0) * mask, CANDIDATES))
+        fused: dict[int, float] = {}
+        for ranking in rankings:
+            for rank, position in enumerate(ranking):
+                fused[position] = fused.get(position, 0.0) + 1.0 / (RRF_K + rank + 1)
+        best = sorted(fused.items(), key=lambda item: -item[1])[:k]
+        return [Hit(int(self.chunk_ids[p]), round(score, 6)) for p, score in best]
+
+    # -- persistence ------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        partial = directory.with_name(directory.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        np.save(partial / "chunk_ids.npy", self.chunk_ids)
+        np.save(partial / "valid_from.npy", self.valid_from)
+        np.save(partial / "valid_to.npy", self.valid_to)
+        if self.vectors is not None:
+            np.save(partial / "vectors.npy", self.vectors)
+        self.morph.save(partial / "morph", show_progress=False)
+        self.grams.save(partial / "grams", show_progress=False)
+        (partial / "complete.json").write_text(json.dumps({"chunks": len(self)}))
+        shutil.rmtree(directory, ignore_errors=True)
+        partial.rename(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> CollectionIndex | None:
+        if not (directory / "complete.json").is_file():
+            return None
+        vectors_path = directory / "vectors.npy"
+        return cls(
+            np.load(directory / "chunk_ids.npy"), np.load(directory / "valid_from.npy"),
+            np.load(directory / "valid_to.npy"),
+            bm25s.BM25.load(directory / "morph", mmap=True, show_progress=False),
+            bm25s.BM25.load(directory / "grams", mmap=True, show_progress=False),
+            np.load(vectors_path, mmap_mode="r") if vectors_path.is_file() else None,
+        )

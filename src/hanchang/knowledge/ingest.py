@@ -1,0 +1,213 @@
+"""Ingestion: parse, chunk and analyse files, then apply every change in one transaction.
+
+Re-ingesting is incremental: a file whose content hash is unchanged is skipped; a changed
+file replaces its current version's chunks, or — with a later `effective_from` — becomes a
+new version and the old one is kept as superseded history; `prune` removes documents under
+the given folders whose files are gone. Parsing happens first, outside the transaction; a
+crash before the commit leaves the collection exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from hanchang.core.grades import Grade
+from hanchang.knowledge import collections as kc
+from hanchang.knowledge.analysis import KoreanAnalyzer, shared_analyzer
+from hanchang.knowledge.chunking import chunk_document
+from hanchang.knowledge.parsers import SUPPORTED_EXTENSIONS, DocumentError, parse
+from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion, utcnow
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: Path
+    key: str  # stable identity in the collection (absolute path, or "upload:<name>")
+    name: str  # what the user calls it
+
+
+@dataclass
+class FileResult:
+    name: str
+    status: str  # ingested | updated | new_version | unchanged | failed | pruned
+    chunks: int = 0
+    reason: str = ""
+    document_id: int | None = None
+    version: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Prepared:
+    source: SourceFile
+    content_hash: str
+    size: int
+    title: str = ""
+    parser: str = ""
+    pages: int | None = None
+    chunks: list[tuple[str, str, int | None, str]] = field(default_factory=list)  # text, section, page, terms
+    warnings: list[str] = field(default_factory=list)
+
+
+def discover(paths: Iterable[Path]) -> tuple[list[SourceFile], list[FileResult], list[str]]:
+    """Files under the given paths (recursive); unsupported ones reported, roots for pruning."""
+    files, skipped, roots = [], [], []
+    for path in paths:
+        path = path.expanduser().resolve()
+        if path.is_dir():
+            roots.append(str(path))
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if child.name.startswith("."):
+                    continue
+                if child.suffix.lower() in SUPPORTED_EXTENSIONS:
+                    files.append(SourceFile(child, str(child), str(child.relative_to(path.parent))))
+                else:
+                    skipped.append(FileResult(str(child.relative_to(path.parent)), "failed",
+                                              reason="지원하지 않는 형식 (unsupported type)"))
+        elif path.is_file():
+            files.append(SourceFile(path, str(path), path.name))
+        else:
+            skipped.append(FileResult(str(path), "failed", reason="파일이 없습니다 (no such file)"))
+    return files, skipped, roots
+
+
+def _hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _latest(session: Session, document_id: int) -> DocumentVersion | None:
+    return session.scalar(select(DocumentVersion).where(DocumentVersion.document_id == document_id)
+                          .order_by(DocumentVersion.number.desc()).limit(1))
+
+
+def _prepare(source: SourceFile, digest: str, analyzer: KoreanAnalyzer) -> _Prepared | FileResult:
+    size = source.path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        return FileResult(source.name, "failed",
+                          reason=f"파일이 {MAX_FILE_BYTES // 1024 // 1024} MB보다 큽니다 (file too large)")
+    prepared = _Prepared(source, digest, size)
+    try:
+        parsed = parse(source.path, source.name)
+    except DocumentError as exc:
+        return FileResult(source.name, "failed", reason=str(exc))
+    drafts = chunk_document(parsed)
+    if not drafts:
+        return FileResult(source.name, "failed", reason="본문 글자가 없습니다 (no text found)")
+    morphemes = analyzer.morphemes_many([f"{parsed.title}\n{d.section}\n{d.text}" for d in drafts])
+    prepared.title, prepared.parser, prepared.pages = parsed.title, parsed.parser, parsed.pages
+    prepared.chunks = [(d.text, d.section, d.page, " ".join(m))
+                       for d, m in zip(drafts, morphemes, strict=True)]
+    prepared.warnings = parsed.warnings
+    return prepared
+
+
+def ingest(
+    session: Session,
+    collection: Collection,
+    sources: list[SourceFile],
+    grade: Grade | None = None,
+    effective_from: date | None = None,
+    prune_roots: list[str] | None = None,
+    analyzer: KoreanAnalyzer | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[FileResult]:
+    """Apply the sources to the collection inside the caller's transaction."""
+    analyzer = analyzer or shared_analyzer()
+    grade = grade or Grade.parse(collection.grade)
+    results: list[FileResult] = []
+    changed = False
+    for source in sources:
+        existing = session.scalar(select(Document).where(Document.collection_id == collection.id,
+                                                         Document.source_key == source.key))
+        latest = _latest(session, existing.id) if existing else None
+        if not source.path.is_file():
+            results.append(FileResult(source.name, "failed", reason="파일이 없습니다 (no such file)"))
+            continue
+        digest = _hash(source.path)
+        if latest is not None and latest.content_hash == digest and (
+                effective_from is None or latest.effective_from == effective_from):
+            results.append(FileResult(source.name, "unchanged", latest.chunk_count, document_id=existing.id,
+                                      version=latest.number))
+            if progress:
+                progress(source.name)
+            continue
+        prepared = _prepare(source, digest, analyzer)
+        if progress:
+            progress(source.name)
+        if isinstance(prepared, FileResult):
+            results.append(prepared)
+            continue
+        results.append(_apply(session, collection, existing, latest, prepared, grade, effective_from))
+        changed = True
+    if prune_roots:
+        seen = {s.key for s in sources}
+        for document in session.scalars(select(Document).where(Document.collection_id == collection.id)):
+            under_root = any(document.source_key.startswith(root.rstrip("/") + "/") for root in prune_roots)
+            if under_root and document.source_key not in seen:
+                results.append(FileResult(document.source_key, "pruned", document_id=document.id))
+                session.delete(document)
+                changed = True
+    if changed:
+        kc.touch(collection)
+    session.flush()
+    return results
+
+
+def _apply(session: Session, collection: Collection, existing: Document | None,
+           latest: DocumentVersion | None, prepared: _Prepared, grade: Grade,
+           effective_from: date | None) -> FileResult:
+    if existing is None:
+        existing = Document(collection_id=collection.id, source_key=prepared.source.key,
+                            title=prepared.title[:300], grade=grade.value)
+        session.add(existing)
+        session.flush()
+        status = "ingested"
+    else:
+        existing.title, existing.updated_at = prepared.title[:300], utcnow()
+        existing.grade = max(Grade.parse(existing.grade), grade).value
+        status = "updated"
+    later = effective_from is not None and (
+        latest is None or latest.effective_from is None or effective_from > latest.effective_from)
+    new_version = latest is None or later
+    if new_version:
+        number = (latest.number + 1) if latest else 1
+        version = DocumentVersion(document_id=existing.id, number=number, content_hash=prepared.content_hash,
+                                  effective_from=effective_from, parser=prepared.parser,
+                                  size_bytes=prepared.size, pages=prepared.pages, chunk_count=0)
+        session.add(version)
+        session.flush()
+        if latest is not None:
+            status = "new_version"
+    else:
+        version = latest
+        session.execute(delete(Chunk).where(Chunk.version_id == version.id))
+        version.content_hash, version.parser = prepared.content_hash, prepared.parser
+        version.size_bytes, version.pages = prepared.size, prepared.pages
+        if effective_from is not None:
+            version.effective_from = effective_from
+    session.add_all(
+        Chunk(collection_id=collection.id, document_id=existing.id, version_id=version.id, ordinal=i,
+              text=text, section=section, page=page, terms=terms)
+        for i, (text, section, page, terms) in enumerate(prepared.chunks)
+    )
+    version.chunk_count = len(prepared.chunks)
+    return FileResult(prepared.source.name, status, len(prepared.chunks), document_id=existing.id,
+                      version=version.number, warnings=prepared.warnings)
+
+
+def document_count(session: Session, collection_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(Document)
+                          .where(Document.collection_id == collection_id)) or 0

@@ -1,0 +1,81 @@
+"""Document parsers, one module each, behind one registry declared here.
+
+`parse(path)` sniffs the real type from the content (not only the extension) and calls the
+matching parser. An agency adds a format by registering a parser in `PARSERS`.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+from hanchang.knowledge.parsers.base import (
+    Block,
+    BlockKind,
+    DamagedDocument,
+    DocumentError,
+    EncryptedDocument,
+    ParsedDocument,
+    UnsupportedDocument,
+)
+from hanchang.knowledge.parsers.hwp import parse_hwp
+from hanchang.knowledge.parsers.hwpx import parse_hwpx
+from hanchang.knowledge.parsers.office import parse_csv, parse_docx, parse_html, parse_pdf, parse_xlsx
+from hanchang.knowledge.parsers.text import parse_markdown, parse_text
+
+Parser = Callable[[Path, str | None], ParsedDocument]
+
+PARSERS: dict[str, Parser] = {
+    "hwp": parse_hwp, "hwpx": parse_hwpx, "pdf": parse_pdf, "docx": parse_docx,
+    "xlsx": parse_xlsx, "csv": parse_csv, "html": parse_html, "markdown": parse_markdown,
+    "text": parse_text,
+}
+_BY_EXTENSION = {".hwp": "hwp", ".hwpx": "hwpx", ".pdf": "pdf", ".docx": "docx", ".xlsx": "xlsx",
+                 ".csv": "csv", ".tsv": "csv", ".html": "html", ".htm": "html", ".md": "markdown",
+                 ".markdown": "markdown", ".txt": "text", ".text": "text"}
+SUPPORTED_EXTENSIONS = frozenset(_BY_EXTENSION)
+
+__all__ = ["PARSERS", "SUPPORTED_EXTENSIONS", "Block", "BlockKind", "DamagedDocument", "DocumentError",
+           "EncryptedDocument", "ParsedDocument", "UnsupportedDocument", "detect_format", "parse"]
+
+
+def detect_format(path: Path, name: str | None = None) -> str:
+    """The format by content: OLE2 → hwp, zip → hwpx/docx/xlsx by its members, %PDF → pdf."""
+    name = name or path.name
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    by_name = _BY_EXTENSION.get(Path(name).suffix.lower())
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        if by_name in (None, "hwp"):
+            return "hwp"
+        raise UnsupportedDocument(f"'{name}'은(는) 예전 MS Office 형식입니다. DOCX/XLSX로 저장해 주세요.",
+                                  f"'{name}' is a legacy OLE2 Office file")
+    if head.startswith(b"%PDF"):
+        return "pdf"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+        except zipfile.BadZipFile as exc:
+            raise DamagedDocument(f"'{name}'이(가) 손상되었습니다.", f"'{name}': bad zip") from exc
+        if any(n.startswith("Contents/") for n in names):
+            return "hwpx"
+        if "word/document.xml" in names:
+            return "docx"
+        if "xl/workbook.xml" in names:
+            return "xlsx"
+        raise UnsupportedDocument(f"'{name}'은(는) 지원하지 않는 압축 파일입니다.",
+                                  f"'{name}' is a zip of an unsupported kind")
+    if by_name in ("hwp", "hwpx", "pdf", "docx", "xlsx"):
+        raise DamagedDocument(f"'{name}'의 내용이 {by_name.upper()} 형식이 아닙니다. 파일을 확인해 주세요.",
+                              f"'{name}' does not contain {by_name}")
+    if by_name is None:
+        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        raise UnsupportedDocument(f"'{name}'은(는) 지원하지 않는 형식입니다. 지원 형식: {supported}",
+                                  f"unsupported file type: {name}")
+    return by_name
+
+
+def parse(path: Path, name: str | None = None) -> ParsedDocument:
+    return PARSERS[detect_format(path, name)](path, name or path.name)

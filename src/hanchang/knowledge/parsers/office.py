@@ -1,0 +1,163 @@
+"""PDF (text layer), DOCX, XLSX/CSV and HTML."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from hanchang.knowledge.parsers.base import (
+    Block,
+    BlockKind,
+    DamagedDocument,
+    EncryptedDocument,
+    ParsedDocument,
+    UnsupportedDocument,
+)
+from hanchang.knowledge.parsers.headings import heading_level
+from hanchang.knowledge.parsers.text import blocks_from_lines, read_text
+from hanchang.knowledge.parsers.ziputil import open_zip
+
+MAX_TABLE_ROWS = 20_000
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join("" if c is None else str(c).replace("\n", " ").strip() for c in cells) + " |"
+
+
+def parse_pdf(path: Path, name: str | None = None) -> ParsedDocument:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    name = name or path.name
+    try:
+        reader = PdfReader(str(path))
+        if reader.is_encrypted:
+            raise EncryptedDocument(f"'{name}'은(는) 암호가 걸린 PDF입니다. 암호를 해제해 올려 주세요.",
+                                    f"'{name}' is an encrypted PDF")
+        blocks: list[Block] = []
+        empty_pages: list[int] = []
+        for number, page in enumerate(reader.pages, 1):
+            text = page.extract_text() or ""
+            if not text.strip():
+                empty_pages.append(number)
+                continue
+            for block in blocks_from_lines(text.splitlines(), markdown=False):
+                blocks.append(Block(block.kind, block.text, block.level, page=number))
+    except PdfReadError as exc:
+        raise DamagedDocument(f"'{name}'을(를) 읽을 수 없습니다. PDF가 손상되었습니다.",
+                              f"'{name}': {exc}") from exc
+    warnings = []
+    if empty_pages:
+        listed = ", ".join(map(str, empty_pages[:20])) + (" …" if len(empty_pages) > 20 else "")
+        warnings.append(f"글자 층이 없는(스캔된) 쪽은 건너뛰었습니다: {listed}쪽 "
+                        f"(scanned pages without text skipped: {listed})")
+    if not blocks:
+        raise UnsupportedDocument(
+            f"'{name}'에는 글자 층이 없습니다(스캔 문서). 문자 인식(OCR) 후 다시 올려 주세요.",
+            f"'{name}' has no text layer (scanned); run OCR first",
+        )
+    title = (reader.metadata.title if reader.metadata and reader.metadata.title else None) or blocks[0].text
+    return ParsedDocument(title=str(title)[:200], blocks=blocks, parser="pdf", pages=len(reader.pages),
+                          warnings=warnings)
+
+
+def parse_docx(path: Path, name: str | None = None) -> ParsedDocument:
+    import docx
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    name = name or path.name
+    open_zip(path, name).close()  # zip-bomb guard before python-docx reads it
+    try:
+        document = docx.Document(str(path))
+    except Exception as exc:
+        raise DamagedDocument(f"'{name}'을(를) 열 수 없습니다. DOCX 파일이 손상되었습니다.",
+                              f"'{name}': {exc}") from exc
+    blocks: list[Block] = []
+    tables = 0
+    for item in document.iter_inner_content():
+        if isinstance(item, Paragraph):
+            text = item.text.strip()
+            if not text:
+                continue
+            style = (item.style.name if item.style is not None else "") or ""
+            level = int(style.split()[-1]) if style.startswith("Heading") and style.split()[-1].isdigit() \
+                else (1 if style == "Title" else heading_level(text))
+            blocks.append(Block(BlockKind.HEADING if level else BlockKind.PARAGRAPH, text, level))
+        elif isinstance(item, Table):
+            tables += 1
+            for row in item.rows:
+                cells = []
+                for cell in row.cells:  # merged cells repeat; keep each once
+                    if not cells or cells[-1] != cell.text.strip():
+                        cells.append(cell.text.strip())
+                if any(cells):
+                    blocks.append(Block(BlockKind.TABLE_ROW, _row(cells), table=tables))
+    title = (document.core_properties.title or "").strip() or next((b.text for b in blocks), name)
+    return ParsedDocument(title=title[:200], blocks=blocks, parser="docx")
+
+
+def parse_xlsx(path: Path, name: str | None = None) -> ParsedDocument:
+    import openpyxl
+
+    name = name or path.name
+    open_zip(path, name).close()
+    try:
+        workbook = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
+    except Exception as exc:
+        raise DamagedDocument(f"'{name}'을(를) 열 수 없습니다. XLSX 파일이 손상되었습니다.",
+                              f"'{name}': {exc}") from exc
+    blocks: list[Block] = []
+    for number, sheet in enumerate(workbook.worksheets, 1):
+        blocks.append(Block(BlockKind.HEADING, f"시트: {sheet.title}", 1))
+        for count, values in enumerate(sheet.iter_rows(values_only=True)):
+            if count >= MAX_TABLE_ROWS:
+                break
+            if any(v is not None and str(v).strip() for v in values):
+                blocks.append(Block(BlockKind.TABLE_ROW, _row(values), table=number))
+    workbook.close()
+    return ParsedDocument(title=name, blocks=blocks, parser="xlsx")
+
+
+def parse_csv(path: Path, name: str | None = None) -> ParsedDocument:
+    name = name or path.name
+    text = read_text(path, name)
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = csv.reader(io.StringIO(text), dialect)
+    blocks = [Block(BlockKind.TABLE_ROW, _row(r), table=1)
+              for i, r in enumerate(rows) if i < MAX_TABLE_ROWS and any(c.strip() for c in r)]
+    return ParsedDocument(title=name, blocks=blocks, parser="csv")
+
+
+def parse_html(path: Path, name: str | None = None) -> ParsedDocument:
+    from bs4 import BeautifulSoup
+
+    name = name or path.name
+    soup = BeautifulSoup(read_text(path, name), "html.parser")
+    for tag in soup(["script", "style", "noscript", "nav", "footer"]):
+        tag.decompose()
+    blocks: list[Block] = []
+    tables = 0
+    for element in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6", "p", "li", "table", "pre"]):
+        if element.find_parent("table") is not None and element.name != "table":
+            continue
+        if element.name == "table":
+            tables += 1
+            for tr in element.find_all("tr"):
+                cells = [c.get_text(" ", strip=True) for c in tr.find_all(["td", "th"])]
+                if any(cells):
+                    blocks.append(Block(BlockKind.TABLE_ROW, _row(cells), table=tables))
+            continue
+        text = element.get_text(" ", strip=True)
+        if not text:
+            continue
+        if element.name.startswith("h"):
+            blocks.append(Block(BlockKind.HEADING, text, int(element.name[1])))
+        else:
+            blocks.append(Block(BlockKind.PARAGRAPH, text))
+    title = soup.title.get_text(strip=True) if soup.title and soup.title.get_text(strip=True) else name
+    return ParsedDocument(title=title[:200], blocks=blocks, parser="html")
