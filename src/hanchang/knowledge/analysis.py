@@ -23,7 +23,7 @@ _SPACES = re.compile(r"\s+")
 class KoreanAnalyzer:
     """Thread-safe, lazily loaded Kiwi (loading takes ~1 s and ~100 MB)."""
 
-    def __init__(self, num_workers: int = 0):
+    def __init__(self, num_workers: int = -1):  # -1: all cores (batch analysis needs workers)
         self._kiwi = None
         self._lock = threading.Lock()
         self._workers = num_workers
@@ -51,7 +51,8 @@ def _content(tokens: Iterable) -> list[str]:
     out = []
     for token in tokens:
         if token.tag.startswith("NN") or token.tag in _CONTENT_TAGS:
-            form = token.form.lower()
+            # Kiwi may return a multi-word proper noun ("제럴드 포드"): keep it one term.
+            form = token.form.lower().replace(" ", "")
             if form not in STOP_FORMS:
                 out.append(form)
     return out

@@ -107,7 +107,7 @@ class CollectionIndex:
             for rank, position in enumerate(ranking):
                 fused[position] = fused.get(position, 0.0) + 1.0 / (RRF_K + rank + 1)
         best = sorted(fused.items(), key=lambda item: -item[1])[:k]
-        return [Hit(int(self.chunk_ids[p]), round(score, 6)) for p, score in best]
+        return [Hit(int(self.chunk_ids[p]), score) for p, score in best]
 
     # -- persistence ------------------------------------------------------------------
     def save(self, directory: Path) -> None:

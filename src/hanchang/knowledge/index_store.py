@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import select
 
 from hanchang.knowledge.index import OPEN_END, CollectionIndex, IndexInput
+from hanchang.knowledge.ingest import indexed_text
 from hanchang.store.db import Database
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion
 
@@ -82,7 +83,7 @@ class IndexStore:
                 .order_by(Chunk.id)
             ).all()
         return [
-            IndexInput(row.id, row.terms.split(), f"{row.title}\n{row.section}\n{row.text}",
+            IndexInput(row.id, row.terms.split(), indexed_text(row.title, row.section, row.text),
                        *validity.get(row.version_id, (0, OPEN_END)),
                        np.frombuffer(row.embedding, dtype=np.float32) if row.embedding else None)
             for row in rows

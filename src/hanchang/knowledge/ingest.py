@@ -93,7 +93,13 @@ def _latest(session: Session, document_id: int) -> DocumentVersion | None:
                           .order_by(DocumentVersion.number.desc()).limit(1))
 
 
-def _prepare(source: SourceFile, digest: str, analyzer: KoreanAnalyzer) -> _Prepared | FileResult:
+def indexed_text(title: str, section: str, text: str) -> str:
+    """What a chunk is found by: its document title, its section path (if different), its text."""
+    head = title if not section or section == title else f"{title}\n{section}"
+    return f"{head}\n{text}"
+
+
+def _prepare(source: SourceFile, digest: str) -> _Prepared | FileResult:
     size = source.path.stat().st_size
     if size > MAX_FILE_BYTES:
         return FileResult(source.name, "failed",
@@ -106,12 +112,18 @@ def _prepare(source: SourceFile, digest: str, analyzer: KoreanAnalyzer) -> _Prep
     drafts = chunk_document(parsed)
     if not drafts:
         return FileResult(source.name, "failed", reason="본문 글자가 없습니다 (no text found)")
-    morphemes = analyzer.morphemes_many([f"{parsed.title}\n{d.section}\n{d.text}" for d in drafts])
     prepared.title, prepared.parser, prepared.pages = parsed.title, parsed.parser, parsed.pages
-    prepared.chunks = [(d.text, d.section, d.page, " ".join(m))
-                       for d, m in zip(drafts, morphemes, strict=True)]
+    prepared.chunks = [(d.text, d.section, d.page, "") for d in drafts]
     prepared.warnings = parsed.warnings
     return prepared
+
+
+def _analyse(prepared: list[_Prepared], analyzer: KoreanAnalyzer) -> None:
+    """Kiwi over every chunk of the run in one batch (it parallelises across chunks)."""
+    texts = [indexed_text(p.title, section, text) for p in prepared for text, section, _, _ in p.chunks]
+    terms = iter(analyzer.morphemes_many(texts))
+    for p in prepared:
+        p.chunks = [(text, section, page, " ".join(next(terms))) for text, section, page, _ in p.chunks]
 
 
 def ingest(
@@ -128,30 +140,31 @@ def ingest(
     analyzer = analyzer or shared_analyzer()
     grade = grade or Grade.parse(collection.grade)
     results: list[FileResult] = []
-    changed = False
+    pending: list[tuple[Document | None, DocumentVersion | None, _Prepared]] = []
     for source in sources:
-        existing = session.scalar(select(Document).where(Document.collection_id == collection.id,
-                                                         Document.source_key == source.key))
-        latest = _latest(session, existing.id) if existing else None
         if not source.path.is_file():
             results.append(FileResult(source.name, "failed", reason="파일이 없습니다 (no such file)"))
             continue
+        existing = session.scalar(select(Document).where(Document.collection_id == collection.id,
+                                                         Document.source_key == source.key))
+        latest = _latest(session, existing.id) if existing else None
         digest = _hash(source.path)
         if latest is not None and latest.content_hash == digest and (
                 effective_from is None or latest.effective_from == effective_from):
             results.append(FileResult(source.name, "unchanged", latest.chunk_count, document_id=existing.id,
                                       version=latest.number))
-            if progress:
-                progress(source.name)
-            continue
-        prepared = _prepare(source, digest, analyzer)
+        else:
+            prepared = _prepare(source, digest)
+            if isinstance(prepared, FileResult):
+                results.append(prepared)
+            else:
+                pending.append((existing, latest, prepared))
         if progress:
             progress(source.name)
-        if isinstance(prepared, FileResult):
-            results.append(prepared)
-            continue
+    _analyse([p for _, _, p in pending], analyzer)
+    for existing, latest, prepared in pending:
         results.append(_apply(session, collection, existing, latest, prepared, grade, effective_from))
-        changed = True
+    changed = bool(pending)
     if prune_roots:
         seen = {s.key for s in sources}
         for document in session.scalars(select(Document).where(Document.collection_id == collection.id)):

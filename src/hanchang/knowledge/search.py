@@ -46,10 +46,12 @@ def search(store: IndexStore, collections: list[Collection], query: str, top_k: 
     hits: list[tuple[Hit, Collection, int]] = []
     for collection in collections:
         index = store.get(collection)
-        for hit in index.search(morphemes, query, top_k, as_of):
-            hits.append((hit, collection, 0))
-    hits.sort(key=lambda h: -h[0].score)
+        for rank, hit in enumerate(index.search(morphemes, query, top_k, as_of)):
+            hits.append((hit, collection, rank))
+    # Equal fused scores keep each index's own order (its first field breaks the tie).
+    hits.sort(key=lambda h: (-h[0].score, h[2]))
     hits = hits[:top_k]
+    order = {h[0].chunk_id: position for position, h in enumerate(hits)}
     if not hits:
         return []
     by_id = {h[0].chunk_id: h for h in hits}
@@ -79,7 +81,7 @@ def search(store: IndexStore, collections: list[Collection], query: str, top_k: 
             superseded=not in_force(validity.get(row.id, 0)), collection=collection.name,
             document_id=row.document_id, chunk_id=row.id,
         ))
-    results.sort(key=lambda r: -r.score)
+    results.sort(key=lambda r: order[r.chunk_id])
     return results
 
 

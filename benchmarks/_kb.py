@@ -1,0 +1,44 @@
+"""Shared set-up for the retrieval benchmarks: a throwaway Hanchang home with one collection."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+from hanchang.config import load_settings
+from hanchang.knowledge import collections as kc
+from hanchang.knowledge.index_store import IndexStore
+from hanchang.knowledge.ingest import discover, ingest
+from hanchang.store import migrate
+from hanchang.store.db import Database
+
+
+def build_collection(folder: Path, name: str = "bench") -> tuple[IndexStore, object, dict]:
+    """Ingest every file under `folder` into a fresh collection; returns store, collection, timings."""
+    home = Path(tempfile.mkdtemp(prefix="hanchang-bench-"))
+    settings = load_settings(home=home)
+    db = Database(f"sqlite:///{home / 'bench.db'}")
+    migrate.upgrade(db.engine)
+    with db.session() as session:
+        from hanchang.store.accounts import create_agency
+
+        create_agency(session, "BENCH", "benchmark")
+        collection = kc.create(session, "BENCH", name)
+    store = IndexStore(settings.home, db)
+    sources, skipped, _ = discover([folder])
+    started = time.perf_counter()
+    with db.session() as session:
+        collection = session.merge(collection)
+        results = ingest(session, collection, sources)
+        generation = collection.index_generation
+    ingested = time.perf_counter()
+    with db.session() as session:
+        collection = session.get(type(collection), collection.id)
+    store.rebuild(collection.id, generation)
+    built = time.perf_counter()
+    failed = [r for r in results if r.status == "failed"] + skipped
+    timings = {"files": len(sources), "failed": len(failed), "chunks": sum(r.chunks for r in results),
+               "ingest_s": round(ingested - started, 2), "index_build_s": round(built - ingested, 2),
+               "total_s": round(built - started, 2)}
+    return store, collection, timings
