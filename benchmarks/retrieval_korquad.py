@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,8 +20,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _kb import build_collection
+from hanchang.devtools.scratch_collection import build_collection
 from hanchang.knowledge.search import search
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Shared set-up for the retrieval benchmarks: a throwaway Hanchang home with one collection."""
+"""A throwaway Hanchang home with one ingested collection, for benchmarks and experiments."""
 
 from __future__ import annotations
 
