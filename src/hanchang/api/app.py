@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hanchang import __version__
-from hanchang.api import openai_routes
+from hanchang.api import knowledge_routes, openai_routes
 from hanchang.api.auth import KeyAuthenticator
 from hanchang.api.errors import error_response, install_error_handlers
 from hanchang.api.responses import JSONResponse
@@ -19,6 +19,7 @@ from hanchang.config import Settings
 from hanchang.gateway.limits import create_limiter
 from hanchang.gateway.registry import ModelRegistry
 from hanchang.gateway.router import Gateway
+from hanchang.knowledge.index_store import IndexStore
 from hanchang.store.db import Database
 
 
@@ -68,9 +69,11 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.authenticator = KeyAuthenticator(db)
+    app.state.knowledge = IndexStore(settings.home, db)
     app.state.started_at = int(time.time())
     install_error_handlers(app)
     app.include_router(openai_routes.router)
+    app.include_router(knowledge_routes.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hanchang.api.responses import JSONResponse
 from hanchang.gateway.errors import GatewayError
+from hanchang.knowledge.collections import KnowledgeError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway(_: Request, exc: GatewayError):
         return error_response(exc.status, exc.message, exc.type, exc.code, exc.param, exc.headers)
+
+    @app.exception_handler(KnowledgeError)
+    async def _knowledge(_: Request, exc: KnowledgeError):
+        return error_response(exc.status, f"{exc.message_ko} ({exc.message_en})",
+                              "invalid_request_error" if exc.status < 500 else "server_error", exc.code)
 
     @app.exception_handler(AuthError)
     async def _auth(_: Request, exc: AuthError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -48,6 +49,9 @@ class ChatCompletionRequest(BaseModel):
     # and attached documents, each with its own grade.
     data_grade: Grade | None = None
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+    # Grounding: answer from these knowledge bases (names or ids), citing them.
+    collections: list[str | int] = Field(default_factory=list, max_length=20)
+    as_of: date | None = None  # search the versions in force on this date
 
     @field_validator("data_grade", mode="before")
     @classmethod
@@ -55,8 +59,10 @@ class ChatCompletionRequest(BaseModel):
         return None if value is None else Grade.parse(value)
 
     def upstream_body(self) -> dict[str, Any]:
-        body = self.model_dump(exclude_none=True,
-                               exclude={"data_grade", "stream_options", "attachments"})
+        body = self.model_dump(
+            exclude_none=True,
+            exclude={"data_grade", "stream_options", "attachments", "collections", "as_of"},
+        )
         if "max_completion_tokens" in body and "max_tokens" not in body:
             body["max_tokens"] = body.pop("max_completion_tokens")
         return body

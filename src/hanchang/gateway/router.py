@@ -255,6 +255,13 @@ class Gateway:
         await self.limiter.add_tokens(self.budgets(call.principal), _tokens(counts or {}))
         self._finish(call, counts or {}, error)
 
+    def record_unanswered(self, call: Call, outcome: str) -> None:
+        """A request answered without any model (e.g. no sources found): still one record."""
+        call.effective = effective_grade(call.grade, call.items)
+        error = GatewayError(outcome)
+        error.status, error.code = 200, outcome
+        self._finish(call, {}, error)
+
     # -- records ---------------------------------------------------------------------------
     def _finish(self, call: Call, counts: dict[str, Any], error: GatewayError | None) -> None:
         if self.recorder is None:

@@ -75,7 +75,8 @@ def parse_text(path: Path, name: str | None = None) -> ParsedDocument:
     name = name or path.name
     lines = read_text(path, name).splitlines()
     blocks = blocks_from_lines(lines, markdown=False)
-    title = next((b.text for b in blocks), name)
+    # A plain-text file's name is a better title than its first line (often a page number).
+    title = Path(name).stem.replace("_", " ").strip() or next((b.text for b in blocks), name)
     return ParsedDocument(title=title[:200], blocks=blocks, parser="text")
 
 

@@ -1,0 +1,297 @@
+"""/api/collections, /api/documents, /api/search: knowledge bases over HTTP.
+
+Every query runs under the caller's agency (`knowledge.collections.readable`); writes need
+the collection's agency admin or a platform admin. Uploads are size-limited, sniffed by
+content and zip-bomb-guarded; a failed upload leaves the collection as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from hanchang.api.auth import require_principal
+from hanchang.api.responses import JSONResponse
+from hanchang.audit import trail
+from hanchang.core.grades import Grade
+from hanchang.core.principal import Principal, Role
+from hanchang.knowledge import collections as kc
+from hanchang.knowledge.ingest import MAX_FILE_BYTES, SourceFile
+from hanchang.knowledge.operations import ingest_sources
+from hanchang.knowledge.search import search
+from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion
+
+router = APIRouter(prefix="/api")
+MAX_FILES_PER_UPLOAD = 50
+
+
+class CollectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    grade: Grade = Grade.OPEN
+    is_common: bool = False
+    description: str = Field(default="", max_length=2000)
+
+    @field_validator("grade", mode="before")
+    @classmethod
+    def _grade(cls, value):
+        return Grade.parse(value)
+
+
+class CollectionPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grade: Grade | None = None
+    description: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("grade", mode="before")
+    @classmethod
+    def _grade(cls, value):
+        return None if value is None else Grade.parse(value)
+
+
+class DocumentPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grade: Grade
+
+    @field_validator("grade", mode="before")
+    @classmethod
+    def _grade(cls, value):
+        return Grade.parse(value)
+
+
+def _collection_json(collection: Collection, principal: Principal, documents: int) -> dict:
+    try:
+        kc.require_writer(principal, collection)
+        writable = True
+    except kc.NotAllowed:
+        writable = False
+    return {"id": collection.id, "name": collection.name, "agency": collection.agency.code,
+            "grade": collection.grade, "is_common": collection.is_common,
+            "description": collection.description, "documents": documents, "writable": writable,
+            "updated_at": collection.updated_at.isoformat()}
+
+
+def _audit(session, principal: Principal, action: str, detail: dict) -> None:
+    entry = trail.admin_entry(action, principal.user_name, principal.agency_code, detail)
+    entry.user_id, entry.role = principal.user_id, principal.role.value
+    trail.append(session, [entry])
+
+
+@router.get("/collections")
+async def list_collections(request: Request, principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            counts = dict(session.execute(select(Document.collection_id, func.count())
+                                          .group_by(Document.collection_id)).all())
+            return [_collection_json(c, principal, counts.get(c.id, 0))
+                    for c in kc.list_readable(session, principal)]
+    return JSONResponse({"data": await run_in_threadpool(work)})
+
+
+@router.post("/collections", status_code=201)
+async def create_collection(body: CollectionIn, request: Request,
+                            principal: Principal = Depends(require_principal)):
+    if principal.role not in (Role.AGENCY_ADMIN, Role.PLATFORM_ADMIN):
+        raise kc.NotAllowed("지식베이스는 기관 관리자만 만들 수 있습니다.", "agency admins create collections")
+    if body.is_common and principal.role is not Role.PLATFORM_ADMIN:
+        raise kc.NotAllowed("공통 지식베이스는 플랫폼 관리자만 만들 수 있습니다.",
+                            "only platform admins create common collections")
+
+    def work():
+        with request.app.state.db.session() as session:
+            created = kc.create(session, principal.agency_code, body.name, body.grade, body.is_common,
+                                body.description)
+            _audit(session, principal, "collections.create",
+                   {"collection": created.name, "grade": created.grade, "common": created.is_common})
+            session.flush()
+            session.refresh(created)
+            return _collection_json(created, principal, 0)
+    return JSONResponse(await run_in_threadpool(work), status_code=201)
+
+
+@router.patch("/collections/{collection_id}")
+async def update_collection(collection_id: int, body: CollectionPatch, request: Request,
+                            principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            collection = kc.get_readable(session, principal, collection_id)
+            kc.require_writer(principal, collection)
+            if body.grade is not None and body.grade.value != collection.grade:
+                change = {"collection": collection.name, "before": collection.grade,
+                          "after": body.grade.value}
+                _audit(session, principal, "collections.grade", change)
+                collection.grade = body.grade.value
+                kc.touch(collection)
+            if body.description is not None:
+                collection.description = body.description
+            return _collection_json(collection, principal, 0)
+    return JSONResponse(await run_in_threadpool(work))
+
+
+@router.delete("/collections/{collection_id}", status_code=204)
+async def delete_collection(collection_id: int, request: Request,
+                            principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            collection = kc.get_readable(session, principal, collection_id)
+            kc.require_writer(principal, collection)
+            _audit(session, principal, "collections.delete", {"collection": collection.name})
+            session.delete(collection)
+        request.app.state.knowledge.forget(collection_id)
+    await run_in_threadpool(work)
+    return JSONResponse(None, status_code=204)
+
+
+@router.get("/collections/{collection_id}/documents")
+async def list_documents(collection_id: int, request: Request,
+                         principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            collection = kc.get_readable(session, principal, collection_id)
+            rows = session.execute(
+                select(Document, func.max(DocumentVersion.number), func.count(DocumentVersion.id))
+                .join(DocumentVersion, DocumentVersion.document_id == Document.id)
+                .where(Document.collection_id == collection.id)
+                .group_by(Document.id).order_by(Document.title)).all()
+            return [{"id": d.id, "title": d.title, "source": d.source_key.removeprefix("upload:"),
+                     "grade": d.grade, "versions": count, "latest_version": latest,
+                     "updated_at": d.updated_at.isoformat()} for d, latest, count in rows]
+    return JSONResponse({"data": await run_in_threadpool(work)})
+
+
+@router.post("/collections/{collection_id}/documents")
+async def upload_documents(
+    collection_id: int, request: Request,
+    files: list[UploadFile] = File(...),
+    grade: str | None = Form(None),
+    effective_from: date | None = Form(None),
+    principal: Principal = Depends(require_principal),
+):
+    """Upload files; each gets its own result. Nothing is kept of a run that fails."""
+    level = Grade.parse(grade) if grade else None
+    if len(files) > MAX_FILES_PER_UPLOAD:
+        raise kc.KnowledgeError(f"한 번에 {MAX_FILES_PER_UPLOAD}개까지 올릴 수 있습니다.",
+                                f"at most {MAX_FILES_PER_UPLOAD} files per upload")
+    state = request.app.state
+    with state.db.session() as session:
+        collection = kc.get_readable(session, principal, collection_id)
+        kc.require_writer(principal, collection)
+    folder = Path(tempfile.mkdtemp(prefix="hanchang-upload-"))
+    try:
+        sources, too_big = [], []
+        for number, upload in enumerate(files):
+            name = Path(upload.filename or f"upload-{number}").name
+            target = folder / f"{number}-{name}"
+            size = 0
+            with target.open("wb") as out:
+                while block := await upload.read(1 << 20):
+                    size += len(block)
+                    if size > MAX_FILE_BYTES:
+                        break
+                    out.write(block)
+            if size > MAX_FILE_BYTES:
+                too_big.append({"name": name, "status": "failed", "chunks": 0,
+                                "reason": f"파일이 {MAX_FILE_BYTES // 1024 // 1024} MB보다 큽니다 "
+                                          "(file too large)"})
+                continue
+            sources.append(SourceFile(target, f"upload:{name}", name))
+
+        def work():
+            report = ingest_sources(state.db, state.knowledge, collection_id, sources, level, effective_from)
+            with state.db.session() as session:
+                _audit(session, principal, "documents.upload",
+                       {"collection_id": collection_id, "files": [r.name for r in report.results],
+                        "statuses": [r.status for r in report.results]})
+            return report
+        report = await run_in_threadpool(work) if sources else None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    results = too_big + [{"name": r.name, "status": r.status, "chunks": r.chunks, "reason": r.reason,
+                          "document_id": r.document_id, "version": r.version, "warnings": r.warnings}
+                         for r in (report.results if report else [])]
+    ok = any(r["status"] != "failed" for r in results)
+    return JSONResponse({"results": results}, status_code=200 if ok else 422)
+
+
+@router.patch("/documents/{document_id}")
+async def update_document(document_id: int, body: DocumentPatch, request: Request,
+                          principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            document = _readable_document(session, principal, document_id)
+            collection = session.get(Collection, document.collection_id)
+            kc.require_writer(principal, collection)
+            _audit(session, principal, "documents.grade",
+                   {"document_id": document.id, "before": document.grade, "after": body.grade.value})
+            document.grade = body.grade.value
+            kc.touch(collection)
+            return {"id": document.id, "grade": document.grade}
+    return JSONResponse(await run_in_threadpool(work))
+
+
+@router.delete("/documents/{document_id}", status_code=204)
+async def delete_document(document_id: int, request: Request,
+                          principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            document = _readable_document(session, principal, document_id)
+            collection = session.get(Collection, document.collection_id)
+            kc.require_writer(principal, collection)
+            _audit(session, principal, "documents.delete", {"document_id": document.id,
+                                                             "title": document.title})
+            session.delete(document)
+            kc.touch(collection)
+    await run_in_threadpool(work)
+    return JSONResponse(None, status_code=204)
+
+
+@router.post("/collections/{collection_id}/reindex")
+async def reindex(collection_id: int, request: Request, principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            collection = kc.get_readable(session, principal, collection_id)
+            kc.require_writer(principal, collection)
+            kc.touch(collection)
+            generation = collection.index_generation
+        index = request.app.state.knowledge.rebuild(collection_id, generation)
+        return {"id": collection_id, "chunks": len(index)}
+    return JSONResponse(await run_in_threadpool(work))
+
+
+@router.get("/search")
+async def search_route(request: Request, q: str, collection: list[str] | None = None, top_k: int = 5,
+                       as_of: date | None = None, principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            chosen = [kc.get_readable(session, principal, ref) for ref in collection] if collection \
+                else kc.list_readable(session, principal)
+        results = search(request.app.state.knowledge, chosen, q, max(1, min(top_k, 50)), as_of)
+        return [r.as_dict() for r in results]
+    return JSONResponse({"results": await run_in_threadpool(work)})
+
+
+def _readable_document(session, principal: Principal, document_id: int) -> Document:
+    document = session.scalar(select(Document).where(
+        Document.id == document_id,
+        Document.collection_id.in_(kc.readable(principal).with_only_columns(Collection.id))))
+    if document is None:
+        raise kc.CollectionNotFound(f"문서 {document_id}을(를) 찾을 수 없습니다.",
+                                    f"document {document_id} not found")
+    return document
+
+
+def chunk_for(session, principal: Principal, chunk_id: int) -> Chunk | None:
+    """A chunk, if the principal may read its collection (for opening a citation)."""
+    return session.scalar(select(Chunk).where(
+        Chunk.id == chunk_id,
+        Chunk.collection_id.in_(kc.readable(principal).with_only_columns(Collection.id))))

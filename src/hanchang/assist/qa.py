@@ -1,0 +1,122 @@
+"""질의응답: grounded answers from the caller's knowledge bases, with numbered citations.
+
+If every document of the chosen collections fits comfortably in the model's context window,
+they go in whole (most questions over a few documents need no retrieval); otherwise the
+best passages are retrieved. Each passage's grade joins the request's grade, so grounding
+on a 민감 document makes the request 민감. With nothing relevant found, the answer says so
+in Korean instead of letting the model guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+
+from hanchang.core.grades import Grade
+from hanchang.core.policy import GradedItem
+from hanchang.knowledge.index_store import IndexStore
+from hanchang.knowledge.search import SearchResult, search
+from hanchang.store.tables import Chunk, Collection, Document
+
+TOP_K = 5
+CHARS_PER_TOKEN = 1.5  # Korean text in Qwen-family tokenizers, measured on the sample corpus
+WHOLE_DOCUMENT_SHARE = 0.5  # of the context window, leaving room for the question and answer
+NO_SOURCES = ("선택한 지식베이스에서 질문과 관련된 내용을 찾지 못했습니다. 질문을 바꾸거나 "
+              "다른 지식베이스를 선택해 주세요.")
+INSTRUCTIONS = (
+    "당신은 대한민국 공공기관 공무원의 업무를 돕는 AI입니다. 아래 [자료]만 근거로 한국어로 답하세요. "
+    "근거로 쓴 자료의 번호를 문장 끝에 [1]처럼 표시하세요. 자료에 답이 없으면 추측하지 말고 "
+    "'제공된 자료에서 답을 찾을 수 없습니다.'라고 답하세요."
+)
+
+
+@dataclass(frozen=True)
+class Passage:
+    index: int
+    result: SearchResult
+
+    def citation(self) -> dict[str, Any]:
+        r = self.result
+        return {"index": self.index, "source": r.source, "title": r.title, "section": r.section,
+                "page": r.page, "snippet": r.text[:300], "text": r.text, "grade": r.grade,
+                "collection": r.collection, "document_id": r.document_id, "chunk_id": r.chunk_id,
+                "version": r.version, "superseded": r.superseded}
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            return str(content or "")
+    return ""
+
+
+def _whole_documents(store: IndexStore, collections: list[Collection],
+                     budget_chars: int) -> list[SearchResult]:
+    """Every current chunk of the collections, in document order, if they fit the budget."""
+    ids = [c.id for c in collections]
+    by_id = {c.id: c for c in collections}
+    with store.db.session() as session:
+        texts = session.execute(select(Chunk.text).where(Chunk.collection_id.in_(ids)))
+        total = sum(len(t) for (t,) in texts)
+        if total == 0 or total > budget_chars:
+            return []
+        rows = session.execute(
+            select(Chunk.id, Chunk.text, Chunk.section, Chunk.page, Chunk.collection_id,
+                   Document.id.label("document_id"), Document.source_key, Document.title,
+                   Document.grade)
+            .join(Document, Document.id == Chunk.document_id)
+            .where(Chunk.collection_id.in_(ids)).order_by(Document.id, Chunk.ordinal)).all()
+    # Only the version in force today of each document.
+    current = {}
+    for collection in collections:
+        index = store.get(collection)
+        today = date.today().toordinal()
+        for position, chunk_id in enumerate(index.chunk_ids):
+            current[int(chunk_id)] = bool(index.valid_from[position] <= today < index.valid_to[position])
+    results = []
+    for row in rows:
+        if not current.get(row.id, False):
+            continue
+        collection = by_id[row.collection_id]
+        grade = max(Grade.parse(collection.grade), Grade.parse(row.grade)).value
+        results.append(SearchResult(row.text, row.source_key.removeprefix("upload:"), row.title, row.section,
+                                    row.page, 1.0, grade, 0, None, False, collection.name,
+                                    row.document_id, row.id))
+    return results
+
+
+def gather_passages(store: IndexStore, collections: list[Collection], question: str,
+                    context_window: int, top_k: int = TOP_K, as_of: date | None = None) -> list[Passage]:
+    budget = int(context_window * WHOLE_DOCUMENT_SHARE * CHARS_PER_TOKEN)
+    results = [] if as_of else _whole_documents(store, collections, budget)
+    if not results:
+        results = search(store, collections, question, top_k, as_of)
+    return [Passage(i, r) for i, r in enumerate(results, 1)]
+
+
+def grounded_messages(messages: list[dict[str, Any]], passages: list[Passage]) -> list[dict[str, Any]]:
+    sources = "\n\n".join(
+        f"[{p.index}] {p.result.title}" + (f" · {p.result.section}" if p.result.section else "")
+        + ("(이전 버전)" if p.result.superseded else "") + f"\n{p.result.text}"
+        for p in passages)
+    return [{"role": "system", "content": f"{INSTRUCTIONS}\n\n[자료]\n{sources}"}, *messages]
+
+
+def passage_items(passages: list[Passage]) -> list[GradedItem]:
+    return [GradedItem("passage", f"doc:{p.result.document_id}", Grade.parse(p.result.grade))
+            for p in passages]
+
+
+def no_sources_completion(model: str, request_id: str) -> dict[str, Any]:
+    import time
+
+    return {"id": f"chatcmpl-{request_id}", "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "finish_reason": "stop",
+                                         "message": {"role": "assistant", "content": NO_SOURCES}}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, "citations": []}

@@ -1,0 +1,104 @@
+"""`hanchang pii …` and `hanchang audit …`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hanchang.cli_common import err, fail, open_database, out, parse_since, settings_or_exit
+
+pii_app = typer.Typer(help="Korean personal data (개인정보): scan and mask.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit trail (감사 기록).", no_args_is_help=True)
+
+
+# -- personal data -----------------------------------------------------------------------
+@pii_app.command("scan")
+def pii_scan(
+    jsonl: Annotated[Path, typer.Option("--jsonl", help="Lines of {\"text\": …}; - for stdin.")],
+) -> None:
+    """Print one JSON line per input: {"text", "findings": [{"type", "start", "end", "value"}]}."""
+    from hanchang.guard.pii import scan
+
+    handle = sys.stdin if str(jsonl) == "-" else None
+    if handle is None and not jsonl.is_file():
+        raise fail(f"{jsonl}: file not found")
+    with handle or jsonl.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                text = json.loads(line)["text"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise fail(f"{jsonl}:{number}: expected a JSON object with a \"text\" field") from None
+            findings = [f.as_dict() for f in scan(str(text))]
+            for finding in findings:
+                finding.pop("score")
+            print(json.dumps({"text": text, "findings": findings}, ensure_ascii=False))
+
+
+@pii_app.command("mask")
+def pii_mask() -> None:
+    """Read text on stdin, write it with personal data replaced by typed placeholders."""
+    from hanchang.guard.pii import scan
+    from hanchang.guard.vault import PseudonymVault
+
+    vault = PseudonymVault()  # one numbering for the whole input: same value, same placeholder
+    for line in sys.stdin:
+        sys.stdout.write(vault.replace(line, scan(line)))
+
+
+# -- audit -----------------------------------------------------------------------------------
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole hash chain; exit 1 naming the first broken record."""
+    from hanchang.audit import trail
+
+    db = open_database(settings_or_exit())
+    with db.session() as session:
+        result = trail.verify(session)
+    if result.ok:
+        out.print(f"[green]audit trail intact[/green]: {result.checked} records verified")
+        return
+    err.print(f"[red]audit trail broken[/red] at record {result.broken_id}: {result.problem} "
+              f"({result.checked} records before it verified)")
+    raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[str, typer.Option(help="7d, 12h, 30m or an ISO date.")] = "30d",
+    agency: Annotated[str | None, typer.Option(help="Only this agency's records.")] = None,
+    format: Annotated[str, typer.Option("--format", help="jsonl | csv")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--out", help="File to write (default stdout).")] = None,
+) -> None:
+    """Write audit records (for the auditor role) as JSONL or CSV."""
+    from hanchang.audit import trail
+
+    if format not in ("jsonl", "csv"):
+        raise typer.BadParameter("--format must be jsonl or csv")
+    start = parse_since(since)
+    db = open_database(settings_or_exit())
+    writer = trail.to_jsonl if format == "jsonl" else trail.to_csv
+    with db.session() as session:
+        rows = trail.export_rows(session, start, agency)
+        target = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            for piece in writer(rows):
+                target.write(piece)
+        finally:
+            if output:
+                target.close()
+    if output:
+        err.print(f"written {output}")
+
+
+@audit_app.command("new-key")
+def audit_new_key() -> None:
+    """Print a new key for encrypting stored prompts (set it as HANCHANG_AUDIT_KEY)."""
+    from cryptography.fernet import Fernet
+
+    print(Fernet.generate_key().decode())

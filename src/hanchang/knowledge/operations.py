@@ -1,0 +1,57 @@
+"""Ingestion as one unit of work: discover, apply in one transaction, then rebuild the index."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from hanchang.core.grades import Grade
+from hanchang.knowledge.index_store import IndexStore
+from hanchang.knowledge.ingest import FileResult, SourceFile, discover, ingest
+from hanchang.store.db import Database
+from hanchang.store.tables import Collection
+
+SAMPLE_CORPUS = Path(__file__).resolve().parent.parent / "sample_corpus"
+SAMPLE_COLLECTION = "sample"
+
+
+@dataclass
+class IngestReport:
+    results: list[FileResult]
+
+    def count(self, *statuses: str) -> int:
+        return sum(1 for r in self.results if r.status in statuses)
+
+    @property
+    def usable(self) -> bool:
+        """At least one file is in the collection after the run (ingested, updated or unchanged)."""
+        return self.count("ingested", "updated", "new_version", "unchanged", "pruned") > 0
+
+
+def ingest_sources(db: Database, store: IndexStore, collection_id: int, sources: list[SourceFile],
+                   grade: Grade | None = None, effective_from: date | None = None,
+                   prune_roots: list[str] | None = None,
+                   progress: Callable[[str], None] | None = None) -> IngestReport:
+    with db.session() as session:
+        collection = session.get(Collection, collection_id)
+        results = ingest(session, collection, sources, grade, effective_from, prune_roots,
+                         progress=progress)
+        generation = collection.index_generation
+    store.rebuild(collection_id, generation)  # after the commit; a crash here is healed on next search
+    return IngestReport(results)
+
+
+def ingest_paths(db: Database, store: IndexStore, collection_id: int, paths: list[Path],
+                 grade: Grade | None = None, effective_from: date | None = None, prune: bool = False,
+                 progress: Callable[[str], None] | None = None) -> IngestReport:
+    sources, skipped, roots = discover(paths)
+    report = ingest_sources(db, store, collection_id, sources, grade, effective_from,
+                            roots if prune else None, progress)
+    report.results[:0] = skipped
+    return report
+
+
+def sample_sources() -> list[SourceFile]:
+    return [SourceFile(p, f"sample:{p.name}", p.name) for p in sorted(SAMPLE_CORPUS.glob("*.txt"))]
