@@ -102,7 +102,8 @@ async def list_collections(request: Request, principal: Principal = Depends(requ
 async def create_collection(body: CollectionIn, request: Request,
                             principal: Principal = Depends(require_principal)):
     if principal.role not in (Role.AGENCY_ADMIN, Role.PLATFORM_ADMIN):
-        raise kc.NotAllowed("지식베이스는 기관 관리자만 만들 수 있습니다.", "agency admins create collections")
+        raise kc.NotAllowed("지식베이스는 기관 관리자만 만들 수 있습니다.",
+                            "agency admins create collections")
     if body.is_common and principal.role is not Role.PLATFORM_ADMIN:
         raise kc.NotAllowed("공통 지식베이스는 플랫폼 관리자만 만들 수 있습니다.",
                             "only platform admins create common collections")
