@@ -36,6 +36,8 @@ TAG_TABLE = 77
 
 _CHAR_CONTROLS = {0, 10, 13, 24, 25, 26, 27, 28, 29, 30, 31}  # one code unit
 _SKIP_UNITS = 8  # inline (4-9, 19, 20) and extended (1-3, 11, 12, 14-18, 21-23) controls
+# Hancom writes the "한" of its product name 한글 as a private-use glyph.
+_PRIVATE_USE = {0xF53A: "한"}
 _NOTE_CONTROLS = {"fn  ": "각주", "en  ": "미주", "head": "머리말", "foot": "꼬리말"}
 
 
@@ -69,7 +71,7 @@ def para_text(data: bytes) -> str:
     while i < len(units):
         code = units[i]
         if code >= 32:
-            out.append(chr(code))
+            out.append(_PRIVATE_USE.get(code, chr(code)))
             i += 1
         elif code in _CHAR_CONTROLS:
             if code in (10, 13):
