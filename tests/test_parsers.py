@@ -110,7 +110,8 @@ def test_xlsx_and_cp949_csv_keep_tables(tmp_path):
 
 
 def test_euc_kr_text_and_markdown_and_html(tmp_path):
-    (tmp_path / "공지.txt").write_bytes("3.2.1 데이터 보안 등급\n기밀, 민감, 공개로 나눈다.\n".encode("euc-kr"))
+    notice = "3.2.1 데이터 보안 등급\n기밀, 민감, 공개로 나눈다.\n"
+    (tmp_path / "공지.txt").write_bytes(notice.encode("euc-kr"))
     doc = parse(tmp_path / "공지.txt")
     assert doc.title == "공지" and kinds(doc, BlockKind.HEADING) == ["3.2.1 데이터 보안 등급"]
     (tmp_path / "a.md").write_text("# 제목\n\n본문\n\n| a | b |\n|---|---|\n| 1 | 2 |\n", encoding="utf-8")
