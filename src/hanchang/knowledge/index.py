@@ -62,7 +62,7 @@ def _top(scores: np.ndarray, k: int) -> list[int]:
 
 class CollectionIndex:
     def __init__(self, chunk_ids: np.ndarray, valid_from: np.ndarray, valid_to: np.ndarray,
-                 morph: bm25s.BM25, grams: bm25s.BM25, vectors: np.ndarray | None):
+                 morph: bm25s.BM25 | None, grams: bm25s.BM25 | None, vectors: np.ndarray | None):
         self.chunk_ids = chunk_ids
         self.valid_from = valid_from
         self.valid_to = valid_to
@@ -75,6 +75,9 @@ class CollectionIndex:
 
     @classmethod
     def build(cls, inputs: list[IndexInput]) -> CollectionIndex:
+        if not inputs:  # an empty collection: nothing to score
+            empty = np.array([], dtype=np.int64)
+            return cls(empty, empty, empty, None, None, None)
         morph = _bm25([with_pairs(i.morphemes) for i in inputs], k1=0.9, b=0.4)
         grams = _bm25([char_bigrams(i.gram_text) for i in inputs], k1=1.2, b=0.75)
         vectors = None
@@ -89,7 +92,7 @@ class CollectionIndex:
     def search(self, morphemes: list[str], text: str, k: int, as_of: date | None = None,
                vector: np.ndarray | None = None) -> list[Hit]:
         """Reciprocal-rank fusion of the BM25 fields (and vectors when both sides have them)."""
-        if not len(self):
+        if not len(self) or self.morph is None or self.grams is None:
             return []
         day = (as_of or date.today()).toordinal()
         mask = ((self.valid_from <= day) & (day < self.valid_to)).astype(np.float32)
@@ -119,8 +122,9 @@ class CollectionIndex:
         np.save(partial / "valid_to.npy", self.valid_to)
         if self.vectors is not None:
             np.save(partial / "vectors.npy", self.vectors)
-        self.morph.save(partial / "morph", show_progress=False)
-        self.grams.save(partial / "grams", show_progress=False)
+        if self.morph is not None and self.grams is not None:
+            self.morph.save(partial / "morph", show_progress=False)
+            self.grams.save(partial / "grams", show_progress=False)
         (partial / "complete.json").write_text(json.dumps({"chunks": len(self)}))
         shutil.rmtree(directory, ignore_errors=True)
         partial.rename(directory)
@@ -130,6 +134,9 @@ class CollectionIndex:
         if not (directory / "complete.json").is_file():
             return None
         vectors_path = directory / "vectors.npy"
+        if not (directory / "morph").is_dir():
+            empty = np.array([], dtype=np.int64)
+            return cls(empty, empty, empty, None, None, None)
         return cls(
             np.load(directory / "chunk_ids.npy"), np.load(directory / "valid_from.npy"),
             np.load(directory / "valid_to.npy"),
