@@ -76,8 +76,10 @@ def test_reingest_is_incremental_and_prunes(cli, tmp_path):
     (folder / "004_38020ef0d1905ee1.txt").unlink()
     counts = statuses(cli("ingest", "--collection", "guide", "--prune", folder).stdout)
     assert counts == {"ingested": 0, "updated": 1, "unchanged": 3, "failed": 0, "pruned": 1}
-    assert any("한창 플랫폼 시범 운영" in r["text"] for r in search_json(cli, "한창 플랫폼 시범 운영")["results"])
-    assert not any("AI 정부 실험실" in r["title"] for r in search_json(cli, "AI 정부 실험실 시범운영")["results"])
+    found = search_json(cli, "한창 플랫폼 시범 운영")["results"]
+    assert any("한창 플랫폼 시범 운영" in r["text"] for r in found)
+    gone = search_json(cli, "AI 정부 실험실 시범운영")["results"]
+    assert not any("AI 정부 실험실" in r["title"] for r in gone)
 
 
 def test_versions_by_effective_date(cli, tmp_path):
