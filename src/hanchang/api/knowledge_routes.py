@@ -11,8 +11,9 @@ import shutil
 import tempfile
 from datetime import date
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
@@ -270,8 +271,10 @@ async def reindex(collection_id: int, request: Request, principal: Principal = D
 
 
 @router.get("/search")
-async def search_route(request: Request, q: str, collection: list[str] | None = None, top_k: int = 5,
-                       as_of: date | None = None, principal: Principal = Depends(require_principal)):
+async def search_route(request: Request, q: str,
+                       collection: Annotated[list[str] | None, Query()] = None,
+                       top_k: int = 5, as_of: date | None = None,
+                       principal: Principal = Depends(require_principal)):
     def work():
         with request.app.state.db.session() as session:
             chosen = [kc.get_readable(session, principal, ref) for ref in collection] if collection \
