@@ -17,6 +17,7 @@ from hanchang.config import Settings
 from hanchang.core.grades import Grade
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.collections import KnowledgeError
+from hanchang.knowledge.embedder import make_embedder
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.ingest import discover
 from hanchang.knowledge.operations import (
@@ -114,7 +115,8 @@ def ingest(
                   TextColumn("{task.fields[name]}"), console=err, transient=True) as bar:
         task = bar.add_task("ingesting 처리 중", total=len(sources), name="")
         report = ingest_paths(db, store, target_id, paths, level, when, prune,
-                              progress=lambda name: bar.update(task, advance=1, name=name))
+                              progress=lambda name: bar.update(task, advance=1, name=name),
+                              embedder=make_embedder(settings))
     print_report(report)
     if not report.usable:
         raise typer.Exit(1)
@@ -141,6 +143,7 @@ def search(
     targets = [_collection(db, name, agency) for name in collection]
     store = IndexStore(settings.home, db)
     day = _date(as_of, "--as-of")
+    embedder = make_embedder(settings)
     if queries is not None:
         if not queries.is_file():
             raise fail(f"{queries}: file not found")
@@ -151,10 +154,10 @@ def search(
                 q = json.loads(line)["q"]
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise fail(f"{queries}:{number}: expected a JSON object with a \"q\" field") from None
-            results = run_search(store, targets, str(q), top_k, day)
+            results = run_search(store, targets, str(q), top_k, day, embedder=embedder)
             print(json.dumps({"q": q, "results": [r.as_dict() for r in results]}, ensure_ascii=False))
         return
-    results = run_search(store, targets, query, top_k, day)
+    results = run_search(store, targets, query, top_k, day, embedder=embedder)
     if as_json:
         print(json.dumps({"results": [r.as_dict() for r in results]}, ensure_ascii=False))
         return
@@ -176,7 +179,8 @@ def ingest_sample(settings: Settings, db: Database) -> None:
             target = kc.create(session, agency_code, SAMPLE_COLLECTION, Grade.OPEN, is_common=True,
                                description="샘플 지식베이스: 공공부문 초거대 AI 관련 공개 문서 5건")
         target_id = target.id
-    report = ingest_sources(db, IndexStore(settings.home, db), target_id, sample_sources())
+    report = ingest_sources(db, IndexStore(settings.home, db), target_id, sample_sources(),
+                            embedder=make_embedder(settings))
     out.print(f"Sample knowledge base 샘플 지식베이스 '{SAMPLE_COLLECTION}': "
               f"{report.count('ingested', 'updated', 'unchanged')} documents ready")
 

@@ -134,6 +134,12 @@ class AuditConfig(_Strict):
     key_env: str = "HANCHANG_AUDIT_KEY"
 
 
+class KnowledgeConfig(_Strict):
+    # An embedding model (kind: embedding) for hybrid retrieval; BM25 alone when unset.
+    embedding_model: str | None = None
+    top_k: int = Field(default=5, ge=1, le=20)
+
+
 class AgencyConfig(_Strict):
     code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
     name: str = Field(min_length=1)
@@ -173,6 +179,7 @@ class Settings(BaseSettings):
     policy: PolicyConfig = PolicyConfig()
     pii: PiiConfig = PiiConfig()
     audit: AuditConfig = AuditConfig()
+    knowledge: KnowledgeConfig = KnowledgeConfig()
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     @field_validator("home", mode="after")
@@ -196,6 +203,11 @@ class Settings(BaseSettings):
                     )
         if self.default_model and self.default_model not in names:
             raise ValueError(f"default_model {self.default_model!r} is not a configured model")
+        embedding = self.knowledge.embedding_model
+        if embedding and not any(embedding in (m.name, *m.aliases) and m.kind == "embedding"
+                                 for m in self.models):
+            raise ValueError(f"knowledge.embedding_model {embedding!r} is not a configured model "
+                             "of kind 'embedding'")
         for name in self.policy.preferred_internal:
             if name not in names:
                 raise ValueError(f"policy.preferred_internal names {name!r}, which is not configured")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from hanchang.config import Settings
 from hanchang.gateway.limits import create_limiter
 from hanchang.gateway.registry import ModelRegistry
 from hanchang.gateway.router import Gateway
+from hanchang.knowledge.embedder import make_embedder
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.store.db import Database
 
@@ -61,6 +63,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
             await app.state.gateway.aclose()
             await app.state.gateway.limiter.aclose()
             await recorder.aclose()
+            if app.state.embedder is not None:  # it runs its own event loop: close it off this one
+                await asyncio.to_thread(app.state.embedder.close)
             if database is None:
                 db.dispose()
 
@@ -70,6 +74,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.db = db
     app.state.authenticator = KeyAuthenticator(db)
     app.state.knowledge = IndexStore(settings.home, db)
+    app.state.embedder = make_embedder(settings)
     app.state.started_at = int(time.time())
     install_error_handlers(app)
     app.include_router(openai_routes.router)

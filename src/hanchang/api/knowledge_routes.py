@@ -209,7 +209,8 @@ async def upload_documents(
             sources.append(SourceFile(target, f"upload:{name}", name))
 
         def work():
-            report = ingest_sources(state.db, state.knowledge, collection_id, sources, level, effective_from)
+            report = ingest_sources(state.db, state.knowledge, collection_id, sources, level, effective_from,
+                                    embedder=state.embedder)
             with state.db.session() as session:
                 _audit(session, principal, "documents.upload",
                        {"collection_id": collection_id, "files": [r.name for r in report.results],
@@ -279,7 +280,8 @@ async def search_route(request: Request, q: str,
         with request.app.state.db.session() as session:
             chosen = [kc.get_readable(session, principal, ref) for ref in collection] if collection \
                 else kc.list_readable(session, principal)
-        results = search(request.app.state.knowledge, chosen, q, max(1, min(top_k, 50)), as_of)
+        results = search(request.app.state.knowledge, chosen, q, max(1, min(top_k, 50)), as_of,
+                         embedder=request.app.state.embedder)
         return [r.as_dict() for r in results]
     return JSONResponse({"results": await run_in_threadpool(work)})
 

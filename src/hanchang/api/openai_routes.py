@@ -85,7 +85,8 @@ async def _passages(request: Request, principal: Principal, body: ChatCompletion
             chosen = [kc.get_readable(session, principal, ref) for ref in body.collections]
         question = qa.last_user_text(upstream["messages"])
         return qa.gather_passages(state.knowledge, chosen, question, spec.context_window,
-                                  as_of=body.as_of)
+                                  top_k=state.settings.knowledge.top_k, as_of=body.as_of,
+                                  embedder=state.embedder, grade=body.data_grade or Grade.OPEN)
 
     return await run_in_threadpool(work)
 

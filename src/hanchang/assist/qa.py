@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from hanchang.core.grades import Grade
 from hanchang.core.policy import GradedItem
+from hanchang.knowledge.embedder import Embedder
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.search import SearchResult, search
 from hanchang.store.tables import Chunk, Collection, Document
@@ -92,11 +93,12 @@ def _whole_documents(store: IndexStore, collections: list[Collection],
 
 
 def gather_passages(store: IndexStore, collections: list[Collection], question: str,
-                    context_window: int, top_k: int = TOP_K, as_of: date | None = None) -> list[Passage]:
+                    context_window: int, top_k: int = TOP_K, as_of: date | None = None,
+                    embedder: Embedder | None = None, grade: Grade = Grade.OPEN) -> list[Passage]:
     budget = int(context_window * WHOLE_DOCUMENT_SHARE * CHARS_PER_TOKEN)
     results = [] if as_of else _whole_documents(store, collections, budget)
     if not results:
-        results = search(store, collections, question, top_k, as_of)
+        results = search(store, collections, question, top_k, as_of, embedder=embedder, grade=grade)
     return [Passage(i, r) for i, r in enumerate(results, 1)]
 
 

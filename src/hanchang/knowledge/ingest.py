@@ -22,6 +22,7 @@ from hanchang.core.grades import Grade
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.analysis import KoreanAnalyzer, shared_analyzer
 from hanchang.knowledge.chunking import chunk_document
+from hanchang.knowledge.embedder import Embedder, EmbeddingRefused
 from hanchang.knowledge.parsers import SUPPORTED_EXTENSIONS, DocumentError, parse
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion, utcnow
 
@@ -44,6 +45,7 @@ class FileResult:
     document_id: int | None = None
     version: int | None = None
     warnings: list[str] = field(default_factory=list)
+    vectors: object = None  # numpy array, one row per chunk, when an embedder is configured
 
 
 @dataclass
@@ -56,6 +58,7 @@ class _Prepared:
     pages: int | None = None
     chunks: list[tuple[str, str, int | None, str]] = field(default_factory=list)  # text, section, page, terms
     warnings: list[str] = field(default_factory=list)
+    vectors: object = None  # numpy array, one row per chunk, when an embedder is configured
 
 
 def discover(paths: Iterable[Path]) -> tuple[list[SourceFile], list[FileResult], list[str]]:
@@ -126,6 +129,16 @@ def _analyse(prepared: list[_Prepared], analyzer: KoreanAnalyzer) -> None:
         p.chunks = [(text, section, page, " ".join(next(terms))) for text, section, page, _ in p.chunks]
 
 
+def _embed(prepared: _Prepared, embedder: Embedder, grade: Grade) -> FileResult | None:
+    """Vectors for a file's chunks, or a failure when its grade may not go to the model."""
+    texts = [indexed_text(prepared.title, section, text) for text, section, _, _ in prepared.chunks]
+    try:
+        prepared.vectors = embedder.embed(texts, grade)
+    except EmbeddingRefused as exc:
+        return FileResult(prepared.source.name, "failed", reason=f"임베딩 불가 (embedding refused): {exc}")
+    return None
+
+
 def ingest(
     session: Session,
     collection: Collection,
@@ -135,6 +148,7 @@ def ingest(
     prune_roots: list[str] | None = None,
     analyzer: KoreanAnalyzer | None = None,
     progress: Callable[[str], None] | None = None,
+    embedder: Embedder | None = None,
 ) -> list[FileResult]:
     """Apply the sources to the collection inside the caller's transaction."""
     analyzer = analyzer or shared_analyzer()
@@ -162,8 +176,16 @@ def ingest(
         if progress:
             progress(source.name)
     _analyse([p for _, _, p in pending], analyzer)
+    applied = []
     for existing, latest, prepared in pending:
+        document_grade = max(grade, Grade.parse(existing.grade)) if existing else grade
+        refused = _embed(prepared, embedder, document_grade) if embedder else None
+        if refused:
+            results.append(refused)
+            continue
         results.append(_apply(session, collection, existing, latest, prepared, grade, effective_from))
+        applied.append(prepared)
+    pending = applied
     changed = bool(pending)
     if prune_roots:
         seen = {s.key for s in sources}
@@ -211,9 +233,11 @@ def _apply(session: Session, collection: Collection, existing: Document | None,
         version.size_bytes, version.pages = prepared.size, prepared.pages
         if effective_from is not None:
             version.effective_from = effective_from
+    vectors = prepared.vectors
     session.add_all(
         Chunk(collection_id=collection.id, document_id=existing.id, version_id=version.id, ordinal=i,
-              text=text, section=section, page=page, terms=terms)
+              text=text, section=section, page=page, terms=terms,
+              embedding=vectors[i].tobytes() if vectors is not None else None)
         for i, (text, section, page, terms) in enumerate(prepared.chunks)
     )
     version.chunk_count = len(prepared.chunks)

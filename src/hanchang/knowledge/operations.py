@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 from hanchang.core.grades import Grade
+from hanchang.knowledge.embedder import Embedder
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.ingest import FileResult, SourceFile, discover, ingest
 from hanchang.store.db import Database
@@ -33,11 +34,12 @@ class IngestReport:
 def ingest_sources(db: Database, store: IndexStore, collection_id: int, sources: list[SourceFile],
                    grade: Grade | None = None, effective_from: date | None = None,
                    prune_roots: list[str] | None = None,
-                   progress: Callable[[str], None] | None = None) -> IngestReport:
+                   progress: Callable[[str], None] | None = None,
+                   embedder: Embedder | None = None) -> IngestReport:
     with db.session() as session:
         collection = session.get(Collection, collection_id)
         results = ingest(session, collection, sources, grade, effective_from, prune_roots,
-                         progress=progress)
+                         progress=progress, embedder=embedder)
         generation = collection.index_generation
     store.rebuild(collection_id, generation)  # after the commit; a crash here is healed on next search
     return IngestReport(results)
@@ -45,10 +47,11 @@ def ingest_sources(db: Database, store: IndexStore, collection_id: int, sources:
 
 def ingest_paths(db: Database, store: IndexStore, collection_id: int, paths: list[Path],
                  grade: Grade | None = None, effective_from: date | None = None, prune: bool = False,
-                 progress: Callable[[str], None] | None = None) -> IngestReport:
+                 progress: Callable[[str], None] | None = None,
+                 embedder: Embedder | None = None) -> IngestReport:
     sources, skipped, roots = discover(paths)
     report = ingest_sources(db, store, collection_id, sources, grade, effective_from,
-                            roots if prune else None, progress)
+                            roots if prune else None, progress, embedder)
     report.results[:0] = skipped
     return report
 

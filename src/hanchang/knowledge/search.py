@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from hanchang.core.grades import Grade
 from hanchang.knowledge.analysis import KoreanAnalyzer, shared_analyzer
+from hanchang.knowledge.embedder import Embedder, EmbeddingRefused
 from hanchang.knowledge.index import Hit
 from hanchang.knowledge.index_store import IndexStore, in_force
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion
@@ -37,16 +38,18 @@ class SearchResult:
 
 
 def search(store: IndexStore, collections: list[Collection], query: str, top_k: int = 5,
-           as_of: date | None = None, analyzer: KoreanAnalyzer | None = None) -> list[SearchResult]:
+           as_of: date | None = None, analyzer: KoreanAnalyzer | None = None,
+           embedder: Embedder | None = None, grade: Grade = Grade.OPEN) -> list[SearchResult]:
     query = query.strip()
     if not query or not collections:
         return []
     top_k = max(1, min(top_k, MAX_TOP_K))
     morphemes = (analyzer or shared_analyzer()).morphemes(query)
+    indexes = [(collection, store.get(collection)) for collection in collections]
+    vector = _query_vector(embedder, query, grade) if any(i.vectors is not None for _, i in indexes) else None
     hits: list[tuple[Hit, Collection, int]] = []
-    for collection in collections:
-        index = store.get(collection)
-        for rank, hit in enumerate(index.search(morphemes, query, top_k, as_of)):
+    for collection, index in indexes:
+        for rank, hit in enumerate(index.search(morphemes, query, top_k, as_of, vector)):
             hits.append((hit, collection, rank))
     # Equal fused scores keep each index's own order (its first field breaks the tie).
     hits.sort(key=lambda h: (-h[0].score, h[2]))
@@ -83,6 +86,16 @@ def search(store: IndexStore, collections: list[Collection], query: str, top_k: 
         ))
     results.sort(key=lambda r: order[r.chunk_id])
     return results
+
+
+def _query_vector(embedder: Embedder | None, query: str, grade: Grade):
+    """The query's vector, when an embedder may see it; lexical search alone otherwise."""
+    if embedder is None:
+        return None
+    try:
+        return embedder.embed([query], grade)[0]
+    except EmbeddingRefused:
+        return None
 
 
 def _display_source(key: str) -> str:
