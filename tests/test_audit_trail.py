@@ -132,3 +132,28 @@ def test_prompts_are_stored_encrypted_only_for_agencies_that_ask(platform_factor
     messages = trail.PromptSealer(["MOIS"], key).open(row.prompt_encrypted)
     assert messages[-1]["content"] == f"주민번호 {RRN}"
     assert trail.PromptSealer(["OTHER"], key).seal("MOIS", messages) is None
+
+
+def test_auditors_read_their_agency_over_http_and_nobody_else_does(platform):
+    from hanchang.core.principal import Role
+    from hanchang.store import accounts
+
+    with platform.db.session() as session:
+        accounts.create_user(session, "MOIS", "auditor", Role.AUDITOR)
+        auditor = accounts.create_key(session, "MOIS", "auditor").secret
+    ask(platform)
+    records(platform, 1)
+    read = httpx.get(platform.url + "/api/audit/records", headers=platform.headers(auditor), timeout=10)
+    assert read.status_code == 200
+    assert {r["agency_code"] for r in read.json()["data"]} == {"MOIS"}
+    other = httpx.get(platform.url + "/api/audit/records", params={"agency": "KOSIS"},
+                      headers=platform.headers(auditor), timeout=10)
+    assert other.status_code == 403
+    assert httpx.get(platform.url + "/api/audit/records", headers=platform.headers(),
+                     timeout=10).status_code == 403  # a plain user
+    verified = httpx.get(platform.url + "/api/audit/verify", headers=platform.headers(auditor), timeout=10)
+    assert verified.json()["ok"] is True
+    for method in ("PUT", "PATCH", "DELETE"):
+        response = httpx.request(method, platform.url + "/api/audit/records",
+                                 headers=platform.headers(auditor))
+        assert response.status_code == 405

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hanchang import __version__
-from hanchang.api import knowledge_routes, openai_routes
+from hanchang.api import audit_routes, knowledge_routes, openai_routes
 from hanchang.api.auth import KeyAuthenticator
 from hanchang.api.errors import error_response, install_error_handlers
 from hanchang.api.responses import JSONResponse
@@ -79,6 +79,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(openai_routes.router)
     app.include_router(knowledge_routes.router)
+    app.include_router(audit_routes.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():

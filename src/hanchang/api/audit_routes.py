@@ -1,0 +1,61 @@
+"""/api/audit: the auditor role reads the trail (its own agency's; platform admins all).
+
+Read-only by design: there is no route that edits or deletes a record.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from hanchang.api.auth import require_principal
+from hanchang.api.responses import JSONResponse
+from hanchang.audit import trail
+from hanchang.core.principal import Principal, Role
+from hanchang.knowledge.collections import NotAllowed
+
+router = APIRouter(prefix="/api/audit")
+MAX_RECORDS = 5000
+
+
+def _scope(principal: Principal) -> str | None:
+    """The agency whose records the caller may read; None means all agencies."""
+    if principal.role is Role.PLATFORM_ADMIN:
+        return None
+    if principal.role is Role.AUDITOR:
+        return principal.agency_code
+    raise NotAllowed("감사 기록은 감사 담당자(auditor)만 볼 수 있습니다.",
+                     "only auditors read the audit trail")
+
+
+@router.get("/records")
+async def records(request: Request, since: datetime | None = None, agency: str | None = None,
+                  principal: Principal = Depends(require_principal)):
+    scope = _scope(principal)
+    if scope is not None and agency not in (None, scope):
+        raise NotAllowed("다른 기관의 감사 기록은 볼 수 없습니다.", "auditors read their own agency only")
+    start = since or datetime.now(UTC) - timedelta(days=30)
+
+    def work():
+        with request.app.state.db.session() as session:
+            rows = []
+            for row in trail.export_rows(session, start, scope or agency):
+                rows.append(row)
+                if len(rows) >= MAX_RECORDS:
+                    break
+            return rows
+    return JSONResponse({"data": await run_in_threadpool(work), "limit": MAX_RECORDS})
+
+
+@router.get("/verify")
+async def verify(request: Request, principal: Principal = Depends(require_principal)):
+    _scope(principal)
+
+    def work():
+        with request.app.state.db.session() as session:
+            return trail.verify(session)
+    result = await run_in_threadpool(work)
+    return JSONResponse({"ok": result.ok, "checked": result.checked, "broken_id": result.broken_id,
+                         "problem": result.problem})
