@@ -83,6 +83,15 @@ def upstream() -> Iterator[Upstream]:
     up.server.stop()
 
 
+@pytest.fixture
+def upstreams():
+    """Two reference upstreams whose answers say where they came from (internal, external)."""
+    internal, external = start_upstream(prefix="내부: "), start_upstream(prefix="외부: ")
+    yield internal, external
+    internal.server.stop()
+    external.server.stop()
+
+
 @dataclass
 class Platform:
     url: str

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import start_upstream
 from hanchang.config import LimitsConfig, PolicyConfig
 from hanchang.core.grades import Grade
 from hanchang.core.models import ModelSpec, Zone
@@ -23,14 +22,6 @@ from hanchang.gateway.router import Call, Gateway
 
 SECRET = "비밀작전계획-7731"  # marker text of classified content
 RRN, PHONE = "800101-1234560", "010-2345-6789"
-
-
-@pytest.fixture
-def upstreams():
-    internal, external = start_upstream(prefix="내부: "), start_upstream(prefix="외부: ")
-    yield internal, external
-    internal.server.stop()
-    external.server.stop()
 
 
 def config(internal, external, **extra):

@@ -9,21 +9,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from conftest import start_upstream
 from hanchang.core.principal import Role
 from hanchang.store import accounts
 from hanchang.store.tables import AuditRecord
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SECRET_RULE = "제7조(보안) 비밀번호는 90일마다 변경한다."
-
-
-@pytest.fixture
-def upstreams():
-    internal, external = start_upstream(prefix="내부: "), start_upstream(prefix="외부: ")
-    yield internal, external
-    internal.server.stop()
-    external.server.stop()
 
 
 @pytest.fixture
