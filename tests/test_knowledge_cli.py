@@ -143,3 +143,24 @@ def test_a_crash_mid_ingest_leaves_the_collection_as_it_was(database_url, tmp_pa
 def _reload(db, collection_id):
     with db.session() as session:
         return session.get(Collection, collection_id)
+
+
+def test_a_reranker_hook_reorders_results(database_url, tmp_path):
+    from hanchang.bootstrap import prepare_database
+    from hanchang.knowledge.operations import ingest_paths
+    from hanchang.knowledge.search import search
+
+    settings = load_settings(database_url=database_url)
+    db = prepare_database(settings)
+    store = IndexStore(settings.home, db)
+    with db.session() as session:
+        collection_id = kc.create(session, "DEMO", "guide").id
+    ingest_paths(db, store, collection_id, [SEEDS])
+    collection = _reload(db, collection_id)
+    plain = search(store, [collection], "데이터 보안 등급", top_k=5)
+    def shortest_three(query, results):
+        return sorted(results, key=lambda r: len(r.text))[:3]
+
+    by_length = search(store, [collection], "데이터 보안 등급", top_k=5, rerank=shortest_three)
+    assert [r.chunk_id for r in by_length] == [r.chunk_id for r in shortest_three("", plain)]
+    db.dispose()

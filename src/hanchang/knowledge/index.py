@@ -14,6 +14,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 import bm25s
 import numpy as np
@@ -39,6 +40,21 @@ class IndexInput:
 class Hit:
     chunk_id: int
     score: float
+
+
+class RetrievalIndex(Protocol):
+    """What search needs of a collection's index. `CollectionIndex` is the embedded one; a
+    PostgreSQL (full-text + pgvector) or OpenSearch (Nori) index implements the same."""
+
+    chunk_ids: np.ndarray
+    valid_from: np.ndarray
+    valid_to: np.ndarray
+    vectors: np.ndarray | None
+
+    def __len__(self) -> int: ...
+
+    def search(self, morphemes: list[str], text: str, k: int, as_of: date | None = None,
+               vector: np.ndarray | None = None) -> list[Hit]: ...
 
 
 def _bm25(corpus: list[list[str]], k1: float, b: float) -> bm25s.BM25:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from hanchang.knowledge.index import OPEN_END, CollectionIndex, IndexInput
+from hanchang.knowledge.index import OPEN_END, CollectionIndex, IndexInput, RetrievalIndex
 from hanchang.knowledge.ingest import indexed_text
 from hanchang.store.db import Database
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion
@@ -25,14 +25,14 @@ class IndexStore:
     def __init__(self, home: Path, db: Database):
         self.root = home / "indexes"
         self.db = db
-        self._cache: dict[int, tuple[int, CollectionIndex]] = {}
+        self._cache: dict[int, tuple[int, RetrievalIndex]] = {}
         self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
 
     def _dir(self, collection_id: int, generation: int) -> Path:
         return self.root / f"c{collection_id}" / f"g{generation}"
 
-    def get(self, collection: Collection) -> CollectionIndex:
+    def get(self, collection: Collection) -> RetrievalIndex:
         cached = self._cache.get(collection.id)
         if cached and cached[0] == collection.index_generation:
             return cached[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
 
@@ -37,9 +38,14 @@ class SearchResult:
         return asdict(self)
 
 
+# A reranker reorders (and may cut) the fused results: a cross-encoder or an LLM judge.
+Reranker = Callable[[str, list["SearchResult"]], list["SearchResult"]]
+
+
 def search(store: IndexStore, collections: list[Collection], query: str, top_k: int = 5,
            as_of: date | None = None, analyzer: KoreanAnalyzer | None = None,
-           embedder: Embedder | None = None, grade: Grade = Grade.OPEN) -> list[SearchResult]:
+           embedder: Embedder | None = None, grade: Grade = Grade.OPEN,
+           rerank: Reranker | None = None) -> list[SearchResult]:
     query = query.strip()
     if not query or not collections:
         return []
@@ -85,7 +91,7 @@ def search(store: IndexStore, collections: list[Collection], query: str, top_k: 
             document_id=row.document_id, chunk_id=row.id,
         ))
     results.sort(key=lambda r: order[r.chunk_id])
-    return results
+    return rerank(query, results) if rerank else results
 
 
 def _query_vector(embedder: Embedder | None, query: str, grade: Grade):
