@@ -9,19 +9,17 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from hanchang.api.auth import require_principal
 from hanchang.api.errors import error_body
 from hanchang.api.responses import JSONResponse
 from hanchang.api.schemas import ChatCompletionRequest, EmbeddingRequest
-from hanchang.assist import qa
-from hanchang.assist.chat import AttachedText, chat_call
+from hanchang.assist import answer, qa
+from hanchang.assist.chat import AttachedText
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal
 from hanchang.gateway.errors import GatewayError, UpstreamUnavailable
 from hanchang.gateway.router import Call, Gateway
-from hanchang.knowledge import collections as kc
 
 router = APIRouter(prefix="/v1")
 
@@ -49,46 +47,23 @@ async def list_models(request: Request, principal: Principal = Depends(require_p
 async def chat_completions(body: ChatCompletionRequest, request: Request,
                            principal: Principal = Depends(require_principal)):
     gateway = _gateway(request)
-    attachments = [AttachedText(a.name, a.content, a.grade) for a in body.attachments]
-    upstream = body.upstream_body()
-    passages: list[qa.Passage] = []
-    if body.collections:
-        passages = await _passages(request, principal, body, upstream)
-        upstream["messages"] = qa.grounded_messages(upstream["messages"], passages)
-    call = chat_call(principal, upstream, body.data_grade or Grade.OPEN, attachments)
-    call.items += qa.passage_items(passages)
-    call.source_ids = [f"doc:{p.result.document_id}#chunk:{p.result.chunk_id}" for p in passages]
-    citations = [p.citation() for p in passages]
-    if body.collections and not passages:
+    prepared = await answer.prepare(request.app.state, principal, answer.AnswerRequest(
+        body.upstream_body(), body.data_grade or Grade.OPEN,
+        [AttachedText(a.name, a.content, a.grade) for a in body.attachments],
+        list(body.collections), body.as_of))
+    call, citations = prepared.call, prepared.citations
+    if prepared.unanswerable:
         gateway.record_unanswered(call, "no_sources")
         return JSONResponse(qa.no_sources_completion(str(body.model or gateway.registry.default_model),
                                                      call.request_id), headers=_report_headers(call))
     if not body.stream:
         result = await gateway.chat(call)
-        if body.collections:
+        if citations is not None:
             result["citations"] = citations
         return JSONResponse(result, headers=_report_headers(call))
     start = await gateway.start_stream(call)
-    return StreamingResponse(_sse(gateway, call, start, citations if body.collections else None),
-                             media_type="text/event-stream",
+    return StreamingResponse(_sse(gateway, call, start, citations), media_type="text/event-stream",
                              headers={"cache-control": "no-cache", **_report_headers(call)})
-
-
-async def _passages(request: Request, principal: Principal, body: ChatCompletionRequest,
-                    upstream: dict) -> list[qa.Passage]:
-    """Collections the caller may read (404 otherwise), then the passages for the question."""
-    state = request.app.state
-    spec = state.gateway.registry.get(str(body.model or state.gateway.registry.default_model))
-
-    def work() -> list[qa.Passage]:
-        with state.db.session() as session:
-            chosen = [kc.get_readable(session, principal, ref) for ref in body.collections]
-        question = qa.last_user_text(upstream["messages"])
-        return qa.gather_passages(state.knowledge, chosen, question, spec.context_window,
-                                  top_k=state.settings.knowledge.top_k, as_of=body.as_of,
-                                  embedder=state.embedder, grade=body.data_grade or Grade.OPEN)
-
-    return await run_in_threadpool(work)
 
 
 def _report_headers(call: Call) -> dict[str, str]:

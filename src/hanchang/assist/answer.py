@@ -1,0 +1,56 @@
+"""One request to answer, from the API or the window: attachments, grounding, then a Call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from hanchang.assist import qa
+from hanchang.assist.chat import AttachedText, chat_call
+from hanchang.core.grades import Grade
+from hanchang.core.principal import Principal
+from hanchang.gateway.router import Call
+from hanchang.knowledge import collections as kc
+
+
+@dataclass
+class AnswerRequest:
+    body: dict[str, Any]  # OpenAI-shaped: model, messages, sampling options
+    grade: Grade = Grade.OPEN
+    attachments: list[AttachedText] = field(default_factory=list)
+    collections: list[str | int] = field(default_factory=list)
+    as_of: date | None = None
+
+
+@dataclass
+class PreparedAnswer:
+    call: Call
+    citations: list[dict[str, Any]] | None  # None when not grounded
+    unanswerable: bool = False  # grounded, but nothing relevant was found
+
+
+async def prepare(state, principal: Principal, request: AnswerRequest) -> PreparedAnswer:
+    """Resolve readable collections (404 otherwise), gather passages, build the gateway call."""
+    body = dict(request.body)
+    passages: list[qa.Passage] = []
+    if request.collections:
+        gateway = state.gateway
+        spec = gateway.registry.get(str(body.get("model") or gateway.registry.default_model))
+
+        def work() -> list[qa.Passage]:
+            with state.db.session() as session:
+                chosen = [kc.get_readable(session, principal, ref) for ref in request.collections]
+            return qa.gather_passages(state.knowledge, chosen, qa.last_user_text(body["messages"]),
+                                      spec.context_window, top_k=state.settings.knowledge.top_k,
+                                      as_of=request.as_of, embedder=state.embedder, grade=request.grade)
+
+        passages = await run_in_threadpool(work)
+        body["messages"] = qa.grounded_messages(body["messages"], passages)
+    call = chat_call(principal, body, request.grade, request.attachments)
+    call.items += qa.passage_items(passages)
+    call.source_ids = [f"doc:{p.result.document_id}#chunk:{p.result.chunk_id}" for p in passages]
+    citations = [p.citation() for p in passages] if request.collections else None
+    return PreparedAnswer(call, citations, unanswerable=bool(request.collections) and not passages)
