@@ -171,6 +171,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = "info"
+    cookie_secure: bool = False  # set true behind HTTPS so session cookies never travel in clear
 
     models: list[ModelConfig] = Field(default_factory=_default_models)
     default_model: str | None = None

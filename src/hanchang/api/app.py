@@ -8,6 +8,7 @@ import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from hanchang import __version__
 from hanchang.api import audit_routes, knowledge_routes, openai_routes
@@ -23,6 +24,7 @@ from hanchang.gateway.router import Gateway
 from hanchang.knowledge.embedder import make_embedder
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.store.db import Database
+from hanchang.web import routes as web_routes
 
 
 class BodySizeLimit:
@@ -80,6 +82,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(openai_routes.router)
     app.include_router(knowledge_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(web_routes.router)
+    app.mount("/static", StaticFiles(directory=str(web_routes.HERE / "static")), name="static")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz():

@@ -7,16 +7,18 @@ seconds, so a revoked key stops working within `KEY_CACHE_TTL_S` in every worker
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from collections import OrderedDict
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from hanchang.api.errors import AuthError
+from hanchang.api.errors import AuthError, CsrfError
 from hanchang.core.principal import Principal
 from hanchang.store.accounts import authenticate_key
 from hanchang.store.db import Database
+from hanchang.web import sessions
 
 KEY_CACHE_TTL_S = 5.0
 _MAX_CACHED = 10_000
@@ -49,10 +51,30 @@ class KeyAuthenticator:
         self._cache.clear()
 
 
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _session_principal(request: Request, token: str) -> Principal:
+    with request.app.state.db.session() as session:
+        found = sessions.principal_for(session, token)
+    if found is None:
+        raise AuthError("로그인이 만료되었습니다. 다시 로그인하세요. "
+                        "(Your session has ended; sign in again.)")
+    principal, csrf = found
+    sent = request.headers.get("x-csrf-token", "")
+    if request.method in _UNSAFE and not hmac.compare_digest(sent, csrf):
+        raise CsrfError("요청을 확인할 수 없습니다. 페이지를 새로 고친 뒤 다시 시도하세요. "
+                        "(CSRF token missing or wrong; reload the page.)")
+    return principal
+
+
 async def require_principal(request: Request) -> Principal:
-    """FastAPI dependency: the caller behind `Authorization: Bearer <key>`."""
+    """FastAPI dependency: the caller behind `Authorization: Bearer <key>` or a window session."""
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
+    token = request.cookies.get(sessions.COOKIE)
+    if not header and token:
+        return await run_in_threadpool(_session_principal, request, token)
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthError(
             "No API key was sent. Send 'Authorization: Bearer <key>'; an administrator creates "

@@ -30,6 +30,10 @@ class AuthError(Exception):
         self.message = message
 
 
+class CsrfError(AuthError):
+    pass
+
+
 def _field(loc: tuple) -> str:
     parts = [p for p in loc if p != "body"]
     out = ""
@@ -47,6 +51,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _knowledge(_: Request, exc: KnowledgeError):
         return error_response(exc.status, f"{exc.message_ko} ({exc.message_en})",
                               "invalid_request_error" if exc.status < 500 else "server_error", exc.code)
+
+    @app.exception_handler(CsrfError)
+    async def _csrf(_: Request, exc: CsrfError):
+        return error_response(403, exc.message, "permission_error", "csrf_failed")
 
     @app.exception_handler(AuthError)
     async def _auth(_: Request, exc: AuthError):
