@@ -1,0 +1,136 @@
+"""The single window in a real browser (Debian's Chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from hanchang.core.principal import Role
+from hanchang.knowledge import collections as kc
+from hanchang.knowledge.index_store import IndexStore
+from hanchang.knowledge.ingest import SourceFile
+from hanchang.knowledge.operations import ingest_sources
+from hanchang.store import accounts
+from hanchang.store.tables import Feedback
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PASSWORD = "correct-horse-7"
+RULE = "제12조(재택근무) 재택근무는 주 2일까지 신청할 수 있다."
+
+playwright = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError("Chromium is missing: .ci/run installs it with apt-get install chromium")
+    pytest.skip("Debian chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture
+def window(platform_factory, upstreams, tmp_path):
+    internal, external = upstreams
+    platform = platform_factory({"models": [
+        {"name": "int", "backend": "openai", "base_url": internal.base_url, "zone": "internal",
+         "max_grade": "C"},
+        {"name": "ext", "backend": "openai", "base_url": external.base_url, "zone": "external",
+         "max_grade": "O"},
+    ], "policy": {"reroute": True, "preferred_internal": ["int"]}})
+    with platform.db.session() as session:
+        accounts.create_user(session, "MOIS", "hong", Role.AGENCY_ADMIN, PASSWORD)
+        collection_id = kc.create(session, "MOIS", "복무규정").id
+    rule = tmp_path / "복무규정.txt"
+    rule.write_text(f"제3장 근무\n{RULE}\n", encoding="utf-8")
+    ingest_sources(platform.db, IndexStore(platform.settings.home, platform.db), collection_id,
+                   [SourceFile(rule, "upload:복무규정.txt", "복무규정.txt")])
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(20_000)
+        yield platform, page, tmp_path
+        browser.close()
+
+
+def sign_in(page, url, password=PASSWORD):
+    page.goto(url + "/")
+    page.fill("#agency", "MOIS")
+    page.fill("#user", "hong")
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+
+
+def ask(page, question):
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+    page.wait_for_selector("article.message.assistant:not(.streaming) .actions, article.message.notice")
+
+
+def test_failed_sign_in_says_why(window):
+    platform, page, _ = window
+    sign_in(page, platform.url, "wrong-password")
+    assert "암호가 맞지 않습니다" in page.inner_text("#login-error")
+    assert page.locator("#question").count() == 0
+
+
+def test_a_civil_servant_works_through_the_window(window):
+    platform, page, tmp_path = window
+    sign_in(page, platform.url)
+    page.wait_for_selector("#model option", state="attached")
+    assert "내부망 모델 · 기밀까지" in page.inner_text("#model")
+
+    # A grounded question: the answer streams in and carries a citation that opens its passage.
+    page.click(".kb summary")
+    page.check("#collections input[type=checkbox]")
+    ask(page, "재택근무는 며칠까지 되나요?")
+    answer = page.locator("article.message.assistant").last
+    assert answer.locator(".message-body").inner_text().startswith("내부:")
+    assert "복무규정" in answer.locator(".citations").inner_text()
+    answer.locator(".cite-link").first.click()
+    assert RULE in page.inner_text("#citation-text")
+    assert "제3장 근무" in page.inner_text("#citation-meta")
+    page.click("#citation-dialog button")
+
+    # Feedback is stored for the operations figures.
+    answer.locator(".rate-up").click()
+    page.wait_for_selector(".rate-up[aria-pressed=true]")
+    with platform.db.session() as session:
+        assert [f.rating for f in session.scalars(select(Feedback))] == [1]
+
+    # Upload a document with per-file results.
+    note = tmp_path / "공지.txt"
+    note.write_text("연가 신청은 전자결재로 한다.", encoding="utf-8")
+    page.set_input_files("#upload-files", str(note))
+    page.wait_for_selector("#upload-results li")
+    assert "ingested" in page.inner_text("#upload-results")
+
+    # Sensitive data with an external model: the policy reroutes, and the page says so in Korean.
+    page.select_option("#model", "ext")
+    page.check("input[name=grade][value=S]")
+    ask(page, "민감한 인사 자료 요약")
+    rerouted = page.locator("article.message.assistant").last
+    assert "'ext' 대신" in rerouted.locator(".notice-line.reroute").inner_text()
+    assert "민감(S)" in rerouted.locator(".badge").first.inner_text()
+
+    # Conversations are listed; signing out returns to the sign-in page.
+    assert page.locator("#conversations li").count() == 1
+    page.click("#sign-out")
+    page.wait_for_selector("#password")
+
+
+def test_refusal_keeps_the_question(window, upstreams):
+    platform, page, _ = window
+    internal, _ = upstreams
+    internal.server.stop()  # no internal model left to reroute to
+    sign_in(page, platform.url)
+    page.wait_for_selector("#model option", state="attached")
+    page.select_option("#model", "ext")
+    page.check("input[name=grade][value=C]")
+    ask(page, "기밀 문서 요약")
+    assert "모델이 지금 응답하지 않습니다" in page.locator("article.message.notice").last.inner_text()
+    page.reload()
+    page.locator("#conversations .conv").first.click()
+    page.wait_for_selector("article.message.user")
+    assert page.locator("article.message.user").last.inner_text().endswith("기밀 문서 요약")
