@@ -29,14 +29,15 @@ if not Path(CHROMIUM).exists():
 
 
 @pytest.fixture
-def window(platform_factory, upstreams, tmp_path):
+def window(request, platform_factory, upstreams, tmp_path):
     internal, external = upstreams
+    reroute = getattr(request, "param", True)
     platform = platform_factory({"models": [
         {"name": "int", "backend": "openai", "base_url": internal.base_url, "zone": "internal",
          "max_grade": "C"},
         {"name": "ext", "backend": "openai", "base_url": external.base_url, "zone": "external",
          "max_grade": "O"},
-    ], "policy": {"reroute": True, "preferred_internal": ["int"]}})
+    ], "policy": {"reroute": reroute, "preferred_internal": ["int"]}})
     with platform.db.session() as session:
         accounts.create_user(session, "MOIS", "hong", Role.AGENCY_ADMIN, PASSWORD)
         collection_id = kc.create(session, "MOIS", "복무규정").id
@@ -89,6 +90,7 @@ def test_a_civil_servant_works_through_the_window(window):
     assert answer.locator(".message-body").inner_text().startswith("내부:")
     assert "복무규정" in answer.locator(".citations").inner_text()
     answer.locator(".cite-link").first.click()
+    page.wait_for_selector("#citation-dialog[open]")
     assert RULE in page.inner_text("#citation-text")
     assert "제3장 근무" in page.inner_text("#citation-meta")
     page.click("#citation-dialog button")
@@ -134,3 +136,17 @@ def test_refusal_keeps_the_question(window, upstreams):
     page.locator("#conversations .conv").first.click()
     page.wait_for_selector("article.message.user")
     assert page.locator("article.message.user").last.inner_text().endswith("기밀 문서 요약")
+
+
+@pytest.mark.parametrize("window", [False], indirect=True)
+def test_policy_refusal_is_explained_in_korean(window, upstreams):
+    platform, page, _ = window
+    _, external = upstreams
+    sign_in(page, platform.url)
+    page.wait_for_selector("#model option", state="attached")
+    page.select_option("#model", "ext")
+    page.check("input[name=grade][value=C]")
+    ask(page, "기밀 작전 계획 요약")
+    notice = page.locator("article.message.notice").last.inner_text()
+    assert "기밀(C) 등급 자료는 외부망 모델" in notice and "내부망 모델을 선택하세요" in notice
+    assert external.behaviour.received == []

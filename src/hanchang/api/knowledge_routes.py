@@ -26,7 +26,7 @@ from hanchang.core.principal import Principal, Role
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.ingest import MAX_FILE_BYTES, SourceFile
 from hanchang.knowledge.operations import ingest_sources
-from hanchang.knowledge.search import search
+from hanchang.knowledge.search import display_source, search
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion
 
 router = APIRouter(prefix="/api")
@@ -165,7 +165,7 @@ async def list_documents(collection_id: int, request: Request,
                 .join(DocumentVersion, DocumentVersion.document_id == Document.id)
                 .where(Document.collection_id == collection.id)
                 .group_by(Document.id).order_by(Document.title)).all()
-            return [{"id": d.id, "title": d.title, "source": d.source_key.removeprefix("upload:"),
+            return [{"id": d.id, "title": d.title, "source": display_source(d.source_key),
                      "grade": d.grade, "versions": count, "latest_version": latest,
                      "updated_at": d.updated_at.isoformat()} for d, latest, count in rows]
     return JSONResponse({"data": await run_in_threadpool(work)})

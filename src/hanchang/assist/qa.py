@@ -19,7 +19,7 @@ from hanchang.core.grades import Grade
 from hanchang.core.policy import GradedItem
 from hanchang.knowledge.embedder import Embedder
 from hanchang.knowledge.index_store import IndexStore
-from hanchang.knowledge.search import SearchResult, search
+from hanchang.knowledge.search import SearchResult, display_source, search
 from hanchang.store.tables import Chunk, Collection, Document
 
 TOP_K = 5
@@ -86,7 +86,7 @@ def _whole_documents(store: IndexStore, collections: list[Collection],
             continue
         collection = by_id[row.collection_id]
         grade = max(Grade.parse(collection.grade), Grade.parse(row.grade)).value
-        results.append(SearchResult(row.text, row.source_key.removeprefix("upload:"), row.title, row.section,
+        results.append(SearchResult(row.text, display_source(row.source_key), row.title, row.section,
                                     row.page, 1.0, grade, 0, None, False, collection.name,
                                     row.document_id, row.id))
     return results

@@ -84,7 +84,7 @@ def search(store: IndexStore, collections: list[Collection], query: str, top_k: 
         hit, collection, _ = by_id[row.id]
         grade = max(Grade.parse(collection.grade), Grade.parse(row.grade)).value
         results.append(SearchResult(
-            text=row.text, source=_display_source(row.source_key), title=row.title, section=row.section,
+            text=row.text, source=display_source(row.source_key), title=row.title, section=row.section,
             page=row.page, score=hit.score, grade=grade, version=row.number,
             effective_from=row.effective_from.isoformat() if row.effective_from else None,
             superseded=not in_force(validity.get(row.id, 0)), collection=collection.name,
@@ -104,5 +104,9 @@ def _query_vector(embedder: Embedder | None, query: str, grade: Grade):
         return None
 
 
-def _display_source(key: str) -> str:
-    return key.removeprefix("upload:")
+def display_source(key: str) -> str:
+    """What a user calls the source: the upload or sample file name, or the ingested path."""
+    for prefix in ("upload:", "sample:"):
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key

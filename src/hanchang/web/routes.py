@@ -23,6 +23,7 @@ from hanchang.core.principal import Principal, Role
 from hanchang.gateway.errors import GatewayError
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.collections import NotAllowed
+from hanchang.knowledge.search import display_source
 from hanchang.store import accounts
 from hanchang.store.tables import Agency, Chunk, Collection, Document, User
 from hanchang.web import sessions
@@ -76,10 +77,9 @@ async def login(request: Request, agency: str = Form(""), user: str = Form(""), 
     def work():
         with request.app.state.db.session() as session:
             return sessions.sign_in(session, agency, user, password)
-    try:
-        new = await run_in_threadpool(work)
-    except sessions.SignInRefused as exc:
-        return _login_page(request, exc.message_ko, 423 if exc.locked else 401, agency, user)
+    new = await run_in_threadpool(work)
+    if isinstance(new, sessions.SignInRefused):
+        return _login_page(request, new.message_ko, 423 if new.locked else 401, agency, user)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(sessions.COOKIE, new.token, max_age=sessions.SESSION_HOURS * 3600, httponly=True,
                         samesite="strict", secure=request.app.state.settings.cookie_secure, path="/")
@@ -291,7 +291,7 @@ async def open_citation(chunk_id: int, request: Request, principal: Principal = 
             chunk, document, collection = row
             grade = max(Grade.parse(document.grade), Grade.parse(collection.grade)).value
             return {"text": chunk.text, "section": chunk.section, "page": chunk.page, "title": document.title,
-                    "source": document.source_key.removeprefix("upload:"), "grade": grade,
+                    "source": display_source(document.source_key), "grade": grade,
                     "collection": collection.name}
     return JSONResponse(await run_in_threadpool(work))
 

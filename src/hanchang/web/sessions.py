@@ -48,14 +48,15 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def sign_in(session: Session, agency_code: str, user_name: str, password: str) -> NewSession:
+def sign_in(session: Session, agency_code: str, user_name: str, password: str) -> NewSession | SignInRefused:
+    """A new session, or the refusal (returned, not raised, so the failure count commits)."""
     agency_code, user_name = agency_code.strip(), user_name.strip()
     failure = session.scalar(select(LoginFailure).where(LoginFailure.agency_code == agency_code,
                                                         LoginFailure.user_name == user_name))
     now = utcnow()
     if failure and failure.locked_until and _aware(failure.locked_until) > now:
         minutes = max(1, int((_aware(failure.locked_until) - now).total_seconds() // 60) + 1)
-        raise SignInRefused(f"로그인 실패가 반복되어 잠겼습니다. {minutes}분 뒤에 다시 시도하세요. "
+        return SignInRefused(f"로그인 실패가 반복되어 잠겼습니다. {minutes}분 뒤에 다시 시도하세요. "
                             f"(Locked after repeated failures; try again in {minutes} min.)", locked=True)
     user = session.scalar(select(User).join(Agency).where(Agency.code == agency_code,
                                                           User.name == user_name))
@@ -66,7 +67,7 @@ def sign_in(session: Session, agency_code: str, user_name: str, password: str) -
         failure.failures += 1
         if failure.failures >= MAX_FAILURES:
             failure.locked_until, failure.failures = now + LOCKOUT, 0
-        raise SignInRefused("기관, 사용자 이름 또는 암호가 맞지 않습니다. "
+        return SignInRefused("기관, 사용자 이름 또는 암호가 맞지 않습니다. "
                             "(Agency, user name or password is wrong.)")
     if failure is not None:
         session.delete(failure)

@@ -84,7 +84,7 @@ async function loadConversations() {
       if (title) { await api(`/api/conversations/${c.id}`, { method: "PATCH", json: { title } }); loadConversations(); }
     });
     const remove = document.createElement("button");
-    remove.type = "button"; remove.className = "icon"; remove.textContent = "🗑"; remove.title = t("delete", "삭제");
+    remove.type = "button"; remove.className = "icon"; remove.textContent = "×"; remove.title = t("delete", "삭제");
     remove.setAttribute("aria-label", `${t("delete", "삭제")}: ${c.title}`);
     remove.addEventListener("click", async () => {
       if (!confirm("이 대화를 삭제할까요? (Delete this chat?)")) return;
@@ -186,8 +186,8 @@ function actions(m) {
     bar.append(b);
     return b;
   };
-  button(t("copy", "복사"), "⧉", () => navigator.clipboard && navigator.clipboard.writeText(m.content));
-  button(t("regenerate", "다시 생성"), "↻", () => send({ regenerate: true }));
+  button(t("copy", "복사"), t("copy", "복사"), () => navigator.clipboard && navigator.clipboard.writeText(m.content));
+  button(t("regenerate", "다시 생성"), "↻ " + t("regenerate", "다시 생성"), () => send({ regenerate: true }));
   const rate = async (value) => {
     const reason = value < 0 ? (prompt("무엇이 아쉬웠나요? (선택) / What was wrong? (optional)") || "") : "";
     await api(`/api/messages/${m.id}/feedback`, { method: "POST", json: { rating: value, reason } });
@@ -195,8 +195,8 @@ function actions(m) {
     up.setAttribute("aria-pressed", value > 0 ? "true" : "false");
     down.setAttribute("aria-pressed", value < 0 ? "true" : "false");
   };
-  const up = button(t("good", "도움이 됨"), "👍", () => rate(1), m.rating === 1);
-  const down = button(t("bad", "도움이 안 됨"), "👎", () => rate(-1), m.rating === -1);
+  const up = button(t("good", "도움이 됨"), "▲ " + t("good", "도움이 됨"), () => rate(1), m.rating === 1);
+  const down = button(t("bad", "도움이 안 됨"), "▼ " + t("bad", "도움이 안 됨"), () => rate(-1), m.rating === -1);
   up.classList.add("rate-up"); down.classList.add("rate-down");
   return bar;
 }
