@@ -140,6 +140,11 @@ class KnowledgeConfig(_Strict):
     top_k: int = Field(default=5, ge=1, le=20)
 
 
+class ServicesConfig(_Strict):
+    # Fixed translations per agency code ("*" for every agency): {"디지털플랫폼정부": "Digital Platform Government"}
+    glossary: dict[str, dict[str, str]] = {}
+
+
 class AgencyConfig(_Strict):
     code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
     name: str = Field(min_length=1)
@@ -181,6 +186,7 @@ class Settings(BaseSettings):
     pii: PiiConfig = PiiConfig()
     audit: AuditConfig = AuditConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
+    services: ServicesConfig = ServicesConfig()
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     @field_validator("home", mode="after")

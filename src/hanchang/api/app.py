@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hanchang import __version__
-from hanchang.api import audit_routes, knowledge_routes, openai_routes
+from hanchang.api import audit_routes, knowledge_routes, openai_routes, service_routes
 from hanchang.api.auth import KeyAuthenticator
 from hanchang.api.errors import error_response, install_error_handlers
 from hanchang.api.responses import JSONResponse
@@ -82,6 +82,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(openai_routes.router)
     app.include_router(knowledge_routes.router)
     app.include_router(audit_routes.router)
+    app.include_router(service_routes.router)
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=str(web_routes.HERE / "static")), name="static")
 

@@ -1,0 +1,84 @@
+"""What a service is: an id, Korean and English names, its inputs, and an async `run`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hanchang.assist.chat import chat_call
+from hanchang.core.grades import Grade
+from hanchang.core.principal import Principal
+from hanchang.gateway.router import Gateway
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str  # text | longtext | choice | collections | grade
+    label_ko: str
+    required: bool = True
+    choices: tuple[str, ...] = ()
+
+
+@dataclass
+class ServiceContext:
+    state: Any  # app.state: gateway, db, knowledge, settings
+    principal: Principal
+    grade: Grade
+    model: str | None
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.state.gateway
+
+    async def complete(self, service_id: str, messages: list[dict[str, Any]], max_tokens: int = 1024) -> str:
+        """One model call through the gateway (policy, guard, limits, audit), returning text."""
+        body = {"model": self.model or self.gateway.registry.default_model, "messages": messages,
+                "max_tokens": max_tokens, "temperature": 0.2}
+        call = chat_call(self.principal, body, self.grade, [], endpoint=f"service.{service_id}")
+        result = await self.gateway.chat(call)
+        return (result["choices"][0]["message"].get("content") or "").strip()
+
+    def context_window(self) -> int:
+        registry = self.gateway.registry
+        return registry.get(self.model or registry.default_model).context_window
+
+
+@dataclass
+class ServiceResult:
+    text: str
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ServiceInputError(ValueError):
+    """Inputs a user can fix; the message is Korean."""
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    name_ko: str
+    name_en: str
+    description_ko: str
+    fields: tuple[Field, ...]
+    run: Callable[[ServiceContext, dict[str, Any]], Awaitable[ServiceResult]]
+
+    def describe(self) -> dict[str, Any]:
+        return {"id": self.id, "name_ko": self.name_ko, "name_en": self.name_en,
+                "description_ko": self.description_ko, "inputs": [asdict(f) for f in self.fields]}
+
+    def validate(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        clean = {}
+        for f in self.fields:
+            value = inputs.get(f.name)
+            if f.required and (value is None or (isinstance(value, str) and not value.strip())):
+                raise ServiceInputError(f"'{f.label_ko}' 항목을 입력하세요. ({f.name} is required)")
+            if value is not None and f.choices and value not in f.choices:
+                raise ServiceInputError(f"'{f.label_ko}'은(는) {', '.join(f.choices)} 중 하나여야 합니다.")
+            clean[f.name] = value
+        return clean

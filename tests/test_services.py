@@ -1,0 +1,101 @@
+"""Work services run through the same gateway as chat: policy, guard and audit included."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from hanchang.knowledge.parsers import BlockKind, parse
+from hanchang.store.tables import AuditRecord
+
+
+@pytest.fixture
+def services(platform_factory, upstreams):
+    internal, external = upstreams
+    return platform_factory({
+        "models": [
+            {"name": "int", "backend": "openai", "base_url": internal.base_url, "zone": "internal",
+             "max_grade": "C", "context_window": 512},
+            {"name": "ext", "backend": "openai", "base_url": external.base_url, "zone": "external",
+             "max_grade": "O"},
+        ],
+        "services": {"glossary": {"MOIS": {"디지털플랫폼정부": "Digital Platform Government"}}},
+    })
+
+
+def run(platform, service, inputs=None, **extra):
+    return httpx.post(f"{platform.url}/api/services/{service}", headers=platform.headers(), timeout=60,
+                      json={"inputs": inputs, **extra})
+
+
+def test_services_are_listed_in_korean(services):
+    listed = httpx.get(services.url + "/api/services", headers=services.headers()).json()["data"]
+    assert {s["id"]: s["name_ko"] for s in listed} == {"qa": "질의응답", "summarize": "요약", "draft": "문서 작성",
+                                                      "translate": "번역"}
+    assert all(s["inputs"] for s in listed)
+
+
+def test_long_text_is_summarised_by_map_reduce(services, upstreams):
+    internal, _ = upstreams
+    long_text = " ".join(f"제{i}항 회의에서 예산 {i}억 원 집행 계획을 검토하였다." for i in range(200))
+    response = run(services, "summarize", {"text": long_text}, model="int")
+    assert response.status_code == 200, response.text
+    assert response.json()["meta"]["pieces"] > 1
+    assert len(internal.behaviour.received) > response.json()["meta"]["pieces"]  # maps, then reduce
+    services.usage_rows(at_least=len(internal.behaviour.received))
+    with services.db.session() as session:
+        actions = set(session.scalars(select(AuditRecord.action).where(AuditRecord.category == "ai")))
+    assert actions == {"service.summarize"}
+
+
+def test_minutes_follow_the_minutes_format(services, upstreams):
+    internal, _ = upstreams
+    run(services, "summarize", {"text": "김 과장: 예산을 늘립시다. 이 주무관: 다음 주까지 검토하겠습니다.",
+                                "style": "minutes"}, model="int")
+    system = internal.behaviour.received[-1]["messages"][0]["content"]
+    assert "결정 사항" in system and "조치 사항" in system
+
+
+def test_translation_pins_glossary_terms(services, upstreams):
+    internal, _ = upstreams
+    response = run(services, "translate", model="int",
+                   inputs={"text": "디지털플랫폼정부 위원회 회의", "source": "ko", "target": "en"})
+    system = internal.behaviour.received[-1]["messages"][0]["content"]
+    assert "디지털플랫폼정부 → Digital Platform Government" in system
+    meta = response.json()["meta"]
+    assert meta["glossary_applied"] == {"디지털플랫폼정부": "Digital Platform Government"}
+    assert meta["glossary_missing"] == ["디지털플랫폼정부"]  # the echo upstream does not translate
+    same = run(services, "translate", {"text": "x", "source": "ko", "target": "ko"})
+    assert same.status_code == 400 and "같습니다" in same.json()["error"]["message"]
+
+
+def test_drafts_follow_templates_and_export_to_docx(services, upstreams, tmp_path):
+    internal, _ = upstreams
+    response = run(services, "draft", {"template": "report", "request": "2025-08-07 시행 AI 공통기반 보고서"},
+                   model="int")
+    body = response.json()
+    system = internal.behaviour.received[-1]["messages"][0]["content"]
+    assert all(section in system for section in ("개요", "추진배경", "추진내용", "기대효과"))
+    assert "2025. 8. 7." in body["text"] and "2025-08-07" not in body["text"]
+    exported = httpx.post(services.url + "/api/services/draft/export", headers=services.headers(), timeout=30,
+                          json={"title": "AI 공통기반 보고서",
+                                "text": "□ 개요\n○ 목적: 기반 마련\n□ 기대효과\n- 업무 효율"})
+    assert exported.status_code == 200
+    path = tmp_path / "draft.docx"
+    path.write_bytes(exported.content)
+    doc = parse(path)
+    assert [b.text for b in doc.blocks if b.kind is BlockKind.HEADING] == ["AI 공통기반 보고서", "□ 개요", "□ 기대효과"]
+    bad = run(services, "draft", {"template": "poem", "request": "x"})
+    assert bad.status_code == 400 and "문서 종류" in bad.json()["error"]["message"]
+
+
+def test_services_have_no_side_door(services, upstreams):
+    _, external = upstreams
+    refused = run(services, "summarize", {"text": "인사 평가 결과 요약"}, model="ext", data_grade="S")
+    assert refused.status_code == 403 and external.behaviour.received == []
+    pseudo = run(services, "translate", {"text": "연락처 010-2345-6789로 회신", "target": "en"}, model="ext")
+    assert pseudo.status_code == 200
+    assert "010-2345-6789" not in json.dumps(external.behaviour.received, ensure_ascii=False)
