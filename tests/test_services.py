@@ -34,7 +34,7 @@ def run(platform, service, inputs=None, **extra):
 def test_services_are_listed_in_korean(services):
     listed = httpx.get(services.url + "/api/services", headers=services.headers()).json()["data"]
     assert {s["id"]: s["name_ko"] for s in listed} == {"qa": "질의응답", "summarize": "요약", "draft": "문서 작성",
-                                                      "translate": "번역"}
+                                                      "translate": "번역", "counsel": "상담 지원"}
     assert all(s["inputs"] for s in listed)
 
 
@@ -99,3 +99,26 @@ def test_services_have_no_side_door(services, upstreams):
     pseudo = run(services, "translate", {"text": "연락처 010-2345-6789로 회신", "target": "en"}, model="ext")
     assert pseudo.status_code == 200
     assert "010-2345-6789" not in json.dumps(external.behaviour.received, ensure_ascii=False)
+
+
+def test_counsel_drafts_for_the_counsellor_and_flags_decisions(services, upstreams):
+    from hanchang.knowledge import collections as kc
+    from hanchang.knowledge.index_store import IndexStore
+    from hanchang.knowledge.ingest import SourceFile
+    from hanchang.knowledge.operations import ingest_sources
+
+    internal, _ = upstreams
+    rule = services.settings.home / "환급규정.txt"
+    rule.parent.mkdir(parents=True, exist_ok=True)
+    rule.write_text("제4조(환급) 과오납 수수료는 신청일부터 14일 안에 환급한다.", encoding="utf-8")
+    with services.db.session() as session:
+        cid = kc.create(session, "MOIS", "민원규정").id
+    ingest_sources(services.db, IndexStore(services.settings.home, services.db), cid,
+                   [SourceFile(rule, "upload:환급규정.txt", "환급규정.txt")])
+    question = "수수료를 두 번 냈는데 환급받을 수 있나요?"
+    response = run(services, "counsel", {"question": question, "collections": [cid]}, model="int")
+    body = response.json()
+    assert body["meta"]["sent_to_citizen"] is False and body["citations"][0]["source"] == "환급규정.txt"
+    assert "금전 판단 필요" in body["meta"]["needs_human_decision"]
+    prompt = "\n".join(m["content"] for m in internal.behaviour.received[-1]["messages"] if m["role"] == "system")
+    assert "상담원" in prompt and "제4조(환급)" in prompt

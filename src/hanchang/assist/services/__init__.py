@@ -8,11 +8,12 @@ agency adds a service by registering one more `Service` here (or from a plugin a
 from __future__ import annotations
 
 from hanchang.assist.services.base import Field, Service, ServiceContext, ServiceResult
+from hanchang.assist.services.counsel import COUNSEL
 from hanchang.assist.services.drafting import DRAFT
 from hanchang.assist.services.qa_service import QA
 from hanchang.assist.services.summarize import SUMMARIZE
 from hanchang.assist.services.translate import TRANSLATE
 
-SERVICES: dict[str, Service] = {s.id: s for s in (QA, SUMMARIZE, DRAFT, TRANSLATE)}
+SERVICES: dict[str, Service] = {s.id: s for s in (QA, SUMMARIZE, DRAFT, TRANSLATE, COUNSEL)}
 
 __all__ = ["SERVICES", "Field", "Service", "ServiceContext", "ServiceResult"]
