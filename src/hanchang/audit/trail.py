@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from hanchang.store.tables import AuditChainHead, AuditRecord, utcnow
@@ -85,24 +85,25 @@ def _as_values(entry: AuditEntry) -> dict[str, Any]:
     return values
 
 
-def append(session: Session, entries: list[AuditEntry]) -> list[AuditRecord]:
-    """Append entries to the chain inside the caller's transaction."""
+def append(session: Session, entries: list[AuditEntry]) -> list[dict[str, Any]]:
+    """Append entries to the chain inside the caller's transaction (one multi-row insert)."""
     if not entries:
         return []
     head = session.scalars(select(AuditChainHead).where(AuditChainHead.id == 1)
                            .with_for_update()).one()
-    records = []
+    rows = []
+    last_id, last_hash = head.last_id, head.last_hash
     for entry in entries:
         values = _as_values(entry)
-        values["id"] = head.last_id + 1
-        values["prev_hash"] = head.last_hash
+        values["id"] = last_id + 1
+        values["prev_hash"] = last_hash
         values["record_hash"] = record_hash(values)
-        record = AuditRecord(**values)
-        session.add(record)
-        head.last_id, head.last_hash = record.id, record.record_hash
-        records.append(record)
+        rows.append(values)
+        last_id, last_hash = values["id"], values["record_hash"]
+    session.execute(insert(AuditRecord.__table__), rows)
+    head.last_id, head.last_hash = last_id, last_hash
     session.flush()
-    return records
+    return rows
 
 
 @dataclass(frozen=True)
