@@ -33,8 +33,9 @@ def run(platform, service, inputs=None, **extra):
 
 def test_services_are_listed_in_korean(services):
     listed = httpx.get(services.url + "/api/services", headers=services.headers()).json()["data"]
-    assert {s["id"]: s["name_ko"] for s in listed} == {"qa": "질의응답", "summarize": "요약", "draft": "문서 작성",
-                                                      "translate": "번역", "counsel": "상담 지원"}
+    assert {s["id"]: s["name_ko"] for s in listed} == {
+        "qa": "질의응답", "summarize": "요약", "draft": "문서 작성", "translate": "번역", "counsel": "상담 지원",
+        "analyze": "분석·활용"}
     assert all(s["inputs"] for s in listed)
 
 
@@ -122,3 +123,52 @@ def test_counsel_drafts_for_the_counsellor_and_flags_decisions(services, upstrea
     assert "금전 판단 필요" in body["meta"]["needs_human_decision"]
     prompt = "\n".join(m["content"] for m in internal.behaviour.received[-1]["messages"] if m["role"] == "system")
     assert "상담원" in prompt and "제4조(환급)" in prompt
+
+
+BUDGET_CSV = "부서,분기,예산\n정보화담당관,1,120\n정보화담당관,2,80\n민원실,1,50\n민원실,2,70\n감사실,1,30\n"
+
+
+def test_analyze_computes_figures_in_code_and_draws_a_chart(services, upstreams):
+    internal, _ = upstreams
+    internal.behaviour.reply = '계획: {"operation": "sum", "column": "예산", "group_by": "부서", "filter": null}'
+    response = run(services, "analyze", {"csv": BUDGET_CSV, "question": "부서별 예산 합계는?"}, model="int")
+    assert response.status_code == 200, response.text
+    meta = response.json()["meta"]
+    assert meta["table"] == [{"group": "정보화담당관", "value": 200}, {"group": "민원실", "value": 120},
+                             {"group": "감사실", "value": 30}]
+    assert meta["chart_svg"].startswith("<svg") and "정보화담당관" in meta["chart_svg"]
+    assert "- 정보화담당관: 200" in response.json()["text"]
+    profile = {c["name"]: c for c in meta["profile"]}
+    assert profile["예산"]["sum"] == 350 and profile["부서"]["unique"] == 3
+    # The model only saw column names and the computed table, never the raw rows.
+    planning = internal.behaviour.received[-2]["messages"][-1]["content"]
+    assert "열: 부서, 분기, 예산" in planning and "120" not in planning
+
+
+def test_analyze_refuses_plans_it_cannot_trust(services, upstreams):
+    internal, _ = upstreams
+    internal.behaviour.reply = '{"operation": "sum", "column": "급여", "group_by": null}'
+    bad = run(services, "analyze", {"csv": BUDGET_CSV, "question": "급여 합계"}, model="int")
+    assert bad.status_code == 400 and "'급여' 열이 표에 없습니다" in bad.json()["error"]["message"]
+    internal.behaviour.reply = '{"operation": "mean", "column": "예산", "group_by": null, "filter": {"분기": 1}}'
+    ok = run(services, "analyze", {"csv": BUDGET_CSV, "question": "1분기 평균 예산"}, model="int")
+    assert ok.json()["meta"]["value"] == 66.6667
+    assert run(services, "analyze", {"question": "표 없음"}).status_code == 400
+
+
+def test_analyze_profiles_an_xlsx_table(services):
+    import base64
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["지역", "민원 건수"])
+    for region, count in (("서울", 120), ("부산", 45)):
+        book.active.append([region, count])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    response = run(services, "analyze", {"xlsx_base64": base64.b64encode(buffer.getvalue()).decode()})
+    assert response.json()["text"] == "2행 2열의 표입니다."
+    counts = {c["name"]: c for c in response.json()["meta"]["profile"]}["민원 건수"]
+    assert (counts["type"], counts["max"], counts["sum"]) == ("number", 120, 165)

@@ -1,0 +1,157 @@
+"""analyze 분석·활용: profile a table and answer with figures computed by our code.
+
+The model only turns the question into a small plan (operation, column, grouping, filter) over
+the column names; pandas computes the figures, so no number in the answer is invented by the
+model. A grouped result comes with an SVG bar chart and a short interpretation.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from html import escape
+from typing import Any
+
+import pandas as pd
+
+from hanchang.assist.services.base import Field, Service, ServiceContext, ServiceInputError, ServiceResult
+
+MAX_ROWS = 200_000
+OPERATIONS = {"sum": "합계", "mean": "평균", "count": "건수", "max": "최댓값", "min": "최솟값"}
+PLAN_PROMPT = (
+    "표의 열 이름과 질문을 보고, 답을 계산할 계획을 JSON 하나로만 출력하세요. 형식: "
+    '{"operation": "sum|mean|count|max|min", "column": "열 이름 또는 null", '
+    '"group_by": "열 이름 또는 null", "filter": {"열 이름": "값"} 또는 null}'
+)
+
+
+def load_table(inputs: dict[str, Any]) -> pd.DataFrame:
+    try:
+        if inputs.get("csv"):
+            frame = pd.read_csv(io.StringIO(inputs["csv"]))
+        elif inputs.get("xlsx_base64"):
+            frame = pd.read_excel(io.BytesIO(base64.b64decode(inputs["xlsx_base64"])))
+        else:
+            raise ServiceInputError("분석할 표(csv 또는 xlsx_base64)를 넣어 주세요.")
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise ServiceInputError(f"표를 읽을 수 없습니다: {exc}") from exc
+    if frame.empty:
+        raise ServiceInputError("표에 데이터가 없습니다.")
+    if len(frame) > MAX_ROWS:
+        raise ServiceInputError(f"표가 너무 큽니다({len(frame):,}행). {MAX_ROWS:,}행 이하로 나눠 주세요.")
+    return frame
+
+
+def profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        column: dict[str, Any] = {"name": str(name), "non_null": int(series.notna().sum()),
+                                  "unique": int(series.nunique())}
+        if pd.api.types.is_numeric_dtype(series):
+            column.update(type="number", min=_num(series.min()), max=_num(series.max()),
+                          mean=_num(series.mean()), sum=_num(series.sum()))
+        else:
+            column.update(type="text", top=[str(v) for v in series.value_counts().head(5).index])
+        columns.append(column)
+    return columns
+
+
+def _num(value: Any) -> float | int | None:
+    if value is None or pd.isna(value):
+        return None
+    number = float(value)
+    return int(number) if number.is_integer() else round(number, 4)
+
+
+def parse_plan(text: str, frame: pd.DataFrame) -> dict[str, Any]:
+    match = re.search(r"\{.*\}", text, re.DOTALL)
+    if not match:
+        raise ServiceInputError("질문을 계산 계획으로 바꾸지 못했습니다. 열 이름을 넣어 다시 물어보세요.")
+    try:
+        plan = json.loads(match.group(0))
+    except json.JSONDecodeError as exc:
+        raise ServiceInputError("계산 계획을 읽지 못했습니다. 질문을 더 구체적으로 써 주세요.") from exc
+    names = {str(c) for c in frame.columns}
+    if plan.get("operation") not in OPERATIONS:
+        raise ServiceInputError(f"계산 방식은 {', '.join(OPERATIONS.values())} 중 하나여야 합니다.")
+    for key in ("column", "group_by"):
+        if plan.get(key) not in (None, *names):
+            raise ServiceInputError(f"'{plan.get(key)}' 열이 표에 없습니다. 있는 열: {', '.join(sorted(names))}")
+    if plan["operation"] != "count" and plan.get("column") is None:
+        raise ServiceInputError("계산할 열을 질문에 넣어 주세요.")
+    for column in (plan.get("filter") or {}):
+        if column not in names:
+            raise ServiceInputError(f"거르기 열 '{column}'이(가) 표에 없습니다.")
+    return plan
+
+
+def execute(frame: pd.DataFrame, plan: dict[str, Any]) -> pd.Series | float:
+    data = frame
+    for column, value in (plan.get("filter") or {}).items():
+        data = data[data[column].astype(str) == str(value)]
+    operation, column, group = plan["operation"], plan.get("column"), plan.get("group_by")
+    if group:
+        if operation == "count":
+            result = data.groupby(group)[column].count() if column else data.groupby(group).size()
+        else:
+            result = getattr(data.groupby(group)[column], operation)()
+        return result.sort_values(ascending=False)
+    if operation == "count":
+        return float(data[column].count() if column else len(data))
+    return float(getattr(data[column], operation)())
+
+
+def bar_chart_svg(series: pd.Series, title: str) -> str:
+    """A plain SVG bar chart (no plotting library), up to 20 bars."""
+    items = list(series.head(20).items())
+    width, bar, gap, left = 640, 22, 8, 160
+    height = 40 + len(items) * (bar + gap)
+    peak = max((abs(float(v)) for _, v in items), default=1) or 1
+    rows = []
+    for i, (label, value) in enumerate(items):
+        y = 30 + i * (bar + gap)
+        length = (width - left - 80) * abs(float(value)) / peak
+        rows.append(f'<text x="{left - 8}" y="{y + 16}" text-anchor="end">{escape(str(label))}</text>'
+                    f'<rect x="{left}" y="{y}" width="{length:.1f}" height="{bar}" fill="#0b4ea2"/>'
+                    f'<text x="{left + length + 6:.1f}" y="{y + 16}">{_num(value):,}</text>')
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'font-family="sans-serif" font-size="13"><text x="8" y="18" font-weight="bold">'
+            f'{escape(title)}</text>{"".join(rows)}</svg>')
+
+
+async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
+    frame = load_table(inputs)
+    columns = profile(frame)
+    question = (inputs.get("question") or "").strip()
+    if not question:
+        return ServiceResult(f"{len(frame):,}행 {len(columns)}열의 표입니다.", meta={"profile": columns})
+    names = ", ".join(str(c) for c in frame.columns)
+    plan = parse_plan(await ctx.complete("analyze", [
+        {"role": "system", "content": PLAN_PROMPT},
+        {"role": "user", "content": f"열: {names}\n질문: {question}"}], max_tokens=200), frame)
+    result = execute(frame, plan)
+    label = f"{plan.get('column') or '행'} {OPERATIONS[plan['operation']]}"
+    meta: dict[str, Any] = {"profile": columns, "plan": plan}
+    if isinstance(result, pd.Series):
+        table = [{"group": str(k), "value": _num(v)} for k, v in result.items()]
+        meta.update(table=table, chart_svg=bar_chart_svg(result, f"{plan['group_by']}별 {label}"))
+        figures = "\n".join(f"- {row['group']}: {row['value']:,}" for row in table[:20])
+        interpretation = await ctx.complete("analyze", [
+            {"role": "system", "content": "아래 계산 결과만 근거로 두세 문장으로 해석하세요. 새 숫자를 만들지 마세요."},
+            {"role": "user", "content": f"질문: {question}\n{plan['group_by']}별 {label}:\n{figures}"}],
+            max_tokens=300)
+        text = f"{plan['group_by']}별 {label}:\n{figures}\n\n{interpretation}"
+    else:
+        meta["value"] = _num(result)
+        text = f"{label}: {_num(result):,}"
+    return ServiceResult(text, meta=meta)
+
+
+ANALYZE = Service("analyze", "분석·활용", "Table analysis",
+                  "CSV/XLSX 표의 열을 요약하고, 질문에 맞는 수치를 코드로 계산해 그래프와 해석을 돌려줍니다.",
+                  (Field("csv", "longtext", "CSV 표", required=False),
+                   Field("xlsx_base64", "text", "XLSX(base64)", required=False),
+                   Field("question", "text", "질문", required=False)), run)
