@@ -35,7 +35,7 @@ def test_services_are_listed_in_korean(services):
     listed = httpx.get(services.url + "/api/services", headers=services.headers()).json()["data"]
     assert {s["id"]: s["name_ko"] for s in listed} == {
         "qa": "질의응답", "summarize": "요약", "draft": "문서 작성", "translate": "번역", "counsel": "상담 지원",
-        "analyze": "분석·활용"}
+        "analyze": "분석·활용", "act": "서비스 처리"}
     assert all(s["inputs"] for s in listed)
 
 
@@ -172,3 +172,88 @@ def test_analyze_profiles_an_xlsx_table(services):
     assert response.json()["text"] == "2행 2열의 표입니다."
     counts = {c["name"]: c for c in response.json()["meta"]["profile"]}["민원 건수"]
     assert (counts["type"], counts["max"], counts["sum"]) == ("number", 120, 165)
+
+
+@pytest.fixture
+def booking():
+    from hanchang.devtools.demo_booking import create_booking_app
+    from hanchang.devtools.threaded_server import ThreadedServer
+
+    app = create_booking_app()
+    server = ThreadedServer(app).start()
+    yield server, app.openapi()
+    server.stop()
+
+
+def register(platform, booking, auto_reads=False):
+    from hanchang.core.principal import Role
+    from hanchang.store import accounts
+
+    with platform.db.session() as session:
+        accounts.create_user(session, "MOIS", "admin-act", Role.AGENCY_ADMIN)
+        platform.admin_key = accounts.create_key(session, "MOIS", "admin-act").secret
+    server, spec = booking
+    refused = httpx.post(platform.url + "/api/connectors", headers=platform.headers(), timeout=10,
+                         json={"name": "회의실", "base_url": server.url, "spec": spec})
+    assert refused.status_code == 403  # plain users cannot register connectors
+    created = httpx.post(platform.url + "/api/connectors", headers=platform.headers(platform.admin_key),
+                         timeout=10, json={"name": "회의실", "base_url": server.url, "spec": spec,
+                                           "auto_approve_reads": auto_reads})
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def test_act_shows_the_call_and_sends_it_only_after_confirmation(services, upstreams, booking):
+    internal, _ = upstreams
+    server, _ = booking
+    info = register(services, booking)
+    assert any(op.startswith("create_booking: POST /bookings") for op in info["operations"])
+    internal.behaviour.reply = ('{"operation": "create_booking", "arguments": {"room": "A101", "date": "2026-12-01", '
+                                '"start": "10:00", "end": "11:00", "title": "예산 회의"}}')
+    proposed = run(services, "act", {"connector": "회의실", "request": "12월 1일 10시 A101 예산 회의 예약"},
+                   model="int")
+    assert proposed.status_code == 200, proposed.text
+    action = proposed.json()["meta"]["action"]
+    assert proposed.json()["meta"]["needs_confirmation"] is True
+    assert (action["method"], action["url"]) == ("POST", server.url + "/bookings")
+    assert action["body"]["room"] == "A101" and action["status"] == "pending"
+    assert httpx.get(server.url + "/bookings", params={"date": "2026-12-01"}).json() == []  # nothing sent yet
+    done = httpx.post(f"{services.url}/api/actions/{action['id']}/confirm", headers=services.headers(), timeout=10)
+    assert done.json()["status"] == "executed" and done.json()["result"]["status"] == 201
+    assert len(httpx.get(server.url + "/bookings", params={"date": "2026-12-01"}).json()) == 1
+    again = httpx.post(f"{services.url}/api/actions/{action['id']}/confirm", headers=services.headers(), timeout=10)
+    assert again.status_code == 409
+    services.usage_rows(at_least=1)
+    with services.db.session() as session:
+        logged = list(session.scalars(select(AuditRecord.action).where(AuditRecord.category == "action")))
+    assert logged == ["connectors.register", "actions.propose", "actions.execute"]
+
+
+def test_act_refusals(services, upstreams, booking):
+    internal, _ = upstreams
+    server, _ = booking
+    register(services, booking)
+    internal.behaviour.reply = '{"operation": "create_booking", "arguments": {"room": "A101", "date": "2026-12-02", ' \
+                               '"start": "09:00", "end": "10:00", "title": "x"}}'
+    action = run(services, "act", {"connector": "회의실", "request": "예약"}, model="int").json()["meta"]["action"]
+    rejected = httpx.post(f"{services.url}/api/actions/{action['id']}/reject", headers=services.headers(), timeout=10)
+    assert rejected.json()["status"] == "rejected"
+    assert httpx.get(server.url + "/bookings", params={"date": "2026-12-02"}).json() == []
+    internal.behaviour.reply = '{"operation": "drop_database", "arguments": {}}'
+    unknown = run(services, "act", {"connector": "회의실", "request": "다 지워"}, model="int")
+    assert unknown.status_code == 400 and "drop_database" in unknown.json()["error"]["message"]
+    internal.behaviour.reply = '{"operation": "create_booking", "arguments": {"room": "A101", "color": "red"}}'
+    wrong = run(services, "act", {"connector": "회의실", "request": "예약"}, model="int")
+    assert wrong.status_code == 400 and "color" in wrong.json()["error"]["message"]
+    other = httpx.post(f"{services.url}/api/actions/{action['id']}/confirm",
+                       headers=services.headers(services.admin_key), timeout=10)
+    assert other.status_code == 404  # another user's action is not reachable
+
+
+def test_read_only_calls_can_be_auto_approved(services, upstreams, booking):
+    internal, _ = upstreams
+    register(services, booking, auto_reads=True)
+    internal.behaviour.reply = '{"operation": "list_rooms", "arguments": {}}'
+    response = run(services, "act", {"connector": "회의실", "request": "회의실 목록"}, model="int").json()
+    assert response["meta"]["needs_confirmation"] is False
+    assert response["meta"]["action"]["result"]["body"] == [{"room": "A101", "seats": 8}, {"room": "B201", "seats": 20}]

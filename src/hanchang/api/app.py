@@ -83,6 +83,7 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.include_router(knowledge_routes.router)
     app.include_router(audit_routes.router)
     app.include_router(service_routes.router)
+    app.include_router(service_routes.connector_router)
     app.include_router(web_routes.router)
     app.mount("/static", StaticFiles(directory=str(web_routes.HERE / "static")), name="static")
 

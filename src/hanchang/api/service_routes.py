@@ -8,9 +8,11 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.concurrency import run_in_threadpool
 
 from hanchang.api.auth import require_principal
 from hanchang.api.responses import JSONResponse
+from hanchang.assist import connectors
 from hanchang.assist.services import SERVICES, ServiceContext
 from hanchang.assist.services.base import ServiceInputError
 from hanchang.assist.services.export import to_docx
@@ -19,6 +21,7 @@ from hanchang.core.principal import Principal
 from hanchang.knowledge.collections import CollectionNotFound, KnowledgeError
 
 router = APIRouter(prefix="/api/services")
+connector_router = APIRouter(prefix="/api")
 
 
 class RunRequest(BaseModel):
@@ -74,3 +77,37 @@ async def export_draft(body: ExportRequest, principal: Principal = Depends(requi
     return Response(to_docx(body.title, body.text),
                     media_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
                     headers={"content-disposition": f"attachment; filename*=UTF-8''{filename}"})
+
+
+# -- connectors and actions (the act service) -----------------------------------------------
+class ConnectorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    base_url: str = Field(min_length=8, max_length=500)
+    spec: dict[str, Any]
+    auto_approve_reads: bool = False
+
+
+@connector_router.post("/connectors", status_code=201)
+async def register_connector(body: ConnectorIn, request: Request, principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            created = connectors.register(session, principal, body.name, body.base_url, body.spec,
+                                          body.auto_approve_reads)
+            ops = connectors.operations(body.spec)
+            return {"id": created.id, "name": created.name, "operations": [op.describe() for op in ops.values()]}
+    return JSONResponse(await run_in_threadpool(work), status_code=201)
+
+
+@connector_router.post("/actions/{action_id}/{decision}")
+async def decide_action(action_id: int, decision: str, request: Request,
+                        principal: Principal = Depends(require_principal)):
+    if decision not in ("confirm", "reject"):
+        raise CollectionNotFound("알 수 없는 결정입니다. confirm 또는 reject를 쓰세요.", "use confirm or reject")
+
+    def work():
+        with request.app.state.db.session() as session:
+            action = connectors.owned_action(session, principal, action_id)
+            return connectors.preview(connectors.decide(session, principal, action, decision == "confirm"))
+    return JSONResponse(await run_in_threadpool(work))

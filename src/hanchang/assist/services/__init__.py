@@ -7,6 +7,7 @@ agency adds a service by registering one more `Service` here (or from a plugin a
 
 from __future__ import annotations
 
+from hanchang.assist.services.act import ACT
 from hanchang.assist.services.analyze import ANALYZE
 from hanchang.assist.services.base import Field, Service, ServiceContext, ServiceResult
 from hanchang.assist.services.counsel import COUNSEL
@@ -15,6 +16,6 @@ from hanchang.assist.services.qa_service import QA
 from hanchang.assist.services.summarize import SUMMARIZE
 from hanchang.assist.services.translate import TRANSLATE
 
-SERVICES: dict[str, Service] = {s.id: s for s in (QA, SUMMARIZE, DRAFT, TRANSLATE, COUNSEL, ANALYZE)}
+SERVICES: dict[str, Service] = {s.id: s for s in (QA, SUMMARIZE, DRAFT, TRANSLATE, COUNSEL, ANALYZE, ACT)}
 
 __all__ = ["SERVICES", "Field", "Service", "ServiceContext", "ServiceResult"]

@@ -1,0 +1,191 @@
+"""Connectors: an agency's internal API described by OpenAPI 3, and the calls proposed to it.
+
+The model may only propose a call; this module checks it against the document (known
+operation, known and required parameters), shows exactly what would be sent, and sends it
+only after the user confirms — or at once for read-only (GET) operations when the connector
+auto-approves reads. Every proposal, decision and result goes into the audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hanchang.audit import trail
+from hanchang.core.principal import Principal
+from hanchang.knowledge.collections import AlreadyExists, CollectionNotFound, KnowledgeError, NotAllowed
+from hanchang.store.tables import Connector, PendingAction, utcnow
+
+TIMEOUT_S = 15.0
+
+
+class ActionError(KnowledgeError):
+    status, code = 400, "invalid_action"
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str
+    method: str
+    path: str
+    summary: str
+    path_params: tuple[str, ...]
+    query_params: tuple[str, ...]
+    required: tuple[str, ...]
+    body_fields: tuple[str, ...]
+
+    @property
+    def read_only(self) -> bool:
+        return self.method == "GET"
+
+    def describe(self) -> str:
+        params = ", ".join((*self.path_params, *self.query_params, *self.body_fields)) or "-"
+        return f"{self.id}: {self.method} {self.path} — {self.summary} (인자: {params})"
+
+
+def operations(spec: dict[str, Any]) -> dict[str, Operation]:
+    found = {}
+    for path, methods in (spec.get("paths") or {}).items():
+        for method, op in methods.items():
+            if method.upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE") or not isinstance(op, dict):
+                continue
+            params = op.get("parameters") or []
+            schema = _resolve(spec, (((op.get("requestBody") or {}).get("content") or {})
+                                     .get("application/json") or {}).get("schema") or {})
+            required = [p["name"] for p in params if p.get("required")] + list(schema.get("required") or [])
+            op_id = op.get("operationId") or f"{method}_{path}".replace("/", "_").strip("_")
+            found[op_id] = Operation(
+                op_id, method.upper(), path, op.get("summary", ""),
+                tuple(p["name"] for p in params if p.get("in") == "path"),
+                tuple(p["name"] for p in params if p.get("in") == "query"),
+                tuple(required), tuple((schema.get("properties") or {}).keys()))
+    if not found:
+        raise ActionError("OpenAPI 문서에 호출할 수 있는 작업(paths)이 없습니다.", "no operations in the document")
+    return found
+
+
+def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local `$ref` (#/components/schemas/Name) to the schema it names."""
+    ref = schema.get("$ref")
+    if not ref or not ref.startswith("#/"):
+        return schema
+    target: Any = spec
+    for part in ref[2:].split("/"):
+        target = target.get(part, {}) if isinstance(target, dict) else {}
+    return target if isinstance(target, dict) else {}
+
+
+def register(session: Session, principal: Principal, name: str, base_url: str, spec: dict[str, Any],
+             auto_approve_reads: bool) -> Connector:
+    if not principal.is_admin:
+        raise NotAllowed("연계 API는 기관 관리자만 등록할 수 있습니다.", "admins register connectors")
+    if not base_url.startswith(("http://", "https://")):
+        raise ActionError("base_url은 http:// 또는 https://로 시작해야 합니다.", "base_url must be http(s)")
+    operations(spec)  # validate
+    if session.scalar(select(Connector).where(Connector.agency_id == principal.agency_id,
+                                              Connector.name == name)):
+        raise AlreadyExists(f"연계 API '{name}'이(가) 이미 있습니다.", f"connector '{name}' exists")
+    connector = Connector(agency_id=principal.agency_id, name=name, base_url=base_url.rstrip("/"),
+                          spec=json.dumps(spec, ensure_ascii=False), auto_approve_reads=auto_approve_reads)
+    session.add(connector)
+    session.flush()
+    _audit(session, principal, "connectors.register", {"connector": name, "base_url": base_url})
+    return connector
+
+
+def connector_for(session: Session, principal: Principal, name: str) -> Connector:
+    found = session.scalar(select(Connector).where(Connector.agency_id == principal.agency_id,
+                                                   Connector.name == name))
+    if found is None:
+        raise CollectionNotFound(f"연계 API '{name}'을(를) 찾을 수 없습니다.", f"connector '{name}' not found")
+    return found
+
+
+def propose(session: Session, principal: Principal, connector: Connector, plan: dict[str, Any]) -> PendingAction:
+    """Check a proposed call against the document and store it as pending."""
+    ops = operations(json.loads(connector.spec))
+    op = ops.get(str(plan.get("operation")))
+    if op is None:
+        raise ActionError(f"'{plan.get('operation')}' 작업은 이 API에 없습니다. 가능한 작업: {', '.join(ops)}",
+                          "unknown operation")
+    arguments = plan.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        raise ActionError("인자(arguments)는 이름-값 묶음이어야 합니다.", "arguments must be an object")
+    allowed = {*op.path_params, *op.query_params, *op.body_fields}
+    unknown = sorted(set(arguments) - allowed)
+    missing = [name for name in op.required if name not in arguments]
+    if unknown or missing:
+        raise ActionError(f"인자가 맞지 않습니다. 모르는 인자: {unknown or '-'}, 빠진 인자: {missing or '-'}",
+                          "arguments do not match the operation")
+    path = op.path
+    for name in op.path_params:
+        path = path.replace("{" + name + "}", str(arguments[name]))
+    query = {k: arguments[k] for k in op.query_params if k in arguments}
+    body = {k: arguments[k] for k in op.body_fields if k in arguments}
+    url = connector.base_url + path + (f"?{urlencode(query)}" if query else "")
+    action = PendingAction(user_id=principal.user_id, connector_id=connector.id, operation=op.id,
+                           method=op.method, url=url, body=json.dumps(body, ensure_ascii=False) if body else None,
+                           status="pending")
+    session.add(action)
+    session.flush()
+    _audit(session, principal, "actions.propose", preview(action))
+    return action
+
+
+def auto_approvable(connector: Connector, action: PendingAction) -> bool:
+    return connector.auto_approve_reads and action.method == "GET"
+
+
+def owned_action(session: Session, principal: Principal, action_id: int) -> PendingAction:
+    action = session.scalar(select(PendingAction).where(PendingAction.id == action_id,
+                                                        PendingAction.user_id == principal.user_id))
+    if action is None:
+        raise CollectionNotFound("요청한 처리 건을 찾을 수 없습니다.", f"action {action_id} not found")
+    return action
+
+
+def decide(session: Session, principal: Principal, action: PendingAction, confirm: bool) -> PendingAction:
+    """Confirm (send it) or reject a pending call; each decision is audited."""
+    if action.status != "pending":
+        raise AlreadyExists(f"이미 처리된 건입니다({action.status}).", f"action already {action.status}")
+    action.decided_at = utcnow()
+    if not confirm:
+        action.status = "rejected"
+        _audit(session, principal, "actions.reject", preview(action))
+        return action
+    try:
+        response = httpx.request(action.method, action.url, timeout=TIMEOUT_S,
+                                 json=json.loads(action.body) if action.body else None)
+        action.status = "executed" if response.status_code < 400 else "failed"
+        action.result = json.dumps({"status": response.status_code, "body": _body(response)}, ensure_ascii=False)
+    except httpx.HTTPError as exc:
+        action.status = "failed"
+        action.result = json.dumps({"error": f"{type(exc).__name__}: {exc}"}, ensure_ascii=False)
+    _audit(session, principal, "actions.execute", {**preview(action), "result": json.loads(action.result)})
+    return action
+
+
+def preview(action: PendingAction) -> dict[str, Any]:
+    """Exactly what is (or would be) sent, for the user and the audit trail."""
+    return {"id": action.id, "operation": action.operation, "method": action.method, "url": action.url,
+            "body": json.loads(action.body) if action.body else None, "status": action.status,
+            "result": json.loads(action.result) if action.result else None}
+
+
+def _body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:2000]
+
+
+def _audit(session: Session, principal: Principal, action: str, detail: dict[str, Any]) -> None:
+    entry = trail.admin_entry(action, principal.user_name, principal.agency_code, detail)
+    entry.category, entry.user_id, entry.role = "action", principal.user_id, principal.role.value
+    trail.append(session, [entry])
