@@ -83,23 +83,17 @@ async def _sse(gateway: Gateway, call: Call, start,
     text_chars = 0
     last: dict[str, Any] = start.first
     try:
-        chunk = start.first
-        while True:
-            if chunk:
-                chunk["model"] = start.model.name
-                if chunk.get("usage"):
-                    counts = chunk["usage"]
-                    chunk["hanchang"] = call.report()
-                    if citations is not None:
-                        chunk["citations"] = citations
-                for choice in chunk.get("choices") or ():
-                    text_chars += len((choice.get("delta") or {}).get("content") or "")
-                last = chunk
-                yield b"data: " + orjson.dumps(chunk) + b"\n\n"
-            try:
-                chunk = await anext(start.rest)
-            except StopAsyncIteration:
-                break
+        async for chunk in start.chunks():
+            chunk["model"] = start.model.name
+            if chunk.get("usage"):
+                counts = chunk["usage"]
+                chunk["hanchang"] = call.report()
+                if citations is not None:
+                    chunk["citations"] = citations
+            for choice in chunk.get("choices") or ():
+                text_chars += len((choice.get("delta") or {}).get("content") or "")
+            last = chunk
+            yield b"data: " + orjson.dumps(chunk) + b"\n\n"
         if counts is None:  # the upstream did not report usage: estimate, and say so
             prompt_chars = sum(len(str(m.get("content") or "")) for m in call.body["messages"])
             counts = {"prompt_tokens": max(1, prompt_chars // 3),

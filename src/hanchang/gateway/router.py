@@ -94,6 +94,13 @@ class StreamStart:
     first: dict[str, Any]
     rest: AsyncIterator[dict[str, Any]]
 
+    async def chunks(self) -> AsyncIterator[dict[str, Any]]:
+        """Every chunk, the first one included (an empty first chunk is skipped)."""
+        if self.first:
+            yield self.first
+        async for chunk in self.rest:
+            yield chunk
+
 
 class Gateway:
     def __init__(

@@ -227,21 +227,15 @@ async def ask(conversation_id: int, body: Ask, request: Request, principal: Prin
             yield _event("meta", {"model": model_used, "data_grade": report["data_grade"],
                                   "route_notice": report["route_notice"]})
             counts, error = None, None
-            chunk = start.first
             try:
-                while True:
-                    if chunk:
-                        if chunk.get("usage"):
-                            counts = chunk["usage"]
-                        for choice in chunk.get("choices") or ():
-                            piece = (choice.get("delta") or {}).get("content") or ""
-                            if piece:
-                                text += piece
-                                yield _event("delta", {"text": piece})
-                    try:
-                        chunk = await anext(start.rest)
-                    except StopAsyncIteration:
-                        break
+                async for chunk in start.chunks():
+                    if chunk.get("usage"):
+                        counts = chunk["usage"]
+                    for choice in chunk.get("choices") or ():
+                        piece = (choice.get("delta") or {}).get("content") or ""
+                        if piece:
+                            text += piece
+                            yield _event("delta", {"text": piece})
             except GatewayError as exc:
                 error = exc
             finally:
