@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from hanchang.api.auth import require_principal
 from hanchang.api.responses import JSONResponse
+from hanchang.api.schemas import GradeIn, OptionalGradeIn
 from hanchang.audit import trail
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal, Role
@@ -37,37 +38,25 @@ class CollectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    grade: Grade = Grade.OPEN
+    grade: GradeIn = Grade.OPEN
     is_common: bool = False
     description: str = Field(default="", max_length=2000)
 
-    @field_validator("grade", mode="before")
-    @classmethod
-    def _grade(cls, value):
-        return Grade.parse(value)
 
 
 class CollectionPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    grade: Grade | None = None
+    grade: OptionalGradeIn = None
     description: str | None = Field(default=None, max_length=2000)
 
-    @field_validator("grade", mode="before")
-    @classmethod
-    def _grade(cls, value):
-        return None if value is None else Grade.parse(value)
 
 
 class DocumentPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    grade: Grade
+    grade: GradeIn
 
-    @field_validator("grade", mode="before")
-    @classmethod
-    def _grade(cls, value):
-        return Grade.parse(value)
 
 
 def _collection_json(collection: Collection, principal: Principal, documents: int) -> dict:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from hanchang.core.grades import Grade
+
+# A grade as users write it: O/S/C in any case, or 공개/민감/기밀.
+GradeIn = Annotated[Grade, BeforeValidator(Grade.parse)]
+OptionalGradeIn = Annotated[Grade | None, BeforeValidator(lambda v: None if v is None else Grade.parse(v))]
 
 
 class ChatMessage(BaseModel):
@@ -25,12 +29,7 @@ class Attachment(BaseModel):
 
     name: str = Field(min_length=1, max_length=300)
     content: str = Field(max_length=2_000_000)
-    grade: Grade = Grade.OPEN
-
-    @field_validator("grade", mode="before")
-    @classmethod
-    def _grade(cls, value: Any) -> Grade:
-        return Grade.parse(value)
+    grade: GradeIn = Grade.OPEN
 
 
 class ChatCompletionRequest(BaseModel):
@@ -47,16 +46,11 @@ class ChatCompletionRequest(BaseModel):
     stop: str | list[str] | None = None
     # Hanchang: the grade the caller declares for this request's data (default O, 공개),
     # and attached documents, each with its own grade.
-    data_grade: Grade | None = None
+    data_grade: OptionalGradeIn = None
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
     # Grounding: answer from these knowledge bases (names or ids), citing them.
     collections: list[str | int] = Field(default_factory=list, max_length=20)
     as_of: date | None = None  # search the versions in force on this date
-
-    @field_validator("data_grade", mode="before")
-    @classmethod
-    def _grade(cls, value: Any) -> Grade | None:
-        return None if value is None else Grade.parse(value)
 
     def upstream_body(self) -> dict[str, Any]:
         body = self.model_dump(
@@ -74,12 +68,7 @@ class EmbeddingRequest(BaseModel):
     model: str | None = Field(default=None, min_length=1, max_length=200)
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] | None = None
-    data_grade: Grade | None = None
-
-    @field_validator("data_grade", mode="before")
-    @classmethod
-    def _grade(cls, value: Any) -> Grade | None:
-        return None if value is None else Grade.parse(value)
+    data_grade: OptionalGradeIn = None
 
     @field_validator("input")
     @classmethod

@@ -7,11 +7,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from hanchang.api.auth import require_principal
 from hanchang.api.responses import JSONResponse
+from hanchang.api.schemas import GradeIn
 from hanchang.assist import connectors
 from hanchang.assist.services import SERVICES, ServiceContext
 from hanchang.assist.services.base import ServiceInputError
@@ -28,13 +29,9 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     inputs: dict[str, Any]
-    data_grade: Grade = Grade.OPEN
+    data_grade: GradeIn = Grade.OPEN
     model: str | None = None
 
-    @field_validator("data_grade", mode="before")
-    @classmethod
-    def _grade(cls, value):
-        return Grade.parse(value)
 
 
 class ExportRequest(BaseModel):

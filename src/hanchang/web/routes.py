@@ -9,13 +9,14 @@ import orjson
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from hanchang import __version__
 from hanchang.api.auth import require_principal
 from hanchang.api.responses import JSONResponse
+from hanchang.api.schemas import GradeIn
 from hanchang.assist import answer, conversations, qa
 from hanchang.audit import trail
 from hanchang.core.grades import Grade
@@ -110,14 +111,10 @@ class Ask(BaseModel):
 
     content: str = Field(default="", max_length=100_000)
     model: str | None = None
-    data_grade: Grade = Grade.OPEN
+    data_grade: GradeIn = Grade.OPEN
     collections: list[int] = Field(default_factory=list, max_length=20)
     regenerate: bool = False
 
-    @field_validator("data_grade", mode="before")
-    @classmethod
-    def _grade(cls, value):
-        return Grade.parse(value)
 
 
 class Rating(BaseModel):
