@@ -71,12 +71,6 @@ def _collection_json(collection: Collection, principal: Principal, documents: in
             "updated_at": collection.updated_at.isoformat()}
 
 
-def _audit(session, principal: Principal, action: str, detail: dict) -> None:
-    entry = trail.admin_entry(action, principal.user_name, principal.agency_code, detail)
-    entry.user_id, entry.role = principal.user_id, principal.role.value
-    trail.append(session, [entry])
-
-
 @router.get("/collections")
 async def list_collections(request: Request, principal: Principal = Depends(require_principal)):
     def work():
@@ -102,7 +96,7 @@ async def create_collection(body: CollectionIn, request: Request,
         with request.app.state.db.session() as session:
             created = kc.create(session, principal.agency_code, body.name, body.grade, body.is_common,
                                 body.description)
-            _audit(session, principal, "collections.create",
+            trail.record_by(session, principal, "collections.create",
                    {"collection": created.name, "grade": created.grade, "common": created.is_common})
             session.flush()
             session.refresh(created)
@@ -120,7 +114,7 @@ async def update_collection(collection_id: int, body: CollectionPatch, request: 
             if body.grade is not None and body.grade.value != collection.grade:
                 change = {"collection": collection.name, "before": collection.grade,
                           "after": body.grade.value}
-                _audit(session, principal, "collections.grade", change)
+                trail.record_by(session, principal, "collections.grade", change)
                 collection.grade = body.grade.value
                 kc.touch(collection)
             if body.description is not None:
@@ -136,7 +130,7 @@ async def delete_collection(collection_id: int, request: Request,
         with request.app.state.db.session() as session:
             collection = kc.get_readable(session, principal, collection_id)
             kc.require_writer(principal, collection)
-            _audit(session, principal, "collections.delete", {"collection": collection.name})
+            trail.record_by(session, principal, "collections.delete", {"collection": collection.name})
             session.delete(collection)
         request.app.state.knowledge.forget(collection_id)
     await run_in_threadpool(work)
@@ -201,7 +195,7 @@ async def upload_documents(
             report = ingest_sources(state.db, state.knowledge, collection_id, sources, level, effective_from,
                                     embedder=state.embedder)
             with state.db.session() as session:
-                _audit(session, principal, "documents.upload",
+                trail.record_by(session, principal, "documents.upload",
                        {"collection_id": collection_id, "files": [r.name for r in report.results],
                         "statuses": [r.status for r in report.results]})
             return report
@@ -223,7 +217,7 @@ async def update_document(document_id: int, body: DocumentPatch, request: Reques
             document = _readable_document(session, principal, document_id)
             collection = session.get(Collection, document.collection_id)
             kc.require_writer(principal, collection)
-            _audit(session, principal, "documents.grade",
+            trail.record_by(session, principal, "documents.grade",
                    {"document_id": document.id, "before": document.grade, "after": body.grade.value})
             document.grade = body.grade.value
             kc.touch(collection)
@@ -239,7 +233,7 @@ async def delete_document(document_id: int, request: Request,
             document = _readable_document(session, principal, document_id)
             collection = session.get(Collection, document.collection_id)
             kc.require_writer(principal, collection)
-            _audit(session, principal, "documents.delete", {"document_id": document.id,
+            trail.record_by(session, principal, "documents.delete", {"document_id": document.id,
                                                              "title": document.title})
             session.delete(document)
             kc.touch(collection)

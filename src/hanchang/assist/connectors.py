@@ -95,7 +95,8 @@ def register(session: Session, principal: Principal, name: str, base_url: str, s
                           spec=json.dumps(spec, ensure_ascii=False), auto_approve_reads=auto_approve_reads)
     session.add(connector)
     session.flush()
-    _audit(session, principal, "connectors.register", {"connector": name, "base_url": base_url})
+    trail.record_by(session, principal, "connectors.register", {"connector": name, "base_url": base_url},
+                    category="action")
     return connector
 
 
@@ -134,7 +135,7 @@ def propose(session: Session, principal: Principal, connector: Connector, plan: 
                            status="pending")
     session.add(action)
     session.flush()
-    _audit(session, principal, "actions.propose", preview(action))
+    trail.record_by(session, principal, "actions.propose", preview(action), category="action")
     return action
 
 
@@ -157,7 +158,7 @@ def decide(session: Session, principal: Principal, action: PendingAction, confir
     action.decided_at = utcnow()
     if not confirm:
         action.status = "rejected"
-        _audit(session, principal, "actions.reject", preview(action))
+        trail.record_by(session, principal, "actions.reject", preview(action), category="action")
         return action
     try:
         response = httpx.request(action.method, action.url, timeout=TIMEOUT_S,
@@ -167,7 +168,8 @@ def decide(session: Session, principal: Principal, action: PendingAction, confir
     except httpx.HTTPError as exc:
         action.status = "failed"
         action.result = json.dumps({"error": f"{type(exc).__name__}: {exc}"}, ensure_ascii=False)
-    _audit(session, principal, "actions.execute", {**preview(action), "result": json.loads(action.result)})
+    trail.record_by(session, principal, "actions.execute", {**preview(action), "result": json.loads(action.result)},
+                    category="action")
     return action
 
 
@@ -183,9 +185,3 @@ def _body(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return response.text[:2000]
-
-
-def _audit(session: Session, principal: Principal, action: str, detail: dict[str, Any]) -> None:
-    entry = trail.admin_entry(action, principal.user_name, principal.agency_code, detail)
-    entry.category, entry.user_id, entry.role = "action", principal.user_id, principal.role.value
-    trail.append(session, [entry])

@@ -21,6 +21,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from hanchang.core.principal import Principal
 from hanchang.store.tables import AuditChainHead, AuditRecord, utcnow
 
 GENESIS = "0" * 64
@@ -199,3 +200,11 @@ def admin_entry(action: str, actor: str, agency_code: str | None, detail: dict[s
     """An admin action (by the CLI operator or an admin through the API)."""
     return AuditEntry(category="admin", action=action, outcome=outcome, user_name=actor,
                       agency_code=agency_code, detail=detail)
+
+
+def record_by(session: Session, principal: Principal, action: str, detail: dict[str, Any],
+              category: str = "admin") -> None:
+    """Append a record of something a signed-in principal did (admin action, API call …)."""
+    entry = admin_entry(action, principal.user_name, principal.agency_code, detail)
+    entry.category, entry.user_id, entry.role = category, principal.user_id, principal.role.value
+    append(session, [entry])

@@ -326,8 +326,6 @@ async def create_user(body: NewUser, request: Request, principal: Principal = De
                 created = accounts.create_user(session, principal.agency_code, body.user, role, body.password)
             except accounts.AccountError as exc:
                 raise kc.AlreadyExists(f"사용자를 만들 수 없습니다: {exc}", str(exc)) from None
-            entry = trail.admin_entry("users.create", principal.user_name, principal.agency_code,
-                                      {"user": created.name, "role": created.role})
-            trail.append(session, [entry])
+            trail.record_by(session, principal, "users.create", {"user": created.name, "role": created.role})
             return {"agency": principal.agency_code, "user": created.name, "role": created.role}
     return JSONResponse(await run_in_threadpool(work), status_code=201)
