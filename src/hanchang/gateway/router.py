@@ -265,16 +265,15 @@ class Gateway:
     def record_unanswered(self, call: Call, outcome: str) -> None:
         """A request answered without any model (e.g. no sources found): still one record."""
         call.effective = effective_grade(call.grade, call.items)
-        error = GatewayError(outcome)
-        error.status, error.code = 200, outcome
-        self._finish(call, {}, error)
+        self._finish(call, {}, None, outcome)
 
     # -- records ---------------------------------------------------------------------------
-    def _finish(self, call: Call, counts: dict[str, Any], error: GatewayError | None) -> None:
+    def _finish(self, call: Call, counts: dict[str, Any], error: GatewayError | None,
+                outcome: str | None = None) -> None:
         if self.recorder is None:
             return
         p = call.principal
-        status, code = (error.status, error.code) if error else (200, None)
+        status, code = (error.status, error.code) if error else (200, outcome)
         latency_ms = int((time.perf_counter() - call.started) * 1000)
         requested = str(call.body.get("model") or self.registry.default_model or "")[:200]
         tokens_in = int(counts.get("prompt_tokens") or 0)
