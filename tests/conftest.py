@@ -164,3 +164,14 @@ def platform_factory(tmp_path, database_url) -> Iterator:
 @pytest.fixture
 def platform(platform_factory, upstream) -> Platform:
     return platform_factory({"models": default_models(upstream.base_url)})
+
+
+@pytest.fixture
+def booking():
+    """The demo meeting-room booking API (the example connector's system) and its OpenAPI document."""
+    from hanchang.devtools.demo_booking import create_booking_app
+
+    app = create_booking_app()
+    server = ThreadedServer(app).start()
+    yield server, app.openapi()
+    server.stop()

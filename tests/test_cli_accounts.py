@@ -100,3 +100,22 @@ def test_usage_table_by_agency_and_model(platform_factory, upstream, cli):
     by_model = cli("usage", "--since", "2020-01-01", "--by", "model").stdout
     assert "internal-a" in by_model
     assert cli("usage", "--since", "yesterday", ok=False).exit_code == 2
+
+
+def test_templates_are_managed_from_the_cli(cli, tmp_path):
+    cli("agencies", "create", "MOIS", "--name", "행정안전부")
+    spec = tmp_path / "weekly.yaml"
+    spec.write_text("key: weekly\nname_ko: 주간 업무보고\nsections: [금주 실적, 차주 계획]\n"
+                    "instructions: 개조식으로 쓰세요.\n", encoding="utf-8")
+    assert "created template weekly" in cli("templates", "set", "--agency", "MOIS", "--file", str(spec)).stdout
+    assert "replaced template weekly" in cli("templates", "set", "--agency", "MOIS", "--file", str(spec)).stdout
+    listing = cli("templates", "list", "--agency", "MOIS").stdout
+    assert "주간 업무보고" in listing and "보도자료" in listing
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("key: x\nname_ko: 이름\n", encoding="utf-8")
+    failed = cli("templates", "set", "--agency", "MOIS", "--file", str(broken), ok=False)
+    assert failed.exit_code == 1 and "lacks sections, instructions" in failed.stderr
+    assert "does not exist" in cli("templates", "list", "--agency", "NOPE", ok=False).stderr
+    cli("templates", "delete", "weekly", "--agency", "MOIS")
+    assert "주간 업무보고" not in cli("templates", "list", "--agency", "MOIS").stdout
+    assert "기본 서식은 지울 수 없고" in cli("templates", "delete", "report", "--agency", "MOIS", ok=False).stderr

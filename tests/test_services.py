@@ -90,7 +90,73 @@ def test_drafts_follow_templates_and_export_to_docx(services, upstreams, tmp_pat
     doc = parse(path)
     assert [b.text for b in doc.blocks if b.kind is BlockKind.HEADING] == ["AI 공통기반 보고서", "□ 개요", "□ 기대효과"]
     bad = run(services, "draft", {"template": "poem", "request": "x"})
-    assert bad.status_code == 400 and "문서 종류" in bad.json()["error"]["message"]
+    assert bad.status_code == 400 and "서식 'poem'이(가) 없습니다" in bad.json()["error"]["message"]
+
+
+DRAFT_TEXT = "□ 개요\n ○ (목적) 공공부문 AI 활용 기반 마련\n   - 2025. 8. 7. 착수\n□ 기대효과\n업무 시간 단축"
+
+
+@pytest.mark.parametrize("fmt", ["hwpx", "hwp"])
+def test_drafts_export_to_hwpx_and_hwp_that_parse_back(services, tmp_path, fmt):
+    exported = httpx.post(services.url + "/api/services/draft/export", headers=services.headers(), timeout=30,
+                          json={"title": "AI 공통기반 보고서", "text": DRAFT_TEXT, "format": fmt})
+    assert exported.status_code == 200, exported.text
+    assert "filename*=UTF-8''AI%20%EA%B3%B5" in exported.headers["content-disposition"]
+    path = tmp_path / f"draft.{fmt}"
+    path.write_bytes(exported.content)
+    doc = parse(path)  # our own HWP/HWPX parsers read what python-hwpx wrote
+    lines = [b.text.strip() for b in doc.blocks]
+    assert lines == ["AI 공통기반 보고서", "□ 개요", "○ (목적) 공공부문 AI 활용 기반 마련", "- 2025. 8. 7. 착수",
+                     "□ 기대효과", "업무 시간 단축"]
+    bad = httpx.post(services.url + "/api/services/draft/export", headers=services.headers(),
+                     json={"title": "x", "text": "y", "format": "pdf"})
+    assert bad.status_code == 400 and "docx, hwpx, hwp" in bad.json()["error"]["message"]
+
+
+def test_agencies_manage_their_own_templates(services, upstreams):
+    internal, _ = upstreams
+    url = services.url + "/api/services/draft/templates"
+    weekly = {"name_ko": "주간 업무보고", "sections": ["금주 실적", "차주 계획", "건의 사항"],
+              "instructions": "각 항목은 ○ 개조식으로 세 줄 이내로 쓰세요.", "example": "○ 금주 실적: 공통기반 점검"}
+    from hanchang.core.principal import Role
+    from hanchang.store import accounts
+
+    with services.db.session() as session:
+        accounts.create_agency(session, "KOSIS", "통계청")
+        accounts.create_user(session, "MOIS", "admin-tpl", Role.AGENCY_ADMIN)
+        accounts.create_user(session, "KOSIS", "admin-kosis", Role.AGENCY_ADMIN)
+        admin = services.headers(accounts.create_key(session, "MOIS", "admin-tpl").secret)
+        other_headers = services.headers(accounts.create_key(session, "KOSIS", "admin-kosis").secret)
+    user = services.headers()
+    denied = httpx.put(url + "/weekly", headers=user, json=weekly)
+    assert denied.status_code == 403 and "기관 관리자" in denied.json()["error"]["message"]
+    saved = httpx.put(url + "/weekly", headers=admin, json=weekly)
+    assert saved.status_code == 200 and saved.json()["source"] == "agency"
+    # Every user of the agency sees it beside the built-in ones and drafts with it.
+    listed = {t["id"]: t for t in httpx.get(url, headers=user).json()["data"]}
+    assert listed["weekly"]["sections"] == weekly["sections"] and listed["report"]["source"] == "builtin"
+    response = run(services, "draft", {"template": "weekly", "request": "이번 주 점검 결과"}, model="int")
+    assert response.status_code == 200 and response.json()["meta"]["template_source"] == "agency"
+    system = internal.behaviour.received[-1]["messages"][0]["content"]
+    assert "차주 계획" in system and "세 줄 이내" in system and "공통기반 점검" in system
+    # Another agency sees only the built-in ones, and cannot use or delete MOIS's.
+    assert "weekly" not in {t["id"] for t in httpx.get(url, headers=other_headers).json()["data"]}
+    assert httpx.delete(url + "/weekly", headers=other_headers).status_code == 404
+    # An agency may replace a built-in for itself; deleting restores the built-in.
+    mine = {**weekly, "name_ko": "우리 기관 보도자료"}
+    assert httpx.put(url + "/press_release", headers=admin, json=mine).status_code == 200
+    names = {t["id"]: t["name_ko"] for t in httpx.get(url, headers=admin).json()["data"]}
+    assert names["press_release"] == "우리 기관 보도자료"
+    assert httpx.delete(url + "/press_release", headers=admin).status_code == 204
+    names = {t["id"]: t["name_ko"] for t in httpx.get(url, headers=admin).json()["data"]}
+    assert names["press_release"] == "보도자료"
+    bad_key = httpx.put(url + "/Weekly%20Report", headers=admin, json=weekly)
+    assert bad_key.status_code == 400 and "서식 키" in bad_key.json()["error"]["message"]
+    empty = httpx.put(url + "/empty", headers=admin, json={**weekly, "sections": ["  "]})
+    assert empty.status_code == 400 and "절(sections)" in empty.json()["error"]["message"]
+    with services.db.session() as session:
+        actions = list(session.scalars(select(AuditRecord.action).where(AuditRecord.action.like("templates.%"))))
+    assert actions == ["templates.save", "templates.save", "templates.delete"]
 
 
 def test_services_have_no_side_door(services, upstreams):
@@ -168,21 +234,39 @@ def test_analyze_profiles_an_xlsx_table(services):
         book.active.append([region, count])
     buffer = io.BytesIO()
     book.save(buffer)
-    response = run(services, "analyze", {"xlsx_base64": base64.b64encode(buffer.getvalue()).decode()})
+    upload = {"filename": "민원.xlsx", "content_base64": base64.b64encode(buffer.getvalue()).decode()}
+    response = run(services, "analyze", {"file": upload})
     assert response.json()["text"] == "2행 2열의 표입니다."
     counts = {c["name"]: c for c in response.json()["meta"]["profile"]}["민원 건수"]
     assert (counts["type"], counts["max"], counts["sum"]) == ("number", 120, 165)
 
 
-@pytest.fixture
-def booking():
-    from hanchang.devtools.demo_booking import create_booking_app
-    from hanchang.devtools.threaded_server import ThreadedServer
+def test_analyze_reads_a_table_from_an_hwpx_document(services, upstreams, tmp_path):
+    import base64
 
-    app = create_booking_app()
-    server = ThreadedServer(app).start()
-    yield server, app.openapi()
-    server.stop()
+    from hwpx import HwpxDocument
+
+    document = HwpxDocument.new()
+    document.add_paragraph("2025년 민원 처리 현황")
+    table = document.add_table(4, 3)
+    for r, row in enumerate((("부서", "처리 건수", "평균 일수"), ("민원실", "1,200", "3.5"),
+                             ("정보화담당관", "300", "5"), ("감사실", "45", "7"))):
+        for c, value in enumerate(row):
+            table.set_cell_text(r, c, value)
+    upload = {"filename": "현황.hwpx", "content_base64": base64.b64encode(document.to_bytes()).decode()}
+    internal, _ = upstreams
+    internal.behaviour.reply = '{"operation": "sum", "column": "처리 건수", "group_by": null, "filter": null}'
+    response = run(services, "analyze", {"file": upload, "question": "전체 처리 건수는?"}, model="int")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["meta"]["value"] == 1545 and body["text"] == "처리 건수 합계: 1,545"
+    assert body["meta"]["source"] == {"kind": "hwpx", "filename": "현황.hwpx", "table": 1, "tables": 1}
+    assert {c["name"]: c["type"] for c in body["meta"]["profile"]} == {
+        "부서": "text", "처리 건수": "number", "평균 일수": "number"}
+    wrong = run(services, "analyze", {"file": upload, "table": "2"})
+    assert wrong.status_code == 400 and "표가 1개" in wrong.json()["error"]["message"]
+    garbage = {"filename": "x.hwpx", "content_base64": "not base64!"}
+    assert "base64" in run(services, "analyze", {"file": garbage}).json()["error"]["message"]
 
 
 def register(platform, booking, auto_reads=False):

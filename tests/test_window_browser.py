@@ -150,3 +150,112 @@ def test_policy_refusal_is_explained_in_korean(window, upstreams):
     notice = page.locator("article.message.notice").last.inner_text()
     assert "기밀(C) 등급 자료는 외부망 모델" in notice and "내부망 모델을 선택하세요" in notice
     assert external.behaviour.received == []
+
+
+def open_service(page, service_id):
+    page.click(f".service-tab[data-service={service_id}]")
+    page.wait_for_selector(f".service-tab[data-service={service_id}][aria-pressed=true]")
+    page.wait_for_selector("#service-run")
+
+
+def run_service(page):
+    page.click("#service-run")
+    page.wait_for_selector("#service-result .service-output, #service-result .notice-line.error")
+    return page.locator("#service-result")
+
+
+def test_work_services_from_the_window(window, upstreams, booking, tmp_path):
+    platform, page, _ = window
+    internal, _ = upstreams
+    sign_in(page, platform.url)
+    page.wait_for_selector("#model option", state="attached")
+    page.select_option("#model", "int")
+    page.click("#open-services")
+    page.wait_for_selector(".service-tab")
+    assert page.locator(".service-tab").count() == 7 and page.locator("#composer").is_hidden()
+
+    # 질의응답: a grounded answer with a citation that opens its passage.
+    open_service(page, "qa")
+    page.fill("#svc-question", "재택근무는 며칠까지 되나요?")
+    page.check("#svc-collections input[type=checkbox]")
+    result = run_service(page)
+    assert result.locator(".message-body").inner_text().startswith("내부:")
+    result.locator(".cite-link").first.click()
+    page.wait_for_selector("#citation-dialog[open]")
+    assert RULE in page.inner_text("#citation-text")
+    page.click("#citation-dialog button")
+
+    # 요약 from an uploaded document; 번역 with the default languages.
+    open_service(page, "summarize")
+    memo = tmp_path / "회의.txt"
+    memo.write_text("김 과장: 예산을 늘립시다. 이 주무관: 다음 주까지 검토하겠습니다.", encoding="utf-8")
+    page.set_input_files("#svc-file", str(memo))
+    page.select_option("#svc-style", "minutes")
+    result = run_service(page)
+    assert "예산을 늘립시다" in result.locator(".message-body").inner_text()
+    assert "자료: 회의.txt" in result.inner_text()
+    open_service(page, "translate")
+    page.fill("#svc-text", "디지털플랫폼정부")
+    assert "내부: 디지털플랫폼정부" in run_service(page).inner_text()
+
+    # 문서 작성: a template chosen by its Korean name, downloaded as HWPX that opens as a document.
+    open_service(page, "draft")
+    assert "업무계획/보고서" in page.inner_text("#svc-template")
+    page.select_option("#svc-template", "report")
+    page.fill("#svc-request", "AI 공통기반 추진 보고서")
+    run_service(page)
+    with page.expect_download() as download:
+        page.click("button[data-export=hwpx]")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == "업무계획_보고서.hwpx"
+    from hanchang.knowledge.parsers import parse
+
+    assert "AI 공통기반 추진 보고서" in parse(saved).text
+
+    # 상담 지원: a counsellor-only draft.
+    open_service(page, "counsel")
+    page.fill("#svc-question", "재택근무를 주 3일 할 수 있나요?")
+    page.check("#svc-collections input[type=checkbox]")
+    assert "상담원용 초안" in run_service(page).inner_text()
+
+    # 분석·활용: an uploaded CSV; the figures come from pandas, the chart is an image.
+    open_service(page, "analyze")
+    table = tmp_path / "예산.csv"
+    table.write_text("부서,예산\n민원실,50\n민원실,70\n감사실,30\n", encoding="utf-8")
+    page.set_input_files("#svc-file", str(table))
+    page.fill("#svc-question", "부서별 예산 합계")
+    internal.behaviour.reply = '{"operation": "sum", "column": "예산", "group_by": "부서", "filter": null}'
+    result = run_service(page)
+    assert "민원실: 120" in result.locator(".message-body li").first.inner_text()
+    assert result.locator("img.chart").get_attribute("src").startswith("data:image/svg+xml")
+
+    # 서비스 처리: the exact call is shown; nothing is sent until confirmed; rejecting sends nothing.
+    server, spec = booking
+    with platform.db.session() as session:
+        admin = accounts.create_key(session, "MOIS", "hong").secret
+    import httpx
+
+    assert httpx.post(platform.url + "/api/connectors", headers=platform.headers(admin), timeout=10,
+                      json={"name": "회의실", "base_url": server.url, "spec": spec}).status_code == 201
+    internal.behaviour.reply = ('{"operation": "create_booking", "arguments": {"room": "A101", '
+                                '"date": "2026-12-01", "start": "10:00", "end": "11:00", "title": "예산 회의"}}')
+    open_service(page, "act")
+    page.select_option("#svc-connector", "회의실")
+    page.fill("#svc-request", "12월 1일 10시 A101 예산 회의 예약")
+    result = run_service(page)
+    assert f"POST {server.url}/bookings" in result.locator(".action-request").inner_text()
+    assert httpx.get(server.url + "/bookings", params={"date": "2026-12-01"}).json() == []
+    page.click("#action-confirm")
+    page.wait_for_selector(".action-box h3:has-text('실행됨')")
+    assert len(httpx.get(server.url + "/bookings", params={"date": "2026-12-01"}).json()) == 1
+    run_service(page)
+    page.click("#action-reject")
+    page.wait_for_selector(".action-box h3:has-text('취소됨')")
+    assert len(httpx.get(server.url + "/bookings", params={"date": "2026-12-01"}).json()) == 1
+
+    # An input error is shown in Korean, and returning to chat brings the composer back.
+    open_service(page, "analyze")
+    assert "분석할 표를 넣어 주세요" in run_service(page).inner_text()
+    page.click("#new-chat")
+    assert page.locator("#composer").is_visible() and page.locator("#services-view").is_hidden()

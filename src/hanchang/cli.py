@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from hanchang import cli_guard, cli_knowledge
+from hanchang import cli_guard, cli_knowledge, cli_templates
 from hanchang.cli_common import (
     ConfigOption,
     audit_admin,
@@ -41,6 +41,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(cli_guard.pii_app, name="pii")
 app.add_typer(cli_guard.audit_app, name="audit")
 app.add_typer(cli_knowledge.collections_app, name="collections")
+app.add_typer(cli_templates.templates_app, name="templates")
 app.command("ingest")(cli_knowledge.ingest)
 app.command("search")(cli_knowledge.search)
 

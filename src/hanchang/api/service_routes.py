@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -13,10 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from hanchang.api.auth import require_principal
 from hanchang.api.responses import JSONResponse
 from hanchang.api.schemas import GradeIn
-from hanchang.assist import connectors
+from hanchang.assist import connectors, templates
 from hanchang.assist.services import SERVICES, ServiceContext
 from hanchang.assist.services.base import ServiceInputError
-from hanchang.assist.services.export import to_docx
+from hanchang.assist.services.export import EXPORT_FORMATS
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal
 from hanchang.knowledge.collections import CollectionNotFound, KnowledgeError
@@ -40,6 +41,15 @@ class ExportRequest(BaseModel):
     title: str = Field(min_length=1, max_length=200)
     text: str = Field(min_length=1, max_length=500_000)
     format: str = "docx"
+
+
+class TemplateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name_ko: str = Field(min_length=1, max_length=100)
+    sections: list[str] = Field(min_length=1, max_length=templates.MAX_SECTIONS)
+    instructions: str = Field(min_length=1, max_length=4000)
+    example: str = Field(default="", max_length=20_000)
 
 
 @router.get("")
@@ -67,13 +77,41 @@ async def run_service(service_id: str, body: RunRequest, request: Request,
 
 @router.post("/draft/export")
 async def export_draft(body: ExportRequest, principal: Principal = Depends(require_principal)):
-    if body.format != "docx":
-        raise KnowledgeError("지금은 DOCX로 내보낼 수 있습니다. (HWPX 내보내기는 준비 중)",
-                             "only docx export is available")
-    filename = quote(f"{body.title}.docx")
-    return Response(to_docx(body.title, body.text),
-                    media_type="application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    exporter = EXPORT_FORMATS.get(body.format)
+    if exporter is None:
+        raise KnowledgeError(f"내보낼 형식은 {', '.join(EXPORT_FORMATS)} 중 하나입니다.",
+                             f"format must be one of {', '.join(EXPORT_FORMATS)}")
+    content = await run_in_threadpool(exporter.write, body.title, body.text)
+    filename = quote(re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", f"{body.title}.{body.format}"))
+    return Response(content, media_type=exporter.media_type,
                     headers={"content-disposition": f"attachment; filename*=UTF-8''{filename}"})
+
+
+@router.get("/draft/templates")
+async def list_templates(request: Request, principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            return [t.describe() for t in templates.available(session, principal).values()]
+    return JSONResponse({"data": await run_in_threadpool(work)})
+
+
+@router.put("/draft/templates/{key}")
+async def save_template(key: str, body: TemplateIn, request: Request,
+                        principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            return templates.save(session, principal, key, body.name_ko, body.sections, body.instructions,
+                                  body.example).describe()
+    return JSONResponse(await run_in_threadpool(work))
+
+
+@router.delete("/draft/templates/{key}", status_code=204)
+async def delete_template(key: str, request: Request, principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            templates.delete(session, principal, key)
+    await run_in_threadpool(work)
+    return Response(status_code=204)
 
 
 # -- connectors and actions (the act service) -----------------------------------------------
@@ -86,14 +124,21 @@ class ConnectorIn(BaseModel):
     auto_approve_reads: bool = False
 
 
+@connector_router.get("/connectors")
+async def list_connectors(request: Request, principal: Principal = Depends(require_principal)):
+    def work():
+        with request.app.state.db.session() as session:
+            return [connectors.describe(c) for c in connectors.for_agency(session, principal)]
+    return JSONResponse({"data": await run_in_threadpool(work)})
+
+
 @connector_router.post("/connectors", status_code=201)
 async def register_connector(body: ConnectorIn, request: Request, principal: Principal = Depends(require_principal)):
     def work():
         with request.app.state.db.session() as session:
             created = connectors.register(session, principal, body.name, body.base_url, body.spec,
                                           body.auto_approve_reads)
-            ops = connectors.operations(body.spec)
-            return {"id": created.id, "name": created.name, "operations": [op.describe() for op in ops.values()]}
+            return connectors.describe(created)
     return JSONResponse(await run_in_threadpool(work), status_code=201)
 
 

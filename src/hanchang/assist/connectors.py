@@ -100,6 +100,18 @@ def register(session: Session, principal: Principal, name: str, base_url: str, s
     return connector
 
 
+def for_agency(session: Session, principal: Principal) -> list[Connector]:
+    return list(session.scalars(select(Connector).where(Connector.agency_id == principal.agency_id)
+                                .order_by(Connector.name)))
+
+
+def describe(connector: Connector) -> dict[str, Any]:
+    ops = operations(json.loads(connector.spec))
+    return {"id": connector.id, "name": connector.name, "base_url": connector.base_url,
+            "auto_approve_reads": connector.auto_approve_reads,
+            "operations": [op.describe() for op in ops.values()]}
+
+
 def connector_for(session: Session, principal: Principal, name: str) -> Connector:
     found = session.scalar(select(Connector).where(Connector.agency_id == principal.agency_id,
                                                    Connector.name == name))

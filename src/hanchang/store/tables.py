@@ -313,3 +313,23 @@ class PendingAction(Base):
     result: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DraftTemplate(Base):
+    """A drafting template an agency manages (sections + instructions + optional example).
+
+    Built-in templates live in code; an agency row with the same key replaces one for that agency.
+    """
+
+    __tablename__ = "draft_templates"
+    __table_args__ = (UniqueConstraint("agency_id", "key", name="uq_draft_templates_agency_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    name_ko: Mapped[str] = mapped_column(String(100))
+    sections: Mapped[str] = mapped_column(Text)  # JSON list of section titles
+    instructions: Mapped[str] = mapped_column(Text)
+    example: Mapped[str] = mapped_column(Text, default="")
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

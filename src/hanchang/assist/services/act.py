@@ -60,4 +60,5 @@ async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
 
 ACT = Service("act", "서비스 처리", "Act on agency systems",
               "등록된 기관 API 호출을 제안합니다. 보낼 내용을 보여 주고, 확인한 뒤에만 실행합니다.",
-              (Field("connector", "text", "연계 API 이름"), Field("request", "longtext", "처리할 일")), run)
+              (Field("connector", "choice", "연계 API", choices_from="/api/connectors"),
+               Field("request", "longtext", "처리할 일")), run)

@@ -7,7 +7,6 @@ model. A grouped result comes with an SVG bar chart and a short interpretation.
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import re
@@ -15,8 +14,12 @@ from html import escape
 from typing import Any
 
 import pandas as pd
+from starlette.concurrency import run_in_threadpool
 
 from hanchang.assist.services.base import Field, Service, ServiceContext, ServiceInputError, ServiceResult
+from hanchang.assist.services.uploads import parse_upload, uploaded_file
+from hanchang.knowledge.parsers import Block, BlockKind, DocumentError, detect_format
+from hanchang.knowledge.parsers.text import read_text
 
 MAX_ROWS = 200_000
 OPERATIONS = {"sum": "합계", "mean": "평균", "count": "건수", "max": "최댓값", "min": "최솟값"}
@@ -27,21 +30,62 @@ PLAN_PROMPT = (
 )
 
 
-def load_table(inputs: dict[str, Any]) -> pd.DataFrame:
+def load_table(inputs: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The table to analyse and where it came from: pasted CSV, an XLSX, or an uploaded file."""
     try:
-        if inputs.get("csv"):
-            frame = pd.read_csv(io.StringIO(inputs["csv"]))
-        elif inputs.get("xlsx_base64"):
-            frame = pd.read_excel(io.BytesIO(base64.b64decode(inputs["xlsx_base64"])))
+        if inputs.get("file"):
+            frame, source = _from_upload(inputs["file"], inputs.get("table"))
+        elif inputs.get("csv"):
+            frame, source = pd.read_csv(io.StringIO(inputs["csv"])), {"kind": "csv"}
         else:
-            raise ServiceInputError("분석할 표(csv 또는 xlsx_base64)를 넣어 주세요.")
+            raise ServiceInputError("분석할 표를 넣어 주세요: 파일(CSV·XLSX·HWP·HWPX·DOCX) 또는 CSV 글.")
     except (ValueError, pd.errors.ParserError) as exc:
         raise ServiceInputError(f"표를 읽을 수 없습니다: {exc}") from exc
     if frame.empty:
         raise ServiceInputError("표에 데이터가 없습니다.")
     if len(frame) > MAX_ROWS:
         raise ServiceInputError(f"표가 너무 큽니다({len(frame):,}행). {MAX_ROWS:,}행 이하로 나눠 주세요.")
-    return frame
+    return frame, source
+
+
+def _from_upload(upload: Any, table: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    with uploaded_file(upload) as (path, name):
+        try:
+            kind = detect_format(path, name)
+        except DocumentError as exc:
+            raise ServiceInputError(exc.message_ko) from None
+        if kind == "csv":
+            return pd.read_csv(io.StringIO(read_text(path, name))), {"kind": "csv", "filename": name}
+        if kind == "xlsx":
+            return pd.read_excel(path), {"kind": "xlsx", "filename": name}
+        parsed = parse_upload(path, name)
+    return _document_table(parsed.blocks, table, name, kind)
+
+
+def _document_table(blocks: list[Block], table: Any, name: str, kind: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A table of an HWP/HWPX/DOCX/PDF/HTML document: first row as header, numbers as numbers."""
+    tables: dict[int, list[list[str]]] = {}
+    for block in blocks:
+        if block.kind == BlockKind.TABLE_ROW and block.table is not None:
+            tables.setdefault(block.table, []).append([c.strip() for c in block.text.strip().strip("|").split(" | ")])
+    usable = [rows for rows in tables.values() if len(rows) >= 2]
+    if not usable:
+        raise ServiceInputError(f"'{name}'에서 제목 줄과 데이터가 있는 표를 찾지 못했습니다.")
+    try:
+        index = int(table or 1)
+    except (TypeError, ValueError):
+        index = 0
+    if not 1 <= index <= len(usable):
+        raise ServiceInputError(f"'{name}'에는 표가 {len(usable)}개 있습니다. 표 번호는 1~{len(usable)}로 고르세요.")
+    header, *rows = usable[index - 1]
+    width = len(header)
+    names = [cell or f"열{i + 1}" for i, cell in enumerate(header)]
+    frame = pd.DataFrame([(row + [""] * width)[:width] for row in rows], columns=names)
+    for column in frame.columns:
+        numbers = pd.to_numeric(frame[column].str.replace(",", "", regex=False).str.strip(), errors="coerce")
+        if numbers.notna().sum() and numbers.notna().sum() == (frame[column].str.strip() != "").sum():
+            frame[column] = numbers
+    return frame, {"kind": kind, "filename": name, "table": index, "tables": len(usable)}
 
 
 def profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -123,18 +167,19 @@ def bar_chart_svg(series: pd.Series, title: str) -> str:
 
 
 async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
-    frame = load_table(inputs)
+    frame, source = await run_in_threadpool(load_table, inputs)
     columns = profile(frame)
     question = (inputs.get("question") or "").strip()
     if not question:
-        return ServiceResult(f"{len(frame):,}행 {len(columns)}열의 표입니다.", meta={"profile": columns})
+        return ServiceResult(f"{len(frame):,}행 {len(columns)}열의 표입니다.",
+                             meta={"profile": columns, "source": source})
     names = ", ".join(str(c) for c in frame.columns)
     plan = parse_plan(await ctx.complete("analyze", [
         {"role": "system", "content": PLAN_PROMPT},
         {"role": "user", "content": f"열: {names}\n질문: {question}"}], max_tokens=200), frame)
     result = execute(frame, plan)
     label = f"{plan.get('column') or '행'} {OPERATIONS[plan['operation']]}"
-    meta: dict[str, Any] = {"profile": columns, "plan": plan}
+    meta: dict[str, Any] = {"profile": columns, "plan": plan, "source": source}
     if isinstance(result, pd.Series):
         table = [{"group": str(k), "value": _num(v)} for k, v in result.items()]
         meta.update(table=table, chart_svg=bar_chart_svg(result, f"{plan['group_by']}별 {label}"))
@@ -151,7 +196,9 @@ async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
 
 
 ANALYZE = Service("analyze", "분석·활용", "Table analysis",
-                  "CSV/XLSX 표의 열을 요약하고, 질문에 맞는 수치를 코드로 계산해 그래프와 해석을 돌려줍니다.",
-                  (Field("csv", "longtext", "CSV 표", required=False),
-                   Field("xlsx_base64", "text", "XLSX(base64)", required=False),
+                  "CSV·XLSX 파일이나 HWP·HWPX 문서의 표를 요약하고, 질문에 맞는 수치를 코드로 계산해 "
+                  "그래프와 해석을 돌려줍니다.",
+                  (Field("file", "file", "표 파일(CSV·XLSX·HWP·HWPX·DOCX)", required=False),
+                   Field("table", "text", "표 번호(문서에 표가 여럿일 때)", required=False),
+                   Field("csv", "longtext", "또는 CSV 붙여넣기", required=False),
                    Field("question", "text", "질문", required=False)), run)

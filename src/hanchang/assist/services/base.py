@@ -15,10 +15,12 @@ from hanchang.gateway.router import Gateway
 @dataclass(frozen=True)
 class Field:
     name: str
-    type: str  # text | longtext | choice | collections | grade
+    type: str  # text | longtext | choice | collections | file
     label_ko: str
     required: bool = True
     choices: tuple[str, ...] = ()
+    choice_labels: tuple[str, ...] = ()  # Korean labels for `choices`, same order
+    choices_from: str = ""  # an API path listing the choices when they differ per agency
 
 
 @dataclass

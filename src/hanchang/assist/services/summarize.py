@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hanchang.assist.services.base import Field, Service, ServiceContext, ServiceResult
+from starlette.concurrency import run_in_threadpool
+
+from hanchang.assist.services.base import Field, Service, ServiceContext, ServiceInputError, ServiceResult
+from hanchang.assist.services.uploads import document_text
 from hanchang.knowledge.chunking import _split_long
 
 CHARS_PER_TOKEN = 1.5
@@ -29,13 +32,18 @@ def pieces_for(text: str, context_window: int) -> list[str]:
 
 
 async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
-    text, style = inputs["text"].strip(), inputs.get("style") or "general"
+    text, style, source = (inputs.get("text") or "").strip(), inputs.get("style") or "general", None
+    if inputs.get("file"):
+        text, name = await run_in_threadpool(document_text, inputs["file"])
+        source = {"kind": "document", "filename": name}
+    if not text:
+        raise ServiceInputError("요약할 글을 넣거나 문서 파일(HWP·HWPX·PDF·DOCX 등)을 올려 주세요.")
     final_prompt = MINUTES_PROMPT if style == "minutes" else MAP_PROMPT
     pieces = pieces_for(text, ctx.context_window())
     if len(pieces) == 1:
         summary = await ctx.complete("summarize", [{"role": "system", "content": final_prompt},
                                                    {"role": "user", "content": text}])
-        return ServiceResult(summary, meta={"pieces": 1, "style": style})
+        return ServiceResult(summary, meta={"pieces": 1, "style": style, "source": source})
     partial = [await ctx.complete("summarize", [{"role": "system", "content": MAP_PROMPT},
                                                 {"role": "user", "content": piece}]) for piece in pieces]
     joined = "\n".join(partial)
@@ -52,10 +60,12 @@ async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
     summary = await ctx.complete("summarize", [{"role": "system", "content": reduce_prompt},
                                                {"role": "user", "content": joined}])
     return ServiceResult(summary, meta={"pieces": len(pieces), "style": style, "reduce_rounds": rounds,
-                                        "truncated": truncated})
+                                        "truncated": truncated, "source": source})
 
 
 SUMMARIZE = Service("summarize", "요약", "Summarize",
                     "긴 문서나 회의 기록을 요약합니다. 회의록은 발언자·결정 사항·조치 사항으로 정리합니다.",
-                    (Field("text", "longtext", "요약할 글"),
-                     Field("style", "choice", "형식", required=False, choices=STYLES)), run)
+                    (Field("text", "longtext", "요약할 글", required=False),
+                     Field("file", "file", "또는 문서 파일(HWP·HWPX·PDF·DOCX 등)", required=False),
+                     Field("style", "choice", "형식", required=False, choices=STYLES,
+                           choice_labels=("일반 요약", "회의록"))), run)

@@ -43,5 +43,7 @@ async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
 TRANSLATE = Service("translate", "번역", "Translate",
                     "기관 용어집을 지켜 한국어⇄영어 등으로 번역합니다.",
                     (Field("text", "longtext", "원문"),
-                     Field("source", "choice", "원문 언어", required=False, choices=tuple(LANGUAGES)),
-                     Field("target", "choice", "번역 언어", required=False, choices=tuple(LANGUAGES))), run)
+                     Field("source", "choice", "원문 언어", required=False, choices=tuple(LANGUAGES),
+                           choice_labels=tuple(LANGUAGES.values())),
+                     Field("target", "choice", "번역 언어", required=False, choices=tuple(LANGUAGES),
+                           choice_labels=tuple(LANGUAGES.values()))), run)

@@ -97,6 +97,7 @@ async function loadConversations() {
   }
 }
 async function openConversation(id) {
+  showView("chat");
   state.conversation = id;
   const { data } = await getJson(`/api/conversations/${id}/messages`);
   renderMessages(data);
@@ -329,7 +330,7 @@ async function openAdmin() {
 $("#composer").addEventListener("submit", (e) => { e.preventDefault(); send(); });
 $("#question").addEventListener("keydown", (e) => { if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); } });
 $("#stop").addEventListener("click", () => state.controller && state.controller.abort());
-$("#new-chat").addEventListener("click", () => { state.conversation = null; renderMessages([]); loadConversations(); $("#question").focus(); });
+$("#new-chat").addEventListener("click", () => { showView("chat"); state.conversation = null; renderMessages([]); loadConversations(); $("#question").focus(); });
 $("#conv-search").addEventListener("input", () => loadConversations());
 $("#upload-files").addEventListener("change", (e) => { if (e.target.files.length) upload(e.target.files); e.target.value = ""; });
 $("#sign-out").addEventListener("click", async () => { await api("/auth/logout", { method: "POST" }); location.href = "/"; });

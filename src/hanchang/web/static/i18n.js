@@ -9,6 +9,7 @@ const I18N = {
     askPlaceholder: "Type a question (Enter sends, Shift+Enter new line)", send: "Send", stop: "Stop",
     close: "Close", role: "Role", create: "Create", copy: "Copy", regenerate: "Regenerate", good: "Helpful",
     bad: "Not helpful", rename: "Rename", delete: "Delete", sources: "Sources", stopped: "(stopped)",
+    services: "Work tools", run: "Run", working: "Working…", download: "download",
   },
 };
 const KO = {};
