@@ -206,9 +206,12 @@ def test_analyze_computes_figures_in_code_and_draws_a_chart(services, upstreams)
     assert "- 정보화담당관: 200" in response.json()["text"]
     profile = {c["name"]: c for c in meta["profile"]}
     assert profile["예산"]["sum"] == 350 and profile["부서"]["unique"] == 3
-    # The model only saw column names and the computed table, never the raw rows.
+    # The model saw column names, kinds and text categories, and the computed table — no figures.
     planning = internal.behaviour.received[-2]["messages"][-1]["content"]
-    assert "열: 부서, 분기, 예산" in planning and "120" not in planning
+    assert "열: 부서(글자: 정보화담당관, 민원실, 감사실), 분기(숫자), 예산(숫자)" in planning and "120" not in planning
+    schema = internal.behaviour.received[-2]["response_format"]["json_schema"]["schema"]
+    measured = next(s for s in schema["anyOf"] if s["properties"]["operation"].get("enum"))
+    assert measured["properties"]["column"] == {"type": "string", "enum": ["분기", "예산"]}  # numbers only
 
 
 def test_analyze_refuses_plans_it_cannot_trust(services, upstreams):
@@ -219,6 +222,20 @@ def test_analyze_refuses_plans_it_cannot_trust(services, upstreams):
     internal.behaviour.reply = '{"operation": "mean", "column": "예산", "group_by": null, "filter": {"분기": 1}}'
     ok = run(services, "analyze", {"csv": BUDGET_CSV, "question": "1분기 평균 예산"}, model="int")
     assert ok.json()["meta"]["value"] == 66.6667
+    internal.behaviour.reply = '{"operation": "sum", "column": "예산", "group_by": null, ' \
+                               '"filter": {"column": "분기", "value": "2분기"}}'
+    assert run(services, "analyze", {"csv": BUDGET_CSV, "question": "2분기 예산 합계"},
+               model="int").json()["meta"]["value"] == 150
+    internal.behaviour.reply = '{"operation": "sum", "column": "예산", "group_by": null, ' \
+                               '"filter": {"column": "부서", "value": "총무과"}}'
+    unknown = run(services, "analyze", {"csv": BUDGET_CSV, "question": "총무과 예산"}, model="int")
+    assert "'부서' 열에 '총무과' 값이 없습니다. 있는 값: 정보화담당관, 민원실, 감사실" in \
+        unknown.json()["error"]["message"]
+    internal.behaviour.reply = '{"operation": "sum", "column": "부서", "group_by": null, "filter": null}'
+    text_sum = run(services, "analyze", {"csv": BUDGET_CSV, "question": "부서 합계"}, model="int")
+    assert text_sum.status_code == 400
+    message = text_sum.json()["error"]["message"]
+    assert "'부서' 열은 숫자가 아니어서 합계 계산을 할 수 없습니다. 숫자 열: 분기, 예산" in message
     assert run(services, "analyze", {"question": "표 없음"}).status_code == 400
 
 
@@ -239,6 +256,14 @@ def test_analyze_profiles_an_xlsx_table(services):
     assert response.json()["text"] == "2행 2열의 표입니다."
     counts = {c["name"]: c for c in response.json()["meta"]["profile"]}["민원 건수"]
     assert (counts["type"], counts["max"], counts["sum"]) == ("number", 120, 165)
+
+
+def test_analyze_reads_an_uploaded_cp949_csv(services):
+    import base64
+
+    upload = {"filename": "예산.csv", "content_base64": base64.b64encode(BUDGET_CSV.encode("cp949")).decode()}
+    profiled = run(services, "analyze", {"file": upload})  # no question: a profile, no model call
+    assert profiled.json()["text"] == "5행 3열의 표입니다." and profiled.json()["meta"]["source"]["kind"] == "csv"
 
 
 def test_analyze_reads_a_table_from_an_hwpx_document(services, upstreams, tmp_path):

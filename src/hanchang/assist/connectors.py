@@ -39,6 +39,7 @@ class Operation:
     query_params: tuple[str, ...]
     required: tuple[str, ...]
     body_fields: tuple[str, ...]
+    argument_types: tuple[tuple[str, dict[str, Any]], ...] = ()  # name → JSON schema (type, enum)
 
     @property
     def read_only(self) -> bool:
@@ -47,6 +48,19 @@ class Operation:
     def describe(self) -> str:
         params = ", ".join((*self.path_params, *self.query_params, *self.body_fields)) or "-"
         return f"{self.id}: {self.method} {self.path} — {self.summary} (인자: {params})"
+
+    def proposal_schema(self) -> dict[str, Any]:
+        """The JSON a model must write to propose this operation: its id and its arguments."""
+        return {"type": "object", "required": ["operation", "arguments"], "properties": {
+            "operation": {"const": self.id},
+            "arguments": {"type": "object", "properties": dict(self.argument_types),
+                          "required": list(self.required)}}}
+
+
+def _argument_type(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    resolved = _resolve(spec, schema or {})
+    kept = {k: resolved[k] for k in ("type", "enum") if k in resolved}
+    return kept if kept.get("type") in ("string", "integer", "number", "boolean") else {"type": "string"}
 
 
 def operations(spec: dict[str, Any]) -> dict[str, Operation]:
@@ -60,11 +74,14 @@ def operations(spec: dict[str, Any]) -> dict[str, Operation]:
                                      .get("application/json") or {}).get("schema") or {})
             required = [p["name"] for p in params if p.get("required")] + list(schema.get("required") or [])
             op_id = op.get("operationId") or f"{method}_{path}".replace("/", "_").strip("_")
+            types = [(p["name"], _argument_type(spec, p.get("schema") or {})) for p in params
+                     if p.get("in") in ("path", "query")]
+            types += [(name, _argument_type(spec, prop)) for name, prop in (schema.get("properties") or {}).items()]
             found[op_id] = Operation(
                 op_id, method.upper(), path, op.get("summary", ""),
                 tuple(p["name"] for p in params if p.get("in") == "path"),
                 tuple(p["name"] for p in params if p.get("in") == "query"),
-                tuple(required), tuple((schema.get("properties") or {}).keys()))
+                tuple(required), tuple((schema.get("properties") or {}).keys()), tuple(types))
     if not found:
         raise ActionError("OpenAPI 문서에 호출할 수 있는 작업(paths)이 없습니다.", "no operations in the document")
     return found

@@ -25,10 +25,13 @@ async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
     def load():
         with db.session() as session:
             connector = connectors.connector_for(session, ctx.principal, inputs["connector"])
-            return connector.id, [op.describe() for op in connectors.operations(json.loads(connector.spec)).values()]
-    connector_id, described = await run_in_threadpool(load)
-    proposal = await ctx.complete("act", [{"role": "system", "content": PROMPT + "\n".join(described)},
-                                          {"role": "user", "content": inputs["request"]}], max_tokens=300)
+            return connector.id, list(connectors.operations(json.loads(connector.spec)).values())
+    connector_id, ops = await run_in_threadpool(load)
+    schema = {"anyOf": [op.proposal_schema() for op in ops]}
+    system = PROMPT + "\n".join(op.describe() for op in ops)
+    proposal = await ctx.complete("act", [{"role": "system", "content": system},
+                                          {"role": "user", "content": inputs["request"]}], max_tokens=300,
+                                  schema=schema)
     match = re.search(r"\{.*\}", proposal, re.DOTALL)
     try:
         plan = json.loads(match.group(0)) if match else None

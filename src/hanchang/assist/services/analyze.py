@@ -23,10 +23,16 @@ from hanchang.knowledge.parsers.text import read_text
 
 MAX_ROWS = 200_000
 OPERATIONS = {"sum": "합계", "mean": "평균", "count": "건수", "max": "최댓값", "min": "최솟값"}
+MAX_CATEGORIES = 30  # a column with at most this many distinct values may be filtered on
 PLAN_PROMPT = (
-    "표의 열 이름과 질문을 보고, 답을 계산할 계획을 JSON 하나로만 출력하세요. 형식: "
-    '{"operation": "sum|mean|count|max|min", "column": "열 이름 또는 null", '
-    '"group_by": "열 이름 또는 null", "filter": {"열 이름": "값"} 또는 null}'
+    "표의 열과 질문을 보고, 답을 계산할 계획을 JSON 하나로만 출력하세요. 형식: "
+    '{"operation": "sum|mean|count|max|min", "column": "계산할 열 또는 null", '
+    '"group_by": "묶을 열 또는 null", "filter": {"column": "열", "value": "값"} 또는 null}\n'
+    "질문에 특정 값(예: 서울, 1분기)이 없으면 filter는 null로 두세요.\n"
+    "예) 열: 지역(글자: 서울, 부산), 연도(숫자), 인구(숫자)\n질문: 지역별 인구 합계\n"
+    '{"operation": "sum", "column": "인구", "group_by": "지역", "filter": null}\n'
+    "질문: 서울의 연도별 평균 인구\n"
+    '{"operation": "mean", "column": "인구", "group_by": "연도", "filter": {"column": "지역", "value": "서울"}}'
 )
 
 
@@ -110,6 +116,67 @@ def _num(value: Any) -> float | int | None:
     return int(number) if number.is_integer() else round(number, 4)
 
 
+def _numeric_columns(frame: pd.DataFrame) -> list[str]:
+    return [str(c) for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+
+
+def _categories(frame: pd.DataFrame) -> dict[str, list[str]]:
+    """Columns with few distinct values, and those values: what a filter may name."""
+    found = {}
+    for column in frame.columns:
+        values = frame[column].dropna().astype(str).unique()
+        if 0 < len(values) <= MAX_CATEGORIES:
+            found[str(column)] = [str(v) for v in values]
+    return found
+
+
+def describe_columns(frame: pd.DataFrame) -> str:
+    """Column names with their kind; text categories list their values (numbers never leave)."""
+    categories, numeric = _categories(frame), set(_numeric_columns(frame))
+    parts = []
+    for name in map(str, frame.columns):
+        if name in numeric:
+            parts.append(f"{name}(숫자)")
+        elif name in categories:
+            more = " …" if len(categories[name]) > 10 else ""
+            parts.append(f"{name}(글자: {', '.join(categories[name][:10])}{more})")
+        else:
+            parts.append(f"{name}(글자)")
+    return ", ".join(parts)
+
+
+def plan_schema(frame: pd.DataFrame) -> dict[str, Any]:
+    """The plan's JSON shape: the table's own columns only, only numeric ones to add up.
+
+    Filter values stay out of the schema (the schema is not run through the personal-data guard
+    as the messages are); `parse_plan` checks them against the table instead."""
+    def nullable(names: list[str]) -> dict[str, Any]:
+        return {"anyOf": [{"type": "string", "enum": names}, {"type": "null"}]} if names else {"type": "null"}
+
+    every = nullable([str(c) for c in frame.columns])
+    filterable = list(_categories(frame))
+    conditions = [{"type": "object", "required": ["column", "value"], "properties": {
+        "column": {"type": "string", "enum": filterable}, "value": {"type": "string"}}}] if filterable else []
+    shapes = [({"const": "count"}, every)]
+    if numeric := _numeric_columns(frame):
+        measured = [op for op in OPERATIONS if op != "count"]
+        shapes.append(({"type": "string", "enum": measured}, {"type": "string", "enum": numeric}))
+    return {"anyOf": [{"type": "object", "required": ["operation", "column", "group_by", "filter"], "properties": {
+        "operation": operation, "column": column, "group_by": every,
+        "filter": {"anyOf": [*conditions, {"type": "null"}]}}} for operation, column in shapes]}
+
+
+def _conditions(raw: Any, names: set[str]) -> dict[str, Any]:
+    """{"열": 값} as written, or {"column": 열, "value": 값} as the schema asks."""
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise ServiceInputError("거르기 조건(filter)을 읽지 못했습니다. 질문을 더 구체적으로 써 주세요.")
+    if set(raw) == {"column", "value"} and not {"column", "value"} & names:
+        return {} if raw["column"] is None else {str(raw["column"]): raw["value"]}
+    return raw
+
+
 def parse_plan(text: str, frame: pd.DataFrame) -> dict[str, Any]:
     match = re.search(r"\{.*\}", text, re.DOTALL)
     if not match:
@@ -119,6 +186,7 @@ def parse_plan(text: str, frame: pd.DataFrame) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ServiceInputError("계산 계획을 읽지 못했습니다. 질문을 더 구체적으로 써 주세요.") from exc
     names = {str(c) for c in frame.columns}
+    plan["filter"] = _conditions(plan.get("filter"), names)
     if plan.get("operation") not in OPERATIONS:
         raise ServiceInputError(f"계산 방식은 {', '.join(OPERATIONS.values())} 중 하나여야 합니다.")
     for key in ("column", "group_by"):
@@ -126,9 +194,20 @@ def parse_plan(text: str, frame: pd.DataFrame) -> dict[str, Any]:
             raise ServiceInputError(f"'{plan.get(key)}' 열이 표에 없습니다. 있는 열: {', '.join(sorted(names))}")
     if plan["operation"] != "count" and plan.get("column") is None:
         raise ServiceInputError("계산할 열을 질문에 넣어 주세요.")
-    for column in (plan.get("filter") or {}):
+    if plan["operation"] != "count" and plan["column"] not in _numeric_columns(frame):
+        numeric = ", ".join(_numeric_columns(frame)) or "없음"
+        raise ServiceInputError(f"'{plan['column']}' 열은 숫자가 아니어서 {OPERATIONS[plan['operation']]} 계산을 "
+                                f"할 수 없습니다. 숫자 열: {numeric}")
+    for column, value in list((plan.get("filter") or {}).items()):
         if column not in names:
             raise ServiceInputError(f"거르기 열 '{column}'이(가) 표에 없습니다.")
+        number = re.search(r"-?\d+(?:\.\d+)?", str(value))
+        if column in _numeric_columns(frame) and number and not (frame[column].astype(str) == str(value)).any():
+            value = plan["filter"][column] = _num(float(number.group(0)))  # "1분기" in a numeric column → 1
+        if not (frame[column].astype(str) == str(value)).any():
+            known = _categories(frame).get(column)
+            hint = f" 있는 값: {', '.join(known[:10])}" if known else ""
+            raise ServiceInputError(f"'{column}' 열에 '{value}' 값이 없습니다.{hint} 질문의 값을 확인해 주세요.")
     return plan
 
 
@@ -173,10 +252,11 @@ async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
     if not question:
         return ServiceResult(f"{len(frame):,}행 {len(columns)}열의 표입니다.",
                              meta={"profile": columns, "source": source})
-    names = ", ".join(str(c) for c in frame.columns)
+    names = describe_columns(frame)
     plan = parse_plan(await ctx.complete("analyze", [
         {"role": "system", "content": PLAN_PROMPT},
-        {"role": "user", "content": f"열: {names}\n질문: {question}"}], max_tokens=200), frame)
+        {"role": "user", "content": f"열: {names}\n질문: {question}"}],
+        max_tokens=200, schema=plan_schema(frame)), frame)
     result = execute(frame, plan)
     label = f"{plan.get('column') or '행'} {OPERATIONS[plan['operation']]}"
     meta: dict[str, Any] = {"profile": columns, "plan": plan, "source": source}

@@ -34,10 +34,18 @@ class ServiceContext:
     def gateway(self) -> Gateway:
         return self.state.gateway
 
-    async def complete(self, service_id: str, messages: list[dict[str, Any]], max_tokens: int = 1024) -> str:
-        """One model call through the gateway (policy, guard, limits, audit), returning text."""
-        body = {"model": self.model or self.gateway.registry.default_model, "messages": messages,
-                "max_tokens": max_tokens, "temperature": 0.2}
+    async def complete(self, service_id: str, messages: list[dict[str, Any]], max_tokens: int = 1024,
+                       schema: dict[str, Any] | None = None) -> str:
+        """One model call through the gateway (policy, guard, limits, audit), returning text.
+
+        With `schema`, the model is asked for JSON matching it (OpenAI `response_format`
+        json_schema; llama.cpp turns it into a grammar, so even a small model answers in shape).
+        """
+        body: dict[str, Any] = {"model": self.model or self.gateway.registry.default_model, "messages": messages,
+                                "max_tokens": max_tokens, "temperature": 0.2}
+        if schema is not None:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": f"{service_id}_plan", "schema": schema}}
         call = chat_call(self.principal, body, self.grade, [], endpoint=f"service.{service_id}")
         result = await self.gateway.chat(call)
         return (result["choices"][0]["message"].get("content") or "").strip()

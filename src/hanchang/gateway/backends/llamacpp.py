@@ -22,6 +22,14 @@ from hanchang.gateway.errors import LocalModelMissing, UpstreamRejected
 _PASSED_THROUGH = ("max_tokens", "temperature", "top_p", "stop", "seed", "presence_penalty",
                    "frequency_penalty", "response_format")
 _DEFAULT_MAX_TOKENS = 512
+
+
+def _llama_response_format(wanted: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's `json_schema` response format in llama-cpp-python's spelling (json_object + schema)."""
+    if wanted.get("type") == "json_schema":
+        schema = (wanted.get("json_schema") or {}).get("schema")
+        return {"type": "json_object", **({"schema": schema} if schema else {})}
+    return wanted
 _END = object()
 
 
@@ -70,6 +78,8 @@ class LlamaCppBackend:
     # -- chat --------------------------------------------------------------------------
     def _arguments(self, body: dict[str, Any]) -> dict[str, Any]:
         args = {k: body[k] for k in _PASSED_THROUGH if body.get(k) is not None}
+        if "response_format" in args:
+            args["response_format"] = _llama_response_format(args["response_format"])
         args.setdefault("max_tokens", _DEFAULT_MAX_TOKENS)
         args["messages"] = body["messages"]
         return args
