@@ -204,6 +204,8 @@ def test_analyze_computes_figures_in_code_and_draws_a_chart(services, upstreams)
                              {"group": "감사실", "value": 30}]
     assert meta["chart_svg"].startswith("<svg") and "정보화담당관" in meta["chart_svg"]
     assert "- 정보화담당관: 200" in response.json()["text"]
+    # The echo upstream's "reading" repeats the plan; it holds no number we did not compute.
+    assert "interpretation_replaced" not in meta
     profile = {c["name"]: c for c in meta["profile"]}
     assert profile["예산"]["sum"] == 350 and profile["부서"]["unique"] == 3
     # The model saw column names, kinds and text categories, and the computed table — no figures.
@@ -212,6 +214,21 @@ def test_analyze_computes_figures_in_code_and_draws_a_chart(services, upstreams)
     schema = internal.behaviour.received[-2]["response_format"]["json_schema"]["schema"]
     measured = next(s for s in schema["anyOf"] if s["properties"]["operation"].get("enum"))
     assert measured["properties"]["column"] == {"type": "string", "enum": ["분기", "예산"]}  # numbers only
+
+
+def test_an_interpretation_with_invented_figures_is_replaced(services, upstreams):
+    internal, _ = upstreams
+    plan = '{"operation": "sum", "column": "예산", "group_by": "부서", "filter": null}'
+    internal.behaviour.replies = [plan, "정보화담당관이 200으로 가장 많고, 세 부서 합계는 350입니다."]
+    honest = run(services, "analyze", {"csv": BUDGET_CSV, "question": "부서별 예산 합계"}, model="int").json()
+    assert "interpretation_replaced" not in honest["meta"] and honest["text"].endswith("합계는 350입니다.")
+    internal.behaviour.replies = [plan, "정보화담당관이 200으로 가장 많고, 전체 합계는 600입니다."]
+    invented = run(services, "analyze", {"csv": BUDGET_CSV, "question": "부서별 예산 합계"}, model="int").json()
+    assert invented["meta"]["interpretation_replaced"]["invented_numbers"] == ["600"]
+    assert "600" not in invented["text"]
+    assert invented["text"].endswith("가장 큰 곳은 정보화담당관(200), 가장 작은 곳은 감사실(30)입니다. "
+                                     "모두 더하면 350입니다. (모델의 해석에 계산 결과에 없는 숫자가 있어 "
+                                     "계산값으로 바꿔 적었습니다.)")
 
 
 def test_analyze_refuses_plans_it_cannot_trust(services, upstreams):

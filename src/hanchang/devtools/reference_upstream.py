@@ -21,6 +21,7 @@ class UpstreamBehaviour:
     model_names: tuple[str, ...] = ("echo",)
     prefix: str = "echo: "
     reply: str | None = None  # answer this text instead of echoing
+    replies: list[str] = field(default_factory=list)  # answer these first, one per call, in order
     fail_status: int | None = None  # answer every completion with this status
     fail_after_chunks: int | None = None  # break streams after this many chunks
     delay_s: float = 0.0
@@ -79,8 +80,12 @@ class ReferenceUpstream:
     async def _chat(self, send, request: dict[str, Any]):
         messages = request.get("messages") or []
         last_user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
-        answer = self.behaviour.reply if self.behaviour.reply is not None \
-            else self.behaviour.prefix + _text_of(last_user.get("content"))
+        if self.behaviour.replies:
+            answer = self.behaviour.replies.pop(0)
+        elif self.behaviour.reply is not None:
+            answer = self.behaviour.reply
+        else:
+            answer = self.behaviour.prefix + _text_of(last_user.get("content"))
         prompt_tokens = sum(len(_text_of(m.get("content")).split()) for m in messages)
         completion_tokens = len(answer.split())
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,

@@ -245,6 +245,37 @@ def bar_chart_svg(series: pd.Series, title: str) -> str:
             f'{escape(title)}</text>{"".join(rows)}</svg>')
 
 
+_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?")
+
+
+def invented_numbers(text: str, result: pd.Series) -> list[str]:
+    """Numbers in the model's reading that are neither a computed figure, their total or count,
+    nor part of a group's name (e.g. '1분기')."""
+    allowed = {round(float(v), 2) for v in result.values}
+    allowed |= {round(float(result.sum()), 2), float(len(result))}
+    labels = " ".join(str(k) for k in result.index)
+    found = []
+    for match in _NUMBER.finditer(text):
+        raw = match.group(0)
+        try:
+            number = round(float(raw.replace(",", "")), 2)
+        except ValueError:
+            continue
+        if number not in allowed and raw not in labels:
+            found.append(raw)
+    return found
+
+
+def computed_reading(result: pd.Series, plan: dict[str, Any], label: str) -> str:
+    """A reading written from the figures alone, for when the model's cannot be trusted."""
+    top, bottom, group = result.idxmax(), result.idxmin(), plan["group_by"]
+    reading = (f"{group} {len(result)}곳 가운데 {label}이(가) 가장 큰 곳은 {top}({_num(result[top]):,}), "
+               f"가장 작은 곳은 {bottom}({_num(result[bottom]):,})입니다.")
+    if plan["operation"] in ("sum", "count"):
+        reading += f" 모두 더하면 {_num(result.sum()):,}입니다."
+    return reading + " (모델의 해석에 계산 결과에 없는 숫자가 있어 계산값으로 바꿔 적었습니다.)"
+
+
 async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
     frame, source = await run_in_threadpool(load_table, inputs)
     columns = profile(frame)
@@ -268,6 +299,10 @@ async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
             {"role": "system", "content": "아래 계산 결과만 근거로 두세 문장으로 해석하세요. 새 숫자를 만들지 마세요."},
             {"role": "user", "content": f"질문: {question}\n{plan['group_by']}별 {label}:\n{figures}"}],
             max_tokens=300)
+        invented = invented_numbers(interpretation, result)
+        if invented:  # the model's reading carries a figure we did not compute: say so, use our own
+            meta["interpretation_replaced"] = {"invented_numbers": invented, "model_text": interpretation}
+            interpretation = computed_reading(result, plan, label)
         text = f"{plan['group_by']}별 {label}:\n{figures}\n\n{interpretation}"
     else:
         meta["value"] = _num(result)
