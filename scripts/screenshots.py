@@ -3,8 +3,9 @@
     .venv/bin/python scripts/screenshots.py
 
 Starts Hanchang on a throwaway HANCHANG_HOME (embedded model, sample corpus), signs in with
-the printed first account, asks a grounded question, and photographs the main screens in
-Debian's Chromium (1280×800 and a 390×844 phone).
+the printed first account, asks a grounded question, runs the analyze and act services (against
+the demo booking API), and photographs the main screens in Debian's Chromium (1280×800 and a
+390×844 phone).
 """
 
 from __future__ import annotations
@@ -23,6 +24,38 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def services(page, url: str, key: str, home: Path) -> None:
+    """The work services: a table analysed with a chart, then a booking shown before it is sent."""
+    from hanchang.devtools.demo_booking import create_booking_app
+    from hanchang.devtools.threaded_server import ThreadedServer
+
+    page.click("#open-services")
+    page.click(".service-tab[data-service=analyze]")
+    page.wait_for_selector("#svc-file")
+    table = home / "부서별 예산.csv"
+    table.write_text("부서,분기,예산\n정보화담당관,1,120\n정보화담당관,2,80\n민원실,1,50\n민원실,2,70\n감사실,1,30\n",
+                     encoding="utf-8")
+    page.set_input_files("#svc-file", str(table))
+    page.fill("#svc-question", "부서별 예산 합계는?")
+    page.click("#service-run")
+    page.wait_for_selector("#service-result .service-output, #service-result .notice-line.error")
+    page.screenshot(path=str(OUT / "service-analyze.png"))
+
+    booking_app = create_booking_app()
+    booking = ThreadedServer(booking_app).start()
+    try:
+        httpx.post(url + "/api/connectors", headers={"Authorization": f"Bearer {key}"}, timeout=10,
+                   json={"name": "회의실", "base_url": booking.url, "spec": booking_app.openapi()}).raise_for_status()
+        page.click(".service-tab[data-service=act]")
+        page.wait_for_selector("#svc-connector option", state="attached")
+        page.fill("#svc-request", "2026-12-01 10:00부터 11:00까지 A101 회의실에 예산 회의 예약")
+        page.click("#service-run")
+        page.wait_for_selector("#service-result .service-output, #service-result .notice-line.error")
+        page.screenshot(path=str(OUT / "service-act.png"))
+    finally:
+        booking.stop()
 
 
 def main() -> None:
@@ -65,6 +98,7 @@ def main() -> None:
             page.wait_for_timeout(300)
             page.screenshot(path=str(OUT / "citation.png"))
             page.click("#citation-dialog button")
+            services(page, url, credentials["api_key"], home)
             page.set_viewport_size({"width": 390, "height": 844})
             page.wait_for_timeout(500)  # let the sidebar finish sliding away
             page.screenshot(path=str(OUT / "narrow.png"))

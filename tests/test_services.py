@@ -108,6 +108,10 @@ def test_drafts_export_to_hwpx_and_hwp_that_parse_back(services, tmp_path, fmt):
     lines = [b.text.strip() for b in doc.blocks]
     assert lines == ["AI 공통기반 보고서", "□ 개요", "○ (목적) 공공부문 AI 활용 기반 마련", "- 2025. 8. 7. 착수",
                      "□ 기대효과", "업무 시간 단축"]
+    if fmt == "hwpx":  # python-hwpx's schema check of the package (what Hancom Office opens)
+        from hwpx import HwpxDocument
+
+        assert HwpxDocument.open(path).validate().issues == ()
     bad = httpx.post(services.url + "/api/services/draft/export", headers=services.headers(),
                      json={"title": "x", "text": "y", "format": "pdf"})
     assert bad.status_code == 400 and "docx, hwpx, hwp" in bad.json()["error"]["message"]

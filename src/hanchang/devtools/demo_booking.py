@@ -41,3 +41,13 @@ def create_booking_app() -> FastAPI:
         return booking
 
     return app
+
+
+if __name__ == "__main__":  # python -m hanchang.devtools.demo_booking [PORT]: serve it, print its OpenAPI URL
+    import sys
+
+    import uvicorn
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 8010
+    print(f"demo booking API on http://127.0.0.1:{port} (OpenAPI: http://127.0.0.1:{port}/openapi.json)")
+    uvicorn.run(create_booking_app(), host="127.0.0.1", port=port, log_level="warning")

@@ -199,6 +199,7 @@ function renderResult(service, body) {
   if (meta.action) article.append(actionBox(meta.action));
   article.append(resultActions(service, body));
   box.append(article);
+  article.scrollIntoView({ block: "start" });
 }
 
 function profileTable(profile) {
