@@ -149,25 +149,29 @@ function fillMessage(article, m) {
   if (meta.stopped) article.append(noticeLine(t("stopped", "(중지됨)"), "muted"));
   if (meta.citations && meta.citations.length) {
     state.citations[m.id] = meta.citations;
-    const list = document.createElement("ol");
-    list.className = "citations";
-    list.setAttribute("aria-label", t("sources", "출처"));
-    for (const c of meta.citations) {
-      const li = document.createElement("li");
-      const open = document.createElement("button");
-      open.type = "button"; open.className = "link cite-link";
-      open.textContent = `[${c.index}] ${c.title}${c.section ? " · " + c.section : ""}`;
-      open.addEventListener("click", () => openCitation(c));
-      li.append(open, gradeBadge(c.grade));
-      list.append(li);
-    }
-    article.append(list);
-    body.querySelectorAll(".cite").forEach((b) => {
-      const c = meta.citations.find((x) => String(x.index) === b.dataset.cite);
-      if (c) b.addEventListener("click", () => openCitation(c)); else b.replaceWith(document.createTextNode(b.textContent));
-    });
+    attachCitations(article, body, meta.citations);
   }
   if (m.role === "assistant" && m.id) article.append(actions(m));
+}
+// The numbered source list under an answer, and the [n] marks in its text, open the passage.
+function attachCitations(article, body, citations) {
+  const list = document.createElement("ol");
+  list.className = "citations";
+  list.setAttribute("aria-label", t("sources", "출처"));
+  for (const c of citations) {
+    const li = document.createElement("li");
+    const open = document.createElement("button");
+    open.type = "button"; open.className = "link cite-link";
+    open.textContent = `[${c.index}] ${c.title}${c.section ? " · " + c.section : ""}`;
+    open.addEventListener("click", () => openCitation(c));
+    li.append(open, gradeBadge(c.grade));
+    list.append(li);
+  }
+  article.append(list);
+  body.querySelectorAll(".cite").forEach((b) => {
+    const c = citations.find((x) => String(x.index) === b.dataset.cite);
+    if (c) b.addEventListener("click", () => openCitation(c)); else b.replaceWith(document.createTextNode(b.textContent));
+  });
 }
 function noticeLine(text, kind) {
   const p = document.createElement("p");

@@ -1,6 +1,6 @@
 // Work services in the window: one form per service, built from GET /api/services, run with the
 // toolbar's model and data grade through the same gateway as chat. Uses app.js helpers
-// (api, getJson, renderMarkdown, gradeBadge, selectedGrade, openCitation, noticeLine, state).
+// (api, getJson, renderMarkdown, gradeBadge, selectedGrade, attachCitations, noticeLine, state).
 const services = { list: [], current: null, choices: {} };
 
 function showView(view) {
@@ -195,7 +195,7 @@ function renderResult(service, body) {
     article.append(img);
   }
   if (meta.profile && !meta.table) article.append(profileTable(meta.profile));
-  if (body.citations && body.citations.length) article.append(citationList(body.citations));
+  if (body.citations && body.citations.length) attachCitations(article, text, body.citations);
   if (meta.action) article.append(actionBox(meta.action));
   article.append(resultActions(service, body));
   box.append(article);
@@ -214,22 +214,6 @@ function profileTable(profile) {
     table.querySelector("tbody").append(row);
   }
   return table;
-}
-
-function citationList(citations) {
-  const list = document.createElement("ol");
-  list.className = "citations";
-  list.setAttribute("aria-label", t("sources", "출처"));
-  for (const c of citations) {
-    const li = document.createElement("li");
-    const open = document.createElement("button");
-    open.type = "button"; open.className = "link cite-link";
-    open.textContent = `[${c.index}] ${c.title}${c.section ? " · " + c.section : ""}`;
-    open.addEventListener("click", () => openCitation(c));
-    li.append(open, gradeBadge(c.grade));
-    list.append(li);
-  }
-  return list;
 }
 
 function actionBox(action) {
