@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 
@@ -97,3 +98,23 @@ def test_admins_create_users_in_their_agency(platform):
     assert hong.post("/api/users", headers={"X-CSRF-Token": hong_csrf},
                      json={"user": "y", "password": "long-enough-1"}).status_code == 403
     assert sign_in(platform, "new", "long-enough-1")[1]  # the new user can sign in
+
+
+def test_pressing_stop_keeps_the_partial_answer_and_is_recorded(platform, upstream):
+    add_user(platform, "hong")
+    client, csrf = sign_in(platform, "hong")
+    conversation = client.post("/api/conversations", headers={"X-CSRF-Token": csrf}).json()["id"]
+    upstream.behaviour.chunk_delay_s = 0.2
+    with client.stream("POST", f"/api/conversations/{conversation}/messages", headers={"X-CSRF-Token": csrf},
+                       json={"content": " ".join(["단어"] * 40), "model": "internal-a"}) as response:
+        for line in response.iter_lines():
+            if line.startswith("event: delta"):
+                break  # the first words arrived: press stop
+    (row,) = platform.usage_rows(timeout_s=10)
+    assert row.status == 499 and row.error_code == "client_closed"
+    for _ in range(50):  # the partial answer is saved as the stream unwinds
+        messages = client.get(f"/api/conversations/{conversation}/messages").json()["data"]
+        if len(messages) == 2:
+            break
+        time.sleep(0.1)
+    assert messages[-1]["role"] == "assistant" and messages[-1]["meta"]["stopped"] is True

@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
@@ -18,7 +19,7 @@ from hanchang.assist import answer, qa
 from hanchang.assist.chat import AttachedText
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal
-from hanchang.gateway.errors import GatewayError, UpstreamUnavailable
+from hanchang.gateway.errors import ClientClosed, GatewayError, UpstreamUnavailable
 from hanchang.gateway.router import Call, Gateway
 
 router = APIRouter(prefix="/v1")
@@ -113,11 +114,11 @@ async def _sse(gateway: Gateway, call: Call, start,
         error = UpstreamUnavailable(f"Model '{start.model.name}' failed mid-stream.")
         yield b"data: " + orjson.dumps(error_body(error.message, error.type, error.code)) + b"\n\n"
     finally:
-        await start.rest.aclose()
         if error is None and counts is None:
-            error = GatewayError("client closed the stream")
-            error.status, error.code = 499, "client_closed"
-        await gateway.finish_stream(call, counts, error)
+            error = ClientClosed()
+        with anyio.CancelScope(shield=True):  # a disconnect cancels the response: still record it
+            await start.rest.aclose()
+            await gateway.finish_stream(call, counts, error)
 
 
 @router.post("/embeddings")

@@ -15,6 +15,15 @@ class GatewayError(Exception):
         self.headers = headers or {}
 
 
+class ClientClosed(GatewayError):
+    """The caller went away mid-stream (pressed stop, closed the tab): recorded as 499."""
+
+    status, code, type = 499, "client_closed", "client_error"
+
+    def __init__(self, message: str = "client closed the stream"):
+        super().__init__(message)
+
+
 class ModelNotFound(GatewayError):
     status, code, type = 404, "model_not_found", "invalid_request_error"
 

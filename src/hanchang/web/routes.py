@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
@@ -21,7 +22,7 @@ from hanchang.assist import answer, conversations, qa
 from hanchang.audit import trail
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal, Role
-from hanchang.gateway.errors import GatewayError
+from hanchang.gateway.errors import ClientClosed, GatewayError
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.collections import NotAllowed
 from hanchang.knowledge.search import display_source
@@ -232,9 +233,10 @@ async def ask(conversation_id: int, body: Ask, request: Request, principal: Prin
             start = await state.gateway.start_stream(call)
             model_used = start.model.name
             report = call.report()
+            meta = {"citations": prepared.citations or []}  # kept with a stopped answer too
             yield _event("meta", {"model": model_used, "data_grade": report["data_grade"],
                                   "route_notice": report["route_notice"]})
-            counts, error = None, None
+            counts, error, finished = None, None, False
             try:
                 async for chunk in start.chunks():
                     if chunk.get("usage"):
@@ -244,11 +246,15 @@ async def ask(conversation_id: int, body: Ask, request: Request, principal: Prin
                         if piece:
                             text += piece
                             yield _event("delta", {"text": piece})
+                finished = True
             except GatewayError as exc:
                 error = exc
             finally:
-                await start.rest.aclose()
-                await state.gateway.finish_stream(call, counts, error)
+                if error is None and not finished:  # the user pressed stop or left the page
+                    error = ClientClosed()
+                with anyio.CancelScope(shield=True):  # a disconnect cancels us: still record it
+                    await start.rest.aclose()
+                    await state.gateway.finish_stream(call, counts, error)
             meta = {"citations": prepared.citations or [], "hanchang": call.report()}
             if error is not None:
                 meta["error"] = _korean(error)
@@ -262,8 +268,9 @@ async def ask(conversation_id: int, body: Ask, request: Request, principal: Prin
             yield _event("failed", {"message": message, "message_id": notice_id})
         finally:
             if not stored and text:  # the user pressed stop: keep what was written
-                meta["stopped"] = True
-                await run_in_threadpool(save, "assistant", text, meta, model_used)
+                meta = {**meta, "stopped": True}
+                with anyio.CancelScope(shield=True):
+                    await run_in_threadpool(save, "assistant", text, meta, model_used)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
