@@ -58,6 +58,8 @@ def test_minutes_follow_the_minutes_format(services, upstreams):
                                 "style": "minutes"}, model="int")
     system = internal.behaviour.received[-1]["messages"][0]["content"]
     assert "결정 사항" in system and "조치 사항" in system
+    nothing = run(services, "summarize", {"style": "minutes"})
+    assert nothing.status_code == 400 and "요약할 글을 넣거나 문서 파일" in nothing.json()["error"]["message"]
 
 
 def test_translation_pins_glossary_terms(services, upstreams):

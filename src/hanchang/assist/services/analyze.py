@@ -1,8 +1,11 @@
 """analyze 분석·활용: profile a table and answer with figures computed by our code.
 
-The model only turns the question into a small plan (operation, column, grouping, filter) over
-the column names; pandas computes the figures, so no number in the answer is invented by the
-model. A grouped result comes with an SVG bar chart and a short interpretation.
+The table comes pasted as CSV or as a file (CSV, XLSX, or a table inside HWP/HWPX/DOCX/PDF). The
+model sees column names, their kinds and the values of text categories — never the figures — and
+only turns the question into a small plan (operation, column, grouping, filter) held to a JSON
+schema (ADR 0006); pandas computes the figures, so no number in the answer is invented by the
+model. A grouped result comes with an SVG bar chart and a short reading whose numbers are checked
+against the computed ones.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def load_table(inputs: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
         raise ServiceInputError(f"표를 읽을 수 없습니다: {exc}") from exc
     if frame.empty:
         raise ServiceInputError("표에 데이터가 없습니다.")
+    frame.columns = [str(c) for c in frame.columns]  # plans name columns as text
     if len(frame) > MAX_ROWS:
         raise ServiceInputError(f"표가 너무 큽니다({len(frame):,}행). {MAX_ROWS:,}행 이하로 나눠 주세요.")
     return frame, source
