@@ -389,3 +389,39 @@ def test_read_only_calls_can_be_auto_approved(services, upstreams, booking):
     response = run(services, "act", {"connector": "회의실", "request": "회의실 목록"}, model="int").json()
     assert response["meta"]["needs_confirmation"] is False
     assert response["meta"]["action"]["result"]["body"] == [{"room": "A101", "seats": 8}, {"room": "B201", "seats": 20}]
+
+
+def test_agencies_add_their_own_services_in_the_config(platform_factory, upstreams):
+    from hanchang.core.principal import Role
+    from hanchang.store import accounts
+
+    internal, _ = upstreams
+    platform = platform_factory({
+        "models": [{"name": "int", "backend": "openai", "base_url": internal.base_url, "zone": "internal",
+                    "max_grade": "C"}],
+        "services": {"custom": [{"id": "complaint_polish", "name_ko": "민원 답변 다듬기",
+                                 "instructions": "민원 답변 초안을 공손한 공문 문체로 다듬으세요.",
+                                 "input_label_ko": "답변 초안", "agencies": ["MOIS"]}]},
+    })
+    listed = {s["id"]: s for s in httpx.get(platform.url + "/api/services", headers=platform.headers()).json()["data"]}
+    assert listed["complaint_polish"]["name_ko"] == "민원 답변 다듬기" and len(listed) == 8
+    answer = run(platform, "complaint_polish", {"text": "내일 처리함."})
+    assert answer.status_code == 200 and answer.json()["text"] == "내부: 내일 처리함."
+    assert internal.behaviour.received[-1]["messages"][0]["content"].startswith("민원 답변 초안을 공손한")
+    with platform.db.session() as session:  # another agency neither sees nor runs it
+        accounts.create_agency(session, "KOSIS", "통계청")
+        accounts.create_user(session, "KOSIS", "park", Role.USER)
+        other = platform.headers(accounts.create_key(session, "KOSIS", "park").secret)
+    assert "complaint_polish" not in {s["id"] for s in
+                                      httpx.get(platform.url + "/api/services", headers=other).json()["data"]}
+    assert httpx.post(platform.url + "/api/services/complaint_polish", headers=other,
+                      json={"inputs": {"text": "x"}}).status_code == 404
+
+
+def test_a_custom_service_may_not_take_a_built_in_id(tmp_path):
+    from hanchang.api.app import create_app
+    from hanchang.config import ConfigError, Settings
+
+    settings = Settings(home=tmp_path, services={"custom": [{"id": "draft", "name_ko": "x", "instructions": "y"}]})
+    with pytest.raises(ConfigError, match="service id 'draft' is already taken"):
+        create_app(settings)

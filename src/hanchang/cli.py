@@ -23,7 +23,7 @@ from hanchang.cli_common import (
     settings_or_exit,
     state,
 )
-from hanchang.config import Settings
+from hanchang.config import ConfigError, Settings
 from hanchang.core.principal import Role
 from hanchang.store import accounts
 from hanchang.store.accounts import AccountError
@@ -92,7 +92,11 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_or_exit(config, **overrides)
     db = open_database(settings)
-    application = create_app(settings, db)
+    try:
+        application = create_app(settings, db)
+    except ConfigError as exc:
+        err.print(f"[red]Configuration error[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
     out.print(f"Hanchang 한창 serving on http://{settings.host}:{settings.port}  "
               f"(API: http://{settings.host}:{settings.port}/v1)")
     # Long-lived objects made at start-up need no more collection; fewer, later young-generation

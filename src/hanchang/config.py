@@ -140,9 +140,30 @@ class KnowledgeConfig(_Strict):
     top_k: int = Field(default=5, ge=1, le=20)
 
 
+class CustomServiceConfig(_Strict):
+    """An agency's own service without code: instructions applied to what the user writes."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")
+    name_ko: str = Field(min_length=1, max_length=50)
+    name_en: str = ""
+    description_ko: str = ""
+    instructions: str = Field(min_length=1, max_length=8000)
+    input_label_ko: str = "내용"
+    agencies: list[str] = []  # agency codes that see it; empty: every agency
+    max_tokens: int = Field(default=1024, ge=16, le=8192)
+
+
 class ServicesConfig(_Strict):
     # Fixed translations per agency code ("*" for every agency): {"디지털플랫폼정부": "Digital Platform Government"}
     glossary: dict[str, dict[str, str]] = {}
+    custom: list[CustomServiceConfig] = []
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> ServicesConfig:
+        ids = [c.id for c in self.custom]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"custom service ids must be unique: {ids}")
+        return self
 
 
 class AgencyConfig(_Strict):

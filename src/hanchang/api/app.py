@@ -15,9 +15,11 @@ from hanchang.api import audit_routes, knowledge_routes, openai_routes, service_
 from hanchang.api.auth import KeyAuthenticator
 from hanchang.api.errors import error_response, install_error_handlers
 from hanchang.api.responses import JSONResponse
+from hanchang.assist.services import SERVICES
+from hanchang.assist.services.custom import ServiceConflict, catalogue
 from hanchang.audit.recorder import Recorder
 from hanchang.audit.trail import PromptSealer
-from hanchang.config import Settings
+from hanchang.config import ConfigError, Settings
 from hanchang.gateway.limits import create_limiter
 from hanchang.gateway.registry import ModelRegistry
 from hanchang.gateway.router import Gateway
@@ -78,6 +80,10 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     app.state.knowledge = IndexStore(settings.home, db)
     app.state.embedder = make_embedder(settings)
     app.state.started_at = int(time.time())
+    try:
+        app.state.services = catalogue(SERVICES, settings.services.custom)
+    except ServiceConflict as exc:
+        raise ConfigError(f"services.custom / plugins: {exc}") from None
     install_error_handlers(app)
     app.include_router(openai_routes.router)
     app.include_router(knowledge_routes.router)

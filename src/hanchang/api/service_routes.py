@@ -15,7 +15,7 @@ from hanchang.api.auth import require_principal
 from hanchang.api.responses import JSONResponse
 from hanchang.api.schemas import GradeIn
 from hanchang.assist import connectors, templates
-from hanchang.assist.services import SERVICES, ServiceContext
+from hanchang.assist.services import ServiceContext
 from hanchang.assist.services.base import ServiceInputError
 from hanchang.assist.services.export import EXPORT_FORMATS
 from hanchang.core.grades import Grade
@@ -53,15 +53,16 @@ class TemplateIn(BaseModel):
 
 
 @router.get("")
-async def list_services(principal: Principal = Depends(require_principal)):
-    return JSONResponse({"data": [s.describe() for s in SERVICES.values()]})
+async def list_services(request: Request, principal: Principal = Depends(require_principal)):
+    offered = [s.describe() for s in request.app.state.services.values() if s.offered_to(principal)]
+    return JSONResponse({"data": offered})
 
 
 @router.post("/{service_id}")
 async def run_service(service_id: str, body: RunRequest, request: Request,
                       principal: Principal = Depends(require_principal)):
-    service = SERVICES.get(service_id)
-    if service is None:
+    service = request.app.state.services.get(service_id)
+    if service is None or not service.offered_to(principal):
         raise CollectionNotFound(f"서비스 '{service_id}'이(가) 없습니다.", f"no service '{service_id}'")
     try:
         inputs = service.validate(body.inputs)

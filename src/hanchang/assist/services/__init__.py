@@ -2,7 +2,8 @@
 
 Every service builds ordinary gateway calls, so the grade policy, the personal-data guard,
 limits, usage figures and the audit trail apply exactly as for chat — no side door. An
-agency adds a service by registering one more `Service` here (or from a plugin at start-up).
+agency adds its own without code in the config (`services.custom`), or as a plugin registering a
+`Service` under the entry-point group `hanchang.services` (see `custom.py`).
 """
 
 from __future__ import annotations

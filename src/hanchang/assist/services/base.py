@@ -77,6 +77,10 @@ class Service:
     description_ko: str
     fields: tuple[Field, ...]
     run: Callable[[ServiceContext, dict[str, Any]], Awaitable[ServiceResult]]
+    agencies: tuple[str, ...] = ()  # agency codes that may use it; empty: every agency
+
+    def offered_to(self, principal: Principal) -> bool:
+        return not self.agencies or principal.agency_code in self.agencies
 
     def describe(self) -> dict[str, Any]:
         return {"id": self.id, "name_ko": self.name_ko, "name_en": self.name_en,
