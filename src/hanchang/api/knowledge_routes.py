@@ -214,11 +214,9 @@ async def update_document(document_id: int, body: DocumentPatch, request: Reques
                           principal: Principal = Depends(require_principal)):
     def work():
         with request.app.state.db.session() as session:
-            document = _readable_document(session, principal, document_id)
-            collection = session.get(Collection, document.collection_id)
-            kc.require_writer(principal, collection)
+            document, collection = _writable_document(session, principal, document_id)
             trail.record_by(session, principal, "documents.grade",
-                   {"document_id": document.id, "before": document.grade, "after": body.grade.value})
+                            {"document_id": document.id, "before": document.grade, "after": body.grade.value})
             document.grade = body.grade.value
             kc.touch(collection)
             return {"id": document.id, "grade": document.grade}
@@ -230,11 +228,9 @@ async def delete_document(document_id: int, request: Request,
                           principal: Principal = Depends(require_principal)):
     def work():
         with request.app.state.db.session() as session:
-            document = _readable_document(session, principal, document_id)
-            collection = session.get(Collection, document.collection_id)
-            kc.require_writer(principal, collection)
-            trail.record_by(session, principal, "documents.delete", {"document_id": document.id,
-                                                             "title": document.title})
+            document, collection = _writable_document(session, principal, document_id)
+            trail.record_by(session, principal, "documents.delete",
+                            {"document_id": document.id, "title": document.title})
             session.delete(document)
             kc.touch(collection)
     await run_in_threadpool(work)
@@ -277,6 +273,14 @@ def _readable_document(session, principal: Principal, document_id: int) -> Docum
         raise kc.CollectionNotFound(f"문서 {document_id}을(를) 찾을 수 없습니다.",
                                     f"document {document_id} not found")
     return document
+
+
+def _writable_document(session, principal: Principal, document_id: int) -> tuple[Document, Collection]:
+    """A document the caller may see (404 otherwise) and change (403 otherwise), with its collection."""
+    document = _readable_document(session, principal, document_id)
+    collection = session.get(Collection, document.collection_id)
+    kc.require_writer(principal, collection)
+    return document, collection
 
 
 def chunk_for(session, principal: Principal, chunk_id: int) -> Chunk | None:
