@@ -24,6 +24,16 @@ from hanchang.store import accounts
 from hanchang.store.db import Database, normalise_url
 from hanchang.store.tables import UsageRecord
 
+# The project's shared sample documents (seeds, HWP/HWPX samples), beside the checkout as in CI.
+SHARED = Path(os.environ.get("HANCHANG_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+
+
+def pytest_sessionstart(session):
+    if not (SHARED / "seeds").is_dir() or not (SHARED / "samples").is_dir():
+        pytest.exit(f"The tests read the shared sample documents, which are not at {SHARED}. Put the "
+                    "project's 'shared' folder beside this checkout (../shared, as CI does) or set "
+                    "HANCHANG_SHARED=/path/to/shared, then run ./scripts/test again.", returncode=4)
+
 PG_URL = os.environ.get("HANCHANG_TEST_DATABASE_URL")
 DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from conftest import SHARED
 from hanchang.core.principal import Role
 from hanchang.store import accounts
 from hanchang.store.tables import AuditRecord
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 SECRET_RULE = "제7조(보안) 비밀번호는 90일마다 변경한다."
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from conftest import SHARED
 from hanchang.cli import app
 from hanchang.config import load_settings
 from hanchang.knowledge import collections as kc
@@ -18,7 +18,6 @@ from hanchang.knowledge.ingest import discover, ingest
 from hanchang.store.db import Database
 from hanchang.store.tables import Chunk, Collection, Document
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 SEEDS = SHARED / "seeds"
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import SHARED
 from hanchang.knowledge.parsers import (
     BlockKind,
     DamagedDocument,
@@ -17,7 +18,7 @@ from hanchang.knowledge.parsers import (
     parse,
 )
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = SHARED / "samples"
 HWP, HWPX = SAMPLES / "hwp", SAMPLES / "hwpx"
 # Control ids (secd, cold, tbl …) misread as text: their bytes decoded as UTF-16 give CJK
 # ideographs such as 捤獥汤捯.
