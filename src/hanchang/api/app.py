@@ -14,6 +14,7 @@ from hanchang import __version__
 from hanchang.api import audit_routes, knowledge_routes, openai_routes, service_routes
 from hanchang.api.auth import KeyAuthenticator
 from hanchang.api.errors import error_response, install_error_handlers
+from hanchang.api.readiness import readiness
 from hanchang.api.responses import JSONResponse
 from hanchang.assist.services import SERVICES
 from hanchang.assist.services.custom import ServiceConflict, catalogue
@@ -48,7 +49,9 @@ class BodySizeLimit:
         await self.app(scope, receive, send)
 
 
-def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
+def create_app(settings: Settings, database: Database | None = None, *,
+               warm_models: bool = False) -> FastAPI:
+    """The application. `warm_models` (serve) starts the embedded models' engines at once."""
     db = database or Database(settings.resolved_database_url)
     registry = ModelRegistry(settings.model_specs(), settings.default_model)
 
@@ -61,6 +64,8 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         sealer = PromptSealer(settings.audit.store_prompts_for, os.environ.get(settings.audit.key_env))
         app.state.gateway = Gateway(registry, limiter, settings.limits, recorder, settings.policy,
                                     settings.pii, sealer)
+        if warm_models:
+            await app.state.gateway.warm_up()
         try:
             yield
         finally:
@@ -96,6 +101,11 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz():
         return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz():
+        report = await readiness(app.state.db, app.state.gateway)
+        return JSONResponse(report, status_code=200 if report["ready"] else 503)
 
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     return app

@@ -56,6 +56,18 @@ class UpstreamUnavailable(GatewayError):
     status, code, type = 503, "upstream_unavailable", "server_error"
 
 
+class ModelRestarting(UpstreamUnavailable):
+    """The embedded model's engine stopped (crash, hang) and is starting again: retry shortly."""
+
+    code = "model_restarting"
+
+    def __init__(self, model: str, retry_after_s: int, problem: str):
+        super().__init__(
+            f"내장 모델 '{model}'이(가) 멈춰 다시 시작하는 중입니다. {retry_after_s}초 뒤 다시 시도하세요. "
+            f"(The model '{model}' stopped ({problem}) and is restarting; try again in {retry_after_s} s.)",
+            headers={"Retry-After": str(retry_after_s)})
+
+
 class UpstreamBadResponse(GatewayError):
     status, code, type = 502, "upstream_error", "server_error"
 

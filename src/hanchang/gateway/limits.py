@@ -32,6 +32,8 @@ class RateLimiter(Protocol):
 
     async def add_tokens(self, budgets: list[Budget], tokens: int) -> None: ...
 
+    async def ping(self) -> bool: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -90,6 +92,9 @@ class InProcessLimiter:
         for budget in budgets:
             if budget.tokens_per_minute and tokens:
                 self._counter(budget.scope, "tok", now)[2] += tokens
+
+    async def ping(self) -> bool:
+        return True
 
     async def aclose(self) -> None:
         return None
@@ -178,6 +183,12 @@ class RedisLimiter:
             # The call already happened; its tokens are lost to the limiter but the next
             # admit() will fail closed if Redis is really gone.
             return
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._redis.ping())
+        except Exception:  # any failure to answer means not ready
+            return False
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -54,6 +54,11 @@ def _marker(path: Path) -> Path:
     return path.with_suffix(path.suffix + ".verified")
 
 
+def is_verified(path: Path) -> bool:
+    """The file was hashed before and has not changed since (cheap: no hashing)."""
+    return _already_verified(path)
+
+
 def _already_verified(path: Path) -> bool:
     marker = _marker(path)
     if not (path.is_file() and marker.is_file()):

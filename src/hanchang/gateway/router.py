@@ -9,6 +9,7 @@ one audit record.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,6 +46,8 @@ from hanchang.gateway.registry import ModelRegistry
 from hanchang.guard.links import known_links
 from hanchang.guard.output import OutputGuard
 from hanchang.guard.request_guard import GuardedRequest, PersonalDataBlocked, guard_request
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -129,6 +132,30 @@ class Gateway:
         if backend is None:
             backend = self._backends[spec.name] = self._factory(spec)
         return backend
+
+    async def warm_up(self) -> None:
+        """Start the embedded models' engines now (at serve), so the first question does not wait."""
+        for spec in self.registry:
+            backend = self.backend(spec)
+            if hasattr(backend, "start"):
+                try:
+                    await backend.start()
+                except GatewayError as exc:  # e.g. model not installed: said again on first use
+                    log.warning("model %s not started: %s", spec.name, exc.message)
+
+    async def model_status(self, spec: ModelSpec) -> dict[str, Any]:
+        """The engine's state for an embedded model; reachability for an upstream."""
+        backend = self.backend(spec)
+        if hasattr(backend, "status"):
+            return backend.status()
+        if hasattr(backend, "probe"):
+            return {"name": spec.name, **await backend.probe()}
+        return {"name": spec.name, "state": "unknown"}
+
+    def reading_speed(self, spec: ModelSpec) -> float | None:
+        """Measured prompt-processing speed of a model (tokens/s), if known."""
+        backend = self.backend(spec)
+        return backend.reading_speed() if hasattr(backend, "reading_speed") else None
 
     def budgets(self, principal: Principal) -> list[Budget]:
         agency = self.limits.agencies.get(principal.agency_code, self.limits.per_agency)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from hanchang.core.models import ModelSpec
 from hanchang.gateway.backends.base import Backend
@@ -17,9 +19,11 @@ def _openai(spec: ModelSpec) -> Backend:
 
 
 def _llamacpp(spec: ModelSpec) -> Backend:
-    from hanchang.gateway.backends.llamacpp import LlamaCppBackend
+    # The GGUF runs in a supervised engine process, reached over the same OpenAI wire format.
+    from hanchang.gateway.backends.embedded import EmbeddedBackend
 
-    return LlamaCppBackend(spec)
+    home = spec.extra.get("home") or os.environ.get("HANCHANG_HOME") or "~/.hanchang"
+    return EmbeddedBackend(spec, Path(home).expanduser())
 
 
 # Add a backend kind by registering a factory here (or at start-up from a plugin).

@@ -24,12 +24,15 @@ _RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, Timeout
 
 
 class OpenAICompatibleBackend:
-    def __init__(self, spec: ModelSpec):
+    def __init__(self, spec: ModelSpec, *, token: str | None = None, read_timeout_s: float | None = -1):
         self.spec = spec
         self._base = (spec.base_url or "").rstrip("/") + "/"
         self._headers = {"content-type": "application/json"}
-        if spec.api_key_env and (token := os.environ.get(spec.api_key_env)):
+        token = token or (os.environ.get(spec.api_key_env) if spec.api_key_env else None)
+        if token:
             self._headers["authorization"] = f"Bearer {token}"
+        # None: no limit between reads (the embedded engine queues requests and polices hangs itself).
+        self._read_timeout = spec.timeout_s if read_timeout_s == -1 else read_timeout_s
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -39,7 +42,7 @@ class OpenAICompatibleBackend:
                 headers=self._headers,
                 connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
                 timeout=aiohttp.ClientTimeout(total=None, connect=min(5.0, self.spec.timeout_s),
-                                              sock_read=self.spec.timeout_s),
+                                              sock_read=self._read_timeout),
                 json_serialize=lambda v: orjson.dumps(v).decode(),
             )
         return self._session
@@ -98,6 +101,7 @@ class OpenAICompatibleBackend:
         payload = self._upstream_body({**body, "stream": True,
                                        "stream_options": {"include_usage": True}})
         response = await self._send("chat/completions", payload)
+        complete = False
         try:
             async for raw_line in response.content:
                 line = raw_line.strip()
@@ -105,14 +109,30 @@ class OpenAICompatibleBackend:
                     continue
                 data = line[5:].strip()
                 if data == b"[DONE]":
+                    complete = True
                     break
-                yield _parse_json(data, self.spec.name)
+                chunk = _parse_json(data, self.spec.name)
+                complete = complete or any(c.get("finish_reason") for c in chunk.get("choices") or ()
+                                           if isinstance(c, dict))
+                yield chunk
+            if not complete:  # the connection closed cleanly, but the answer was cut off
+                raise UpstreamUnavailable(
+                    f"Model '{self.spec.name}' stopped answering mid-stream (the stream ended unfinished).")
         except _RETRYABLE as exc:
             raise UpstreamUnavailable(
                 f"Model '{self.spec.name}' stopped answering mid-stream ({type(exc).__name__})."
             ) from exc
         finally:
             response.release()
+
+    async def probe(self) -> dict[str, Any]:
+        """Is the upstream answering? (GET /models; any answer below 500 counts, even 401.)"""
+        try:
+            async with self._client().get(self._base + "models", timeout=aiohttp.ClientTimeout(total=3)) as r:
+                ok = r.status < 500
+                return {"state": "reachable" if ok else "unavailable", "detail": None if ok else f"HTTP {r.status}"}
+        except (*_RETRYABLE, aiohttp.ClientError) as exc:
+            return {"state": "unreachable", "detail": type(exc).__name__}
 
     async def aclose(self) -> None:
         if self._session is not None:

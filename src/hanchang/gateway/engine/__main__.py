@@ -1,0 +1,3 @@
+from hanchang.gateway.engine.worker import main
+
+main()
