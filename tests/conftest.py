@@ -176,6 +176,16 @@ def platform(platform_factory, upstream) -> Platform:
     return platform_factory({"models": default_models(upstream.base_url)})
 
 
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory) -> Path:
+    """Where the packaged embedded model is assembled (once per test session, on first use)."""
+    from hanchang.gateway import local_model
+
+    folder = tmp_path_factory.getbasetemp() / "models"
+    folder.mkdir(exist_ok=True)
+    return folder / local_model.FILENAME
+
+
 @pytest.fixture
 def booking():
     """The demo meeting-room booking API (the example connector's system) and its OpenAPI document."""

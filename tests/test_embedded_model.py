@@ -15,11 +15,6 @@ from hanchang.gateway.errors import LocalModelMissing
 pytest.importorskip("llama_cpp", reason="install the 'local' extra to run the embedded model")
 
 
-@pytest.fixture(scope="session")
-def model_path(tmp_path_factory):
-    return tmp_path_factory.mktemp("models") / local_model.FILENAME
-
-
 @pytest.fixture
 def local_platform(platform_factory, model_path):
     return platform_factory({"models": [

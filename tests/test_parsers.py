@@ -78,7 +78,18 @@ def test_hwpx_tables_stay_rows():
 
 @pytest.mark.parametrize("path", sorted(HWPX.glob("*.hwpx")), ids=lambda p: p.name)
 def test_every_hwpx_sample_parses(path):
+    if path.name == "password-12345.hwpx":
+        with pytest.raises(EncryptedDocument) as info:
+            parse(path)
+        assert "암호가 걸린 문서" in info.value.message_ko and path.name in info.value.message_ko
+        return
     assert parse(path).blocks
+
+
+def test_nested_hwp_tables_keep_their_own_cells():
+    """A table inside a table cell must not leave the outer table pointing at its cell."""
+    rows = kinds(parse(HWP / "nested-tables-basicsReport.hwp"), BlockKind.TABLE_ROW)
+    assert "| 학번 | 200012345 |" in rows
 
 
 def test_docx_headings_paragraphs_tables(tmp_path):

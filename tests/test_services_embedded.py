@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 
 from hanchang.core.principal import Role
-from hanchang.gateway import local_model
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.operations import ingest_sources, sample_sources
@@ -29,9 +28,7 @@ BUDGET = "부서,분기,예산\n정보화담당관,1,120\n정보화담당관,2,8
 
 
 @pytest.fixture
-def local(platform_factory, tmp_path_factory):
-    model_path = tmp_path_factory.getbasetemp() / "models" / local_model.FILENAME
-    model_path.parent.mkdir(exist_ok=True)
+def local(platform_factory, model_path):
     platform = platform_factory({"models": [
         {"name": "local", "backend": "llamacpp", "path": str(model_path), "zone": "internal",
          "max_grade": "C", "context_window": 4096, "threads": 2}]})

@@ -48,6 +48,9 @@ class ModelConfig(_Strict):
     timeout_s: float = Field(default=60.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
     threads: int | None = Field(default=None, ge=1)
+    # Source text a grounded answer gives this model, in tokens. Unset: sized from the model's
+    # measured reading speed so answers meet the SLO (slo.first_token_seconds).
+    grounding_tokens: int | None = Field(default=None, ge=100)
 
     @field_validator("max_grade", mode="before")
     @classmethod
@@ -84,7 +87,8 @@ class ModelConfig(_Strict):
             kind=self.kind,
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
-            extra={"home": str(home), **({"threads": self.threads} if self.threads else {})},
+            extra={"home": str(home), **({"threads": self.threads} if self.threads else {}),
+                   **({"grounding_tokens": self.grounding_tokens} if self.grounding_tokens else {})},
         )
 
 
@@ -166,6 +170,14 @@ class ServicesConfig(_Strict):
         return self
 
 
+class SloConfig(_Strict):
+    """Service-level objectives (guideline 3.2.5): 90 % of Q&A answered within `qa_seconds`."""
+
+    qa_seconds: float = Field(default=7.0, gt=0)
+    first_token_seconds: float = Field(default=2.0, gt=0)  # grounding is sized to read within this
+    inference_seconds: float = Field(default=10.0, gt=0)
+
+
 class AgencyConfig(_Strict):
     code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
     name: str = Field(min_length=1)
@@ -208,6 +220,7 @@ class Settings(BaseSettings):
     audit: AuditConfig = AuditConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
     services: ServicesConfig = ServicesConfig()
+    slo: SloConfig = SloConfig()
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     @field_validator("home", mode="after")

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hanchang.assist import qa
 from hanchang.assist.chat import AttachedText, chat_call
+from hanchang.assist.reading_budget import reading_budget
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal
 from hanchang.gateway.router import Call
@@ -37,18 +38,25 @@ async def prepare(state, principal: Principal, request: AnswerRequest) -> Prepar
     body = dict(request.body)
     passages: list[qa.Passage] = []
     if request.collections:
+        def readable() -> list:  # 404 for a collection the caller may not read
+            with state.db.session() as session:
+                return [kc.get_readable(session, principal, ref) for ref in request.collections]
+
+        chosen = await run_in_threadpool(readable)
         gateway = state.gateway
         spec = gateway.registry.get(str(body.get("model") or gateway.registry.default_model))
-
-        def work() -> list[qa.Passage]:
-            with state.db.session() as session:
-                chosen = [kc.get_readable(session, principal, ref) for ref in request.collections]
-            return qa.gather_passages(state.knowledge, chosen, qa.last_user_text(body["messages"]),
-                                      spec.context_window, top_k=state.settings.knowledge.top_k,
-                                      as_of=request.as_of, embedder=state.embedder, grade=request.grade)
-
-        passages = await run_in_threadpool(work)
+        question = qa.last_user_text(body["messages"])
+        speed = await gateway.speeds(spec)
+        slo = state.settings.slo
+        budget = reading_budget(spec, question, prefill_tps=speed.prefill_tps, decode_tps=speed.decode_tps,
+                                first_token_s=slo.first_token_seconds, answer_s=slo.qa_seconds)
+        passages = await run_in_threadpool(
+            qa.gather_passages, state.knowledge, chosen, question, budget.source_chars,
+            top_k=state.settings.knowledge.top_k, as_of=request.as_of, embedder=state.embedder,
+            grade=request.grade)
         body["messages"] = qa.grounded_messages(body["messages"], passages)
+        if budget.answer_tokens and not (body.get("max_tokens") or body.get("max_completion_tokens")):
+            body["max_tokens"] = budget.answer_tokens  # a grounded answer within the SLO
     call = chat_call(principal, body, request.grade, request.attachments)
     call.items += qa.passage_items(passages)
     call.source_ids = [f"doc:{p.result.document_id}#chunk:{p.result.chunk_id}" for p in passages]

@@ -1,8 +1,9 @@
 """질의응답: grounded answers from the caller's knowledge bases, with numbered citations.
 
-If every document of the chosen collections fits comfortably in the model's context window,
-they go in whole (most questions over a few documents need no retrieval); otherwise the
-best passages are retrieved. Each passage's grade joins the request's grade, so grounding
+If every document of the chosen collections fits the answering model's reading budget
+(`reading_budget`: what it reads within the SLO), they go in whole; otherwise the best
+passages are retrieved and, if still too long, cut to their best sentences (`excerpts`).
+Each passage's grade joins the request's grade, so grounding
 on a 민감 document makes the request 민감. With nothing relevant found, the answer says so
 in Korean instead of letting the model guess.
 """
@@ -17,19 +18,18 @@ from sqlalchemy import select
 
 from hanchang.core.grades import Grade
 from hanchang.core.policy import GradedItem
+from hanchang.knowledge import excerpts
 from hanchang.knowledge.embedder import Embedder
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.search import SearchResult, display_source, search
 from hanchang.store.tables import Chunk, Collection, Document
 
 TOP_K = 5
-CHARS_PER_TOKEN = 1.5  # Korean text in Qwen-family tokenizers, measured on the sample corpus
-WHOLE_DOCUMENT_SHARE = 0.5  # of the context window, leaving room for the question and answer
 NO_SOURCES = ("선택한 지식베이스에서 질문과 관련된 내용을 찾지 못했습니다. 질문을 바꾸거나 "
               "다른 지식베이스를 선택해 주세요.")
 INSTRUCTIONS = (
     "당신은 대한민국 공공기관 공무원의 업무를 돕는 AI입니다. 아래 [자료]만 근거로 한국어로 답하세요. "
-    "근거로 쓴 자료의 번호를 문장 끝에 [1]처럼 표시하세요. 자료에 답이 없으면 추측하지 말고 "
+    "간결하게 답하고, 근거로 쓴 자료의 번호를 문장 끝에 [1]처럼 표시하세요. 자료에 답이 없으면 추측하지 말고 "
     "'제공된 자료에서 답을 찾을 수 없습니다.'라고 답하세요."
 )
 
@@ -93,12 +93,13 @@ def _whole_documents(store: IndexStore, collections: list[Collection],
 
 
 def gather_passages(store: IndexStore, collections: list[Collection], question: str,
-                    context_window: int, top_k: int = TOP_K, as_of: date | None = None,
+                    budget_chars: int, top_k: int = TOP_K, as_of: date | None = None,
                     embedder: Embedder | None = None, grade: Grade = Grade.OPEN) -> list[Passage]:
-    budget = int(context_window * WHOLE_DOCUMENT_SHARE * CHARS_PER_TOKEN)
-    results = [] if as_of else _whole_documents(store, collections, budget)
+    """Whole documents if they fit the model's reading budget, else the best passages fitted to it."""
+    results = [] if as_of else _whole_documents(store, collections, budget_chars)
     if not results:
         results = search(store, collections, question, top_k, as_of, embedder=embedder, grade=grade)
+        results = excerpts.fit(results, question, budget_chars)
     return [Passage(i, r) for i, r in enumerate(results, 1)]
 
 

@@ -44,3 +44,15 @@ class ModelSpec:
     def describe_korean(self) -> str:
         """Plain words for the window, e.g. '내부망 모델 · 기밀까지'."""
         return f"{self.zone.korean} 모델 · {self.max_grade.korean}까지"
+
+
+@dataclass
+class ModelSpeed:
+    """Measured speeds in tokens per second (moving averages); None until measured."""
+
+    prefill_tps: float | None = None  # reading the prompt
+    decode_tps: float | None = None  # writing the answer
+
+    def learn(self, attribute: str, value: float) -> None:
+        old = getattr(self, attribute)
+        setattr(self, attribute, value if old is None else 0.7 * old + 0.3 * value)

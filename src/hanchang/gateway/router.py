@@ -21,7 +21,7 @@ from hanchang.audit.trail import AuditEntry, PromptSealer
 from hanchang.audit.usage import Usage
 from hanchang.config import LimitsConfig, PiiConfig, PolicyConfig
 from hanchang.core.grades import Grade
-from hanchang.core.models import ModelSpec
+from hanchang.core.models import ModelSpec, ModelSpeed
 from hanchang.core.policy import (
     EffectiveGrade,
     GradedItem,
@@ -126,6 +126,7 @@ class Gateway:
         self.sealer = sealer
         self._factory = backend_factory
         self._backends: dict[str, Backend] = {}
+        self._speeds: dict[str, ModelSpeed] = {}
 
     def backend(self, spec: ModelSpec) -> Backend:
         backend = self._backends.get(spec.name)
@@ -152,10 +153,27 @@ class Gateway:
             return {"name": spec.name, **await backend.probe()}
         return {"name": spec.name, "state": "unknown"}
 
-    def reading_speed(self, spec: ModelSpec) -> float | None:
-        """Measured prompt-processing speed of a model (tokens/s), if known."""
+    async def speeds(self, spec: ModelSpec) -> ModelSpeed:
+        """How fast a model reads prompts and writes answers (tokens/s), as far as measured.
+
+        The embedded engine measures itself (and is started here if it was not running, since
+        the call that asks is about to use it); upstreams are measured on streamed answers.
+        """
         backend = self.backend(spec)
-        return backend.reading_speed() if hasattr(backend, "reading_speed") else None
+        if hasattr(backend, "measured_speed"):
+            return await backend.measured_speed()
+        return self._speeds.get(spec.name, ModelSpeed())
+
+    def _learn_speed(self, call: Call, counts: dict[str, Any]) -> None:
+        prompt, written = int(counts.get("prompt_tokens") or 0), int(counts.get("completion_tokens") or 0)
+        if not call.model_used or call.ttft_ms is None or counts.get("estimated"):
+            return
+        speed = self._speeds.setdefault(call.model_used, ModelSpeed())
+        if prompt >= 200 and call.ttft_ms > 0:  # shorter prompts measure latency, not reading
+            speed.learn("prefill_tps", prompt / (call.ttft_ms / 1000))
+        writing_s = time.perf_counter() - call.started - call.ttft_ms / 1000
+        if written >= 16 and writing_s > 0:
+            speed.learn("decode_tps", written / writing_s)
 
     def budgets(self, principal: Principal) -> list[Budget]:
         agency = self.limits.agencies.get(principal.agency_code, self.limits.per_agency)
@@ -251,13 +269,13 @@ class Gateway:
             self._finish(call, counts, error)
 
     async def _first_available(self, candidates: list[ModelSpec], invoke):
-        problems = []
+        problems: list[UpstreamUnavailable] = []
         for spec in candidates:
             try:
                 return await invoke(spec), spec
             except UpstreamUnavailable as exc:
-                problems.append(exc.message)
-        raise UpstreamUnavailable(" ".join(problems) + _fallback_hint(candidates))
+                problems.append(exc)
+        raise _none_available(problems, candidates)
 
     async def start_stream(self, call: Call) -> StreamStart:
         """Open a stream on the first model that produces a first chunk."""
@@ -265,7 +283,7 @@ class Gateway:
         try:
             candidates = self.route(call, "chat")
             await self.limiter.admit(self.budgets(call.principal))
-            problems = []
+            problems: list[UpstreamUnavailable] = []
             for spec in candidates:
                 stream = _guard_stream(self.backend(spec).chat_stream(self._guard(call, spec)),
                                        call.output)
@@ -274,18 +292,20 @@ class Gateway:
                 except StopAsyncIteration:
                     first = {}
                 except UpstreamUnavailable as exc:
-                    problems.append(exc.message)
+                    problems.append(exc)
                     continue
                 call.model_used = spec.name
                 call.ttft_ms = int((time.perf_counter() - call.started) * 1000)
                 return StreamStart(spec, first, stream)
-            raise UpstreamUnavailable(" ".join(problems) + _fallback_hint(candidates))
+            raise _none_available(problems, candidates)
         except GatewayError as exc:
             self._finish(call, {}, exc)
             raise
 
     async def finish_stream(self, call: Call, counts: dict[str, Any] | None,
                             error: GatewayError | None) -> None:
+        if error is None and counts:
+            self._learn_speed(call, counts)
         await self.limiter.add_tokens(self.budgets(call.principal), _tokens(counts or {}))
         self._finish(call, counts or {}, error)
 
@@ -375,6 +395,17 @@ def _message_text(message: dict[str, Any]) -> str:
 
 def _tokens(counts: dict[str, Any]) -> int:
     return int(counts.get("prompt_tokens") or 0) + int(counts.get("completion_tokens") or 0)
+
+
+def _none_available(problems: list[UpstreamUnavailable], candidates: list[ModelSpec]) -> UpstreamUnavailable:
+    """One error for every candidate failing; a single model's own error (code, Retry-After) is kept."""
+    if len(problems) == 1 and type(problems[0]) is not UpstreamUnavailable:
+        return problems[0]  # e.g. a restarting engine: its own code and Retry-After
+    error = UpstreamUnavailable(" ".join(p.message for p in problems) + _fallback_hint(candidates))
+    waits = [int(p.headers["Retry-After"]) for p in problems if "Retry-After" in p.headers]
+    if waits:
+        error.headers["Retry-After"] = str(min(waits))
+    return error
 
 
 def _fallback_hint(candidates: list[ModelSpec]) -> str:

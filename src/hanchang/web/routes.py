@@ -44,8 +44,8 @@ _GATEWAY_ERRORS_KO = {
 
 
 def _korean(error: GatewayError) -> str:
-    if error.code in ("data_grade_refused", "personal_data_blocked"):
-        return error.message
+    if error.code in ("data_grade_refused", "personal_data_blocked", "model_restarting"):
+        return error.message  # already Korean (and English)
     return f"{_GATEWAY_ERRORS_KO.get(error.code, '요청을 처리하지 못했습니다.')} ({error.message})"
 
 

@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from hanchang.core.models import ModelSpec
+from hanchang.core.models import ModelSpec, ModelSpeed
 from hanchang.gateway.backends.openai_http import OpenAICompatibleBackend
 from hanchang.gateway.engine.supervisor import EngineSupervisor
-from hanchang.gateway.errors import UpstreamUnavailable
+from hanchang.gateway.errors import GatewayError, UpstreamUnavailable
 
 
 class EmbeddedBackend:
@@ -64,8 +64,13 @@ class EmbeddedBackend:
         except UpstreamUnavailable as exc:
             raise await self._broken(exc) from exc
 
-    def reading_speed(self) -> float | None:
-        return self.supervisor.reading_speed()
+    async def measured_speed(self) -> ModelSpeed:
+        """The engine's own figures (it measures itself at start); started here if idle."""
+        try:
+            await self.supervisor.ensure_ready()
+        except GatewayError:
+            return ModelSpeed()  # the call itself will say what is wrong
+        return self.supervisor.speed()
 
     async def start(self) -> None:
         await self.supervisor.start()

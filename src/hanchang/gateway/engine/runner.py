@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from hanchang.core.models import ModelSpeed
 from hanchang.gateway.engine import tool_calls
 
 DEFAULT_MAX_TOKENS = 512
@@ -32,18 +33,6 @@ _CALIBRATION_TEXT = (
 
 class BadRequest(ValueError):
     """The request cannot be run as sent; the message says what to change (HTTP 400)."""
-
-
-@dataclass
-class Speed:
-    """Exponential moving averages of measured speeds (tokens per second)."""
-
-    prefill_tps: float | None = None
-    decode_tps: float | None = None
-
-    def add(self, attribute: str, value: float) -> None:
-        old = getattr(self, attribute)
-        setattr(self, attribute, value if old is None else 0.7 * old + 0.3 * value)
 
 
 @dataclass
@@ -82,7 +71,7 @@ class LlamaRunner:
         if mode == "embedding":  # one vector per input: the mean of its tokens
             options |= {"embedding": True, "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN}
         self.llm = llama_cpp.Llama(**options)
-        self.speed = Speed()
+        self.speed = ModelSpeed()
         self.busy_since: float | None = None
         self.last_progress = time.monotonic()
         self.jobs_done = 0
@@ -145,13 +134,11 @@ class LlamaRunner:
         started = time.monotonic()
         self._begin()
         cached = self._cached_prefix(job.prompt)
-        count = 0
         first_token_at: float | None = None
         over_time = False
 
         def keep_going(_input_ids, _logits) -> bool:
-            nonlocal count, first_token_at, over_time
-            count += 1
+            nonlocal first_token_at, over_time
             now = time.monotonic()
             self.last_progress = now
             first_token_at = first_token_at or now
@@ -160,7 +147,8 @@ class LlamaRunner:
 
         from llama_cpp import StoppingCriteriaList
 
-        stream = tool_calls.ToolCallStream()
+        names = {t["function"]["name"] for t in job.tools or ()}
+        stream = tool_calls.ToolCallStream(names)
         answer: list[str] = []
         finish = "stop"
         try:
@@ -178,10 +166,12 @@ class LlamaRunner:
             self._end()
         if over_time:
             finish = "length"
+        # llama-cpp-python calls stopping criteria more than once per token: count the answer itself.
+        count = len(self.llm.tokenize("".join(answer).encode("utf-8"), add_bos=False)) if answer else 0
         self._measure(len(job.prompt) - cached, count, started, first_token_at)
         calls: list[dict[str, Any]] = []
         if job.forced_call:
-            _, calls = tool_calls.parse(tool_calls.OPEN + "".join(answer) + tool_calls.CLOSE)
+            _, calls = tool_calls.parse(tool_calls.OPEN + "".join(answer) + tool_calls.CLOSE, names)
             if not calls:
                 finish = "length"  # cut off before the arguments were complete
         elif job.tools:
@@ -204,9 +194,9 @@ class LlamaRunner:
         if first is None:
             return
         if evaluated >= 32 and first > started:
-            self.speed.add("prefill_tps", evaluated / (first - started))
+            self.speed.learn("prefill_tps", evaluated / (first - started))
         if generated >= 8 and (elapsed := time.monotonic() - first) > 0:
-            self.speed.add("decode_tps", (generated - 1) / elapsed)
+            self.speed.learn("decode_tps", (generated - 1) / elapsed)
 
     def calibrate(self) -> None:
         """One short job at start: warms the context and gives first speed figures."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 
-from hanchang.core.models import ModelSpec
+from hanchang.core.models import ModelSpec, ModelSpeed
 from hanchang.gateway import local_model
 from hanchang.gateway.engine.worker import TOKEN_ENV
 from hanchang.gateway.errors import LocalModelMissing, ModelRestarting
@@ -117,10 +117,10 @@ class EngineSupervisor:
         self.last_problem = self.last_problem or problem
         return self._restarting()
 
-    def reading_speed(self) -> float | None:
-        """Measured prompt-processing speed (tokens/s), once the engine has run."""
-        value = self.health.get("prefill_tokens_per_s")
-        return float(value) if value else None
+    def speed(self) -> ModelSpeed:
+        """Speeds the engine measured (at start, then on every job), from its last health check."""
+        prefill, decode = self.health.get("prefill_tokens_per_s"), self.health.get("decode_tokens_per_s")
+        return ModelSpeed(float(prefill) if prefill else None, float(decode) if decode else None)
 
     def status(self) -> dict[str, Any]:
         return {"name": self.spec.name, "kind": self.spec.kind, "state": self.state.value,

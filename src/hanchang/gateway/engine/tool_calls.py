@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+_CALL_OPENINGS = (OPEN, "```", "{")
+_FENCED = re.compile(r"(?:```(?:json)?\s*)?(\{.*\})(?:\s*```)?", re.S)
 _BLOCK = re.compile(re.escape(OPEN) + r"\s*(.*?)\s*(?:" + re.escape(CLOSE) + r"|$)", re.S)
 
 
@@ -71,11 +73,16 @@ def _call(raw: str) -> dict[str, Any] | None:
                          else json.dumps(arguments, ensure_ascii=False)}}
 
 
-def parse(text: str) -> tuple[str, list[dict[str, Any]]]:
-    """Split an answer into its plain text and the tool calls it makes (unparseable blocks stay text)."""
+def parse(text: str, names: set[str] | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """Split an answer into its plain text and the tool calls it makes (unparseable blocks stay text).
+
+    With `names`, an answer that is nothing but one call as JSON (small models often write it in
+    a code fence instead of the template's tags) counts too, if it names one of those tools.
+    """
     start = text.find(OPEN)
     if start < 0:
-        return text, []
+        call = _bare_call(text, names) if names else None
+        return ("", [call]) if call else (text, [])
     calls = []
     for match in _BLOCK.finditer(text, start):
         call = _call(match.group(1))
@@ -83,6 +90,14 @@ def parse(text: str) -> tuple[str, list[dict[str, Any]]]:
             return text, []
         calls.append(call)
     return text[:start].rstrip(), calls
+
+
+def _bare_call(text: str, names: set[str]) -> dict[str, Any] | None:
+    match = _FENCED.fullmatch(text.strip())
+    call = _call(match.group(1)) if match else None
+    if call is None or call["function"]["name"] not in names:
+        return None
+    return call
 
 
 def _partial_open_suffix(text: str) -> int:
@@ -95,9 +110,15 @@ def _partial_open_suffix(text: str) -> int:
 
 @dataclass
 class ToolCallStream:
-    """Streamed text in, text safe to show out; tool calls collected for the end."""
+    """Streamed text in, text safe to show out; tool calls collected for the end.
 
+    An answer that opens like a call (`<tool_call>`, a code fence, a JSON object) is held until
+    it ends; any other answer streams at once, watching only for a `<tool_call>` tag later on.
+    """
+
+    names: set[str] = field(default_factory=set)
     held: str = ""
+    decided: bool = False  # the answer does not open like a call
     in_call: bool = False
     calls_text: str = field(default="", repr=False)
 
@@ -106,6 +127,15 @@ class ToolCallStream:
             self.calls_text += piece
             return ""
         text = self.held + piece
+        if not self.decided:
+            opening = text.lstrip()
+            if len(opening) < len(OPEN) and any(p.startswith(opening) for p in _CALL_OPENINGS):
+                self.held = text
+                return ""
+            if any(opening.startswith(p) for p in _CALL_OPENINGS):
+                self.in_call, self.held, self.calls_text = True, "", text
+                return ""
+            self.decided = True
         at = text.find(OPEN)
         if at >= 0:
             self.in_call, self.held, self.calls_text = True, "", text[at:]
@@ -119,7 +149,7 @@ class ToolCallStream:
         if not self.in_call:
             tail, self.held = self.held, ""
             return tail, []
-        _text, calls = parse(self.calls_text)
+        _, calls = parse(self.calls_text, self.names)
         return ("", calls) if calls else (self.calls_text, [])
 
 

@@ -144,7 +144,6 @@ def parse_hwp(path: Path, name: str | None = None) -> ParsedDocument:
 def _read_section(stream: bytes, blocks: list[Block], table_no: int) -> int:
     # Context stack of open controls: (level, kind, state)
     stack: list[tuple[int, str, dict]] = []
-    cell_key: tuple[int, int] | None = None
     for record in _records(stream):
         while stack and record.level <= stack[-1][0]:
             _close(stack.pop(), blocks)
@@ -160,15 +159,16 @@ def _read_section(stream: bytes, blocks: list[Block], table_no: int) -> int:
         elif record.tag == TAG_LIST_HEADER and stack and stack[-1][1] == "table" \
                 and len(record.data) >= 12:
             col, row = struct.unpack_from("<HH", record.data, 8)
-            cell_key = (row, col)
-            stack[-1][2]["rows"].setdefault(row, {}).setdefault(col, [])
+            # Each table remembers its own current cell: a table nested in a cell must not
+            # leave its cell behind for the outer table's text that follows it.
+            stack[-1][2]["cell"] = stack[-1][2]["rows"].setdefault(row, {}).setdefault(col, [])
         elif record.tag == TAG_PARA_TEXT:
             text = para_text(record.data).strip()
             if not text:
                 continue
             owner = stack[-1] if stack else None
-            if owner and owner[1] == "table" and cell_key is not None:
-                owner[2]["rows"][cell_key[0]][cell_key[1]].append(text)
+            if owner and owner[1] == "table" and owner[2].get("cell") is not None:
+                owner[2]["cell"].append(text)
             elif owner and owner[1] == "note":
                 owner[2]["parts"].append(text)
             else:

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from xml.etree import ElementTree
 
-from hanchang.knowledge.parsers.base import Block, BlockKind, DamagedDocument, ParsedDocument
+from hanchang.knowledge.parsers.base import Block, BlockKind, DamagedDocument, EncryptedDocument, ParsedDocument
 from hanchang.knowledge.parsers.headings import heading_level
 from hanchang.knowledge.parsers.ziputil import open_zip
 
@@ -79,6 +79,15 @@ class _Reader:
                                          table=number))
 
 
+def _encrypted(archive) -> bool:
+    """A password-protected HWPX lists its encrypted parts in the ODF manifest (AES, PBKDF2)."""
+    try:
+        manifest = archive.read("META-INF/manifest.xml")
+    except KeyError:
+        return False
+    return b"encryption-data" in manifest
+
+
 def parse_hwpx(path: Path, name: str | None = None) -> ParsedDocument:
     name = name or path.name
     with open_zip(path, name) as archive:
@@ -87,6 +96,10 @@ def parse_hwpx(path: Path, name: str | None = None) -> ParsedDocument:
         if not sections:
             raise DamagedDocument(f"'{name}'에 본문(Contents/section*.xml)이 없습니다.",
                                   f"'{name}' has no Contents/section*.xml")
+        if _encrypted(archive):
+            raise EncryptedDocument(
+                f"'{name}'은(는) 암호가 걸린 문서라 읽을 수 없습니다. 암호를 해제한 뒤 다시 올려 주세요.",
+                f"'{name}' is password-protected")
         reader = _Reader()
         for _, section in sections:
             try:

@@ -1,0 +1,58 @@
+"""Grounding sized to what the answering model reads within the SLO, and passages cut to fit."""
+
+from __future__ import annotations
+
+from hanchang.assist.reading_budget import MIN_SOURCE_TOKENS, reading_budget
+from hanchang.core.grades import Grade
+from hanchang.core.models import ModelSpec, Zone
+from hanchang.knowledge.excerpts import GAP, HEADER_CHARS, fit
+from hanchang.knowledge.search import SearchResult
+
+SPEC = ModelSpec("m", "openai", Zone.INTERNAL, Grade.CLASSIFIED, context_window=4096)
+
+
+def budget(spec=SPEC, prefill=None, decode=None, question="데이터 보안 등급은?"):
+    return reading_budget(spec, question, prefill_tps=prefill, decode_tps=decode, first_token_s=2.0, answer_s=7.0)
+
+
+def test_a_slow_model_reads_what_it_can_within_the_first_token_target():
+    slow = budget(prefill=150, decode=50)
+    assert slow.basis == "measured"
+    assert slow.source_tokens == 150 * 2 - 40 - 8  # overhead, and 11 characters of question
+    assert slow.answer_tokens == 50 * 5
+    assert budget(prefill=20, decode=5).source_tokens == MIN_SOURCE_TOKENS  # never nothing
+    assert budget(prefill=100_000).source_tokens == 2048  # a fast model: half its context window
+
+
+def test_configured_or_unknown_speed():
+    assert budget().basis == "context window" and budget().source_tokens == 2048 and budget().answer_tokens is None
+    fixed = ModelSpec("m", "openai", Zone.INTERNAL, Grade.CLASSIFIED, extra={"grounding_tokens": 300})
+    assert budget(fixed, prefill=150).source_tokens == 300 and budget(fixed).basis == "configured"
+
+
+def result(text: str, chunk_id: int) -> SearchResult:
+    return SearchResult(text, "a.txt", "지침", "", None, 1.0, "O", 1, None, False, "c", 1, chunk_id)
+
+
+NOISE = "공공부문은 여러 가지 사업을 추진하고 있으며 관련 예산을 편성하였다. " * 4
+
+
+def test_passages_within_budget_stay_whole():
+    results = [result("짧은 글.", 1)]
+    assert fit(results, "데이터", 1000) == results
+
+
+def test_over_budget_keeps_the_sentences_that_answer_in_order():
+    answer = "데이터 보안 등급은 기밀(C), 민감(S), 공개(O) 세 가지이다."
+    results = [result(NOISE + "\n" + answer + "\n" + "각 등급별 보호 조치를 마련한다.\n" + NOISE, 1),
+               result(NOISE + "\n예산은 매년 늘어난다.", 2)]
+    fitted = fit(results, "데이터 보안 등급 세 가지는?", 150)
+    assert len(fitted) == 1 and fitted[0].chunk_id == 1
+    assert answer in fitted[0].text
+    assert sum(len(r.text) + HEADER_CHARS + len(GAP) for r in fitted) <= 150 + len(GAP)
+    # The next line of the list came along, in document order.
+    assert fitted[0].text.index(answer) < fitted[0].text.index("각 등급별")
+
+
+def test_nothing_relevant_means_no_passage():
+    assert fit([result(NOISE, 1)], "양자컴퓨터", 50) == []
