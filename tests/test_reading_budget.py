@@ -18,7 +18,7 @@ def budget(spec=SPEC, prefill=None, decode=None, question="데이터 보안 등�
 def test_a_slow_model_reads_what_it_can_within_the_first_token_target():
     slow = budget(prefill=150, decode=50)
     assert slow.basis == "measured"
-    assert slow.source_tokens == 150 * 2 - 40 - 8  # overhead, and 11 characters of question
+    assert slow.source_tokens == 150 * 2 - 40 - 8  # overhead, and an 11-character question
     assert slow.answer_tokens == 50 * 5
     assert budget(prefill=20, decode=5).source_tokens == MIN_SOURCE_TOKENS  # never nothing
     assert budget(prefill=100_000).source_tokens == 2048  # a fast model: half its context window

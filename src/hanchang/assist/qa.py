@@ -104,8 +104,9 @@ def gather_passages(store: IndexStore, collections: list[Collection], question: 
 
 
 def grounded_messages(messages: list[dict[str, Any]], passages: list[Passage]) -> list[dict[str, Any]]:
+    # Short headers: every character is read on every call (excerpts.HEADER_CHARS budgets them).
     sources = "\n\n".join(
-        f"[{p.index}] {p.result.title}" + (f" · {p.result.section}" if p.result.section else "")
+        f"[{p.index}] {p.result.title[:30]}" + (f" · {p.result.section[:15]}" if p.result.section else "")
         + ("(이전 버전)" if p.result.superseded else "") + f"\n{p.result.text}"
         for p in passages)
     return [{"role": "system", "content": f"{INSTRUCTIONS}\n\n[자료]\n{sources}"}, *messages]

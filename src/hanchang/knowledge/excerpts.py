@@ -2,9 +2,10 @@
 
 When the best passages are longer than the model can read in time, each passage is cut to
 its lines and sentences; each is scored by the question's content morphemes it holds (rarer
-ones weigh more, as in BM25), with a small preference for higher-ranked passages, and the
-best are kept, with the line after each kept one when room remains (an answer often
-continues on the next line of a list). Kept sentences stay in document order; a gap between
+ones weigh more, as in BM25), with a small preference for higher-ranked passages. The best
+are kept with their neighbours — the line after, the line before, the second line after —
+since in government documents an answer often sits in the list item under the heading that
+names the topic. Kept sentences stay in document order; a gap between
 them is marked with "…". A passage with nothing kept is dropped.
 """
 
@@ -15,13 +16,20 @@ import math
 import re
 from dataclasses import dataclass, replace
 
-from hanchang.knowledge.analysis import KoreanAnalyzer, shared_analyzer
+from hanchang.knowledge.analysis import KoreanAnalyzer, shared_analyzer, with_pairs
 from hanchang.knowledge.search import SearchResult
 
-_UNITS = re.compile(r"[^\n]+?(?:[.!?。](?=\s)|\n|$)")
+_SENTENCES = re.compile(r".+?(?:[.!?。](?=\s)|$)")
+# A line that starts a new item: bullets, numbering, table and figure captions.
+_BULLET = re.compile(r"^(?:[●○■□▪◆◈◇※\-–·•►▶>✓]|\d+[.)]|[가-하][.)]|\(\d+\)|표\s*\d|그림\s*\d|\d+\.\d)")
+# A line that ends a sentence in Korean official style (…다. …함 …음 …임 …됨) or with punctuation.
+_ENDED = re.compile(r"(?:[.!?。:]|[다함음임됨요][.]?|\))\s*$")
 GAP = " … "
-HEADER_CHARS = 30  # "[n] title · section" before each passage
-RANK_PREFERENCE = 0.15
+HEADER_CHARS = 55  # "[n] title · section" before each passage (title ≤ 30, section ≤ 15)
+RANK_PREFERENCE = 1.0  # the first passage's hits weigh up to twice the last one's
+K1, B = 1.2, 0.3  # BM25's; a low B: a long line is not much worse than a short one
+SHORT_LINE = 60  # characters: a hit this short is a heading or label; its answer follows
+NEIGHBOURS = (0, 1, -1, 2)  # the hit itself, then the lines after and before it
 
 
 @dataclass
@@ -33,7 +41,16 @@ class _Unit:
 
 
 def _units(text: str) -> list[str]:
-    return [u.strip() for u in _UNITS.findall(text) if u.strip()]
+    """Logical lines: a bullet or sentence, rejoined when a PDF wrapped it over several lines."""
+    units: list[str] = []
+    for line in (ln.strip() for ln in text.split("\n")):
+        if not line:
+            continue
+        if units and not _BULLET.match(line) and not _ENDED.search(units[-1]):
+            units[-1] += " " + line
+        else:
+            units.append(line)
+    return [s.strip() for unit in units for s in _SENTENCES.findall(unit) if s.strip()]
 
 
 def fit(results: list[SearchResult], question: str, budget_chars: int,
@@ -45,11 +62,14 @@ def fit(results: list[SearchResult], question: str, budget_chars: int,
     units = [_Unit(p, i, text) for p, r in enumerate(results) for i, text in enumerate(_units(r.text))]
     if not units:
         return []
-    terms = set(analyzer.morphemes(question))
-    unit_terms = [set(m) & terms for m in analyzer.morphemes_many([u.text for u in units])]
+    terms = set(with_pairs(analyzer.morphemes(question)))
+    unit_terms = [set(with_pairs(m)) & terms for m in analyzer.morphemes_many([u.text for u in units])]
     df = {t: sum(t in found for found in unit_terms) for t in terms}
+    average = sum(len(u.text) for u in units) / len(units)
     for unit, found in zip(units, unit_terms, strict=True):
-        weight = sum(math.log(1 + len(units) / df[t]) for t in found)
+        # BM25's weight for a term found once, in a unit of this length.
+        saturation = (K1 + 1) / (1 + K1 * (1 - B + B * len(unit.text) / average))
+        weight = sum(math.log(1 + len(units) / df[t]) for t in found) * saturation
         unit.score = weight * (1 + RANK_PREFERENCE * (len(results) - unit.passage) / len(results))
 
     chosen: set[tuple[int, int]] = set()
@@ -68,11 +88,10 @@ def fit(results: list[SearchResult], question: str, budget_chars: int,
 
     ranked = sorted((u for u in units if u.score > 0), key=lambda u: -u.score)
     by_place = {(u.passage, u.position): u for u in units}
-    for unit in ranked:
-        take(unit)
-    for unit in ranked:  # then the line after each kept one, best first, while room remains
-        if (unit.passage, unit.position) in chosen and (after := by_place.get((unit.passage, unit.position + 1))):
-            take(after)
+    for unit in ranked:  # a short hit (a heading, a table label) with the lines around it
+        for offset in NEIGHBOURS if len(unit.text) < SHORT_LINE else (0,):
+            if (near := by_place.get((unit.passage, unit.position + offset))) is not None:
+                take(near)
     return _assemble(results, units, chosen)
 
 

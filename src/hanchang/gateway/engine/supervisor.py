@@ -36,7 +36,8 @@ HEALTH_TIMEOUT_S = 5.0
 HEALTH_FAILURES_TO_KILL = 3
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 60.0
-STABLE_AFTER_S = 60.0  # up this long: the next crash starts the backoff afresh
+STABLE_AFTER_S = 60.0
+HUNG_AFTER_S = 60.0  # up this long: the next crash starts the backoff afresh
 
 
 class EngineState(str, Enum):
@@ -76,7 +77,6 @@ class EngineSupervisor:
         self._changed: asyncio.Event | None = None
         self._retry_at = 0.0
         self._stopping = False
-        self._hung_after_s = max(30.0, spec.timeout_s / 2)
 
     # -- what the backend asks -------------------------------------------------------------
     @property
@@ -211,7 +211,7 @@ class EngineSupervisor:
                 if await self._check_health():
                     failures = 0
                     stalled = self.health.get("since_progress_s")
-                    if stalled is not None and stalled > self._hung_after_s:
+                    if stalled is not None and stalled > self._hung_after_s():
                         self._kill()
                         return f"hung: no progress for {stalled:.0f} s"
                 else:
@@ -261,6 +261,12 @@ class EngineSupervisor:
             self._task = None
 
     # -- helpers ----------------------------------------------------------------------------
+    def _hung_after_s(self) -> float:
+        """No token for this long means a hang. Reading a full context makes no tokens, so the
+        limit covers twice that at the measured speed (50 tokens/s if not measured)."""
+        reading = self.health.get("prefill_tokens_per_s") or 50.0
+        return max(HUNG_AFTER_S, 2 * self.spec.context_window / reading)
+
     def _alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
