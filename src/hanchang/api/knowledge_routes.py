@@ -163,7 +163,11 @@ async def upload_documents(
     principal: Principal = Depends(require_principal),
 ):
     """Upload files; each gets its own result. Nothing is kept of a run that fails."""
-    level = Grade.parse(grade) if grade else None
+    try:
+        level = Grade.parse(grade) if grade else None
+    except ValueError:
+        raise kc.InvalidInput(f"알 수 없는 등급입니다: '{grade[:20]}'. O (공개), S (민감), C (기밀) 중 하나를 쓰세요.",
+                              f"unknown grade '{grade[:20]}': use O (공개), S (민감) or C (기밀)") from None
     if len(files) > MAX_FILES_PER_UPLOAD:
         raise kc.KnowledgeError(f"한 번에 {MAX_FILES_PER_UPLOAD}개까지 올릴 수 있습니다.",
                                 f"at most {MAX_FILES_PER_UPLOAD} files per upload")

@@ -12,6 +12,7 @@ from hanchang.assist import qa
 from hanchang.assist.chat import AttachedText, chat_call
 from hanchang.assist.reading_budget import reading_budget
 from hanchang.core.grades import Grade
+from hanchang.core.policy import GradedItem
 from hanchang.core.principal import Principal
 from hanchang.gateway.router import Call
 from hanchang.knowledge import collections as kc
@@ -24,6 +25,7 @@ class AnswerRequest:
     attachments: list[AttachedText] = field(default_factory=list)
     collections: list[str | int] = field(default_factory=list)
     as_of: date | None = None
+    carried: list[GradedItem] = field(default_factory=list)  # graded context already in `body` (history)
 
 
 @dataclass
@@ -58,7 +60,7 @@ async def prepare(state, principal: Principal, request: AnswerRequest) -> Prepar
         if budget.answer_tokens and not (body.get("max_tokens") or body.get("max_completion_tokens")):
             body["max_tokens"] = budget.answer_tokens  # a grounded answer within the SLO
     call = chat_call(principal, body, request.grade, request.attachments)
-    call.items += qa.passage_items(passages)
+    call.items += request.carried + qa.passage_items(passages)
     call.source_ids = [f"doc:{p.result.document_id}#chunk:{p.result.chunk_id}" for p in passages]
     citations = [p.citation() for p in passages] if request.collections else None
     return PreparedAnswer(call, citations, unanswerable=bool(request.collections) and not passages)

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from hanchang.core.grades import Grade
+from hanchang.core.policy import GradedItem
 from hanchang.knowledge.collections import CollectionNotFound
 from hanchang.store.tables import Conversation, Feedback, Message, utcnow
 
@@ -50,12 +52,17 @@ def messages(session: Session, conversation: Conversation, user_id: int) -> list
                                      .order_by(Message.id))]
 
 
-def history(session: Session, conversation: Conversation) -> list[dict[str, str]]:
-    """Earlier user/assistant turns, oldest first, for the model."""
-    rows = session.scalars(select(Message).where(Message.conversation_id == conversation.id,
-                                                 Message.role.in_(("user", "assistant")))
-                           .order_by(Message.id.desc()).limit(HISTORY_MESSAGES))
-    return [{"role": m.role, "content": m.content} for m in reversed(list(rows))]
+def history(session: Session, conversation: Conversation) -> tuple[list[dict[str, str]], list[GradedItem]]:
+    """Earlier user/assistant turns, oldest first, for the model — and the grade each carries.
+
+    A conversation's history goes to the model with every new question, so its grades join the
+    request's grade: an answer drawn from 민감 sources keeps the conversation 민감 for any model.
+    """
+    rows = list(reversed(list(session.scalars(
+        select(Message).where(Message.conversation_id == conversation.id, Message.role.in_(("user", "assistant")))
+        .order_by(Message.id.desc()).limit(HISTORY_MESSAGES)))))
+    items = [GradedItem("history", f"message:{m.id}", Grade.parse(m.grade)) for m in rows]
+    return [{"role": m.role, "content": m.content} for m in rows], items
 
 
 def add(session: Session, conversation: Conversation, role: str, content: str, grade: str,

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from hanchang.core.grades import Grade
+from hanchang.core.grades import Grade, passage_grade
 from hanchang.core.policy import GradedItem
 from hanchang.knowledge import excerpts
 from hanchang.knowledge.embedder import Embedder
@@ -85,7 +85,7 @@ def _whole_documents(store: IndexStore, collections: list[Collection],
         if not current.get(row.id, False):
             continue
         collection = by_id[row.collection_id]
-        grade = max(Grade.parse(collection.grade), Grade.parse(row.grade)).value
+        grade = passage_grade(collection.grade, row.grade).value
         results.append(SearchResult(row.text, display_source(row.source_key), row.title, row.section,
                                     row.page, 1.0, grade, 0, None, False, collection.name,
                                     row.document_id, row.id))

@@ -58,3 +58,13 @@ def _rank_of(other: object) -> int:
 def highest(*grades: Grade) -> Grade:
     """The least upper bound of the given grades (O when none are given)."""
     return max(grades, default=Grade.OPEN)
+
+
+def passage_grade(collection: Grade | str, document: Grade | str) -> Grade:
+    """The grade of a passage: the higher of its collection's and its document's.
+
+    The one rule for every path that handles document text — ingest (what may embed it),
+    search, grounding, the window's citations. A document uploaded as 공개 into a 민감
+    collection is 민감.
+    """
+    return max(Grade.parse(collection), Grade.parse(document))

@@ -36,6 +36,10 @@ class AlreadyExists(KnowledgeError):
     status, code = 409, "already_exists"
 
 
+class InvalidInput(KnowledgeError):
+    status, code = 422, "invalid_request"
+
+
 def readable(principal: Principal) -> Select[tuple[Collection]]:
     """The collections a principal may read: own agency's and common ones."""
     query = select(Collection)

@@ -18,7 +18,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from hanchang.core.grades import Grade
+from hanchang.core.grades import Grade, passage_grade
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.analysis import KoreanAnalyzer, shared_analyzer
 from hanchang.knowledge.chunking import chunk_document
@@ -179,7 +179,8 @@ def ingest(
     applied = []
     for existing, latest, prepared in pending:
         document_grade = max(grade, Grade.parse(existing.grade)) if existing else grade
-        refused = _embed(prepared, embedder, document_grade) if embedder else None
+        # What may embed it is decided by the passage grade, never by the upload's own label.
+        refused = _embed(prepared, embedder, passage_grade(collection.grade, document_grade)) if embedder else None
         if refused:
             results.append(refused)
             continue

@@ -8,7 +8,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from hanchang.core.grades import Grade
+from hanchang.core.grades import Grade, passage_grade
 from hanchang.knowledge.analysis import KoreanAnalyzer, shared_analyzer
 from hanchang.knowledge.embedder import Embedder, EmbeddingRefused
 from hanchang.knowledge.index import Hit
@@ -82,7 +82,7 @@ def search(store: IndexStore, collections: list[Collection], query: str, top_k: 
     results = []
     for row in rows:
         hit, collection, _ = by_id[row.id]
-        grade = max(Grade.parse(collection.grade), Grade.parse(row.grade)).value
+        grade = passage_grade(collection.grade, row.grade).value
         results.append(SearchResult(
             text=row.text, source=display_source(row.source_key), title=row.title, section=row.section,
             page=row.page, score=hit.score, grade=grade, version=row.number,

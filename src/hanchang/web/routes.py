@@ -20,7 +20,8 @@ from hanchang.api.responses import JSONResponse
 from hanchang.api.schemas import GradeIn
 from hanchang.assist import answer, conversations, qa
 from hanchang.audit import trail
-from hanchang.core.grades import Grade
+from hanchang.core.grades import Grade, passage_grade
+from hanchang.core.policy import effective_grade
 from hanchang.core.principal import Principal, Role
 from hanchang.gateway.errors import ClientClosed, GatewayError
 from hanchang.knowledge import collections as kc
@@ -206,26 +207,29 @@ async def ask(conversation_id: int, body: Ask, request: Request, principal: Prin
             if not body.regenerate:
                 conversations.add(session, c, "user", question, grade.value)
             return conversations.history(session, c)
-    history = await run_in_threadpool(before)
+    history, carried = await run_in_threadpool(before)
     model = body.model or state.gateway.registry.default_model
     request_body = {"model": model, "messages": history}
 
-    def save(role: str, content: str, meta: dict, model_used: str | None = None) -> int:
+    def save(role: str, content: str, meta: dict, model_used: str | None = None, stored_grade: str = "") -> int:
+        # An answer is stored with the grade of everything that went into it (effective grade).
         with state.db.session() as session:
             c = conversations.owned(session, principal.user_id, conversation_id)
-            return conversations.add(session, c, role, content, grade.value, model_used, meta).id
+            return conversations.add(session, c, role, content, stored_grade or grade.value, model_used, meta).id
 
     async def stream():
         text, meta, model_used = "", {}, None
+        effective = grade.value
         stored = False
         try:
             prepared = await answer.prepare(state, principal, answer.AnswerRequest(
-                request_body, grade, collections=list(body.collections)))
+                request_body, grade, collections=list(body.collections), carried=carried))
             call = prepared.call
+            effective = effective_grade(call.grade, call.items).grade.value
             if prepared.unanswerable:
                 state.gateway.record_unanswered(call, "no_sources")
                 meta = {"citations": [], "no_sources": True}
-                message_id = await run_in_threadpool(save, "assistant", qa.NO_SOURCES, meta, model)
+                message_id = await run_in_threadpool(save, "assistant", qa.NO_SOURCES, meta, model, effective)
                 stored = True
                 yield _event("delta", {"text": qa.NO_SOURCES})
                 yield _event("done", {"message_id": message_id, "meta": meta, "model": model})
@@ -233,6 +237,7 @@ async def ask(conversation_id: int, body: Ask, request: Request, principal: Prin
             start = await state.gateway.start_stream(call)
             model_used = start.model.name
             report = call.report()
+            effective = report["data_grade"]
             meta = {"citations": prepared.citations or []}  # kept with a stopped answer too
             yield _event("meta", {"model": model_used, "data_grade": report["data_grade"],
                                   "route_notice": report["route_notice"]})
@@ -258,9 +263,10 @@ async def ask(conversation_id: int, body: Ask, request: Request, principal: Prin
             meta = {"citations": prepared.citations or [], "hanchang": call.report()}
             if error is not None:
                 meta["error"] = _korean(error)
-            message_id = await run_in_threadpool(save, "assistant", text, meta, model_used)
+            message_id = await run_in_threadpool(save, "assistant", text, meta, model_used, effective)
             stored = True
-            yield _event("done", {"message_id": message_id, "meta": meta, "model": model_used})
+            yield _event("done", {"message_id": message_id, "meta": meta, "model": model_used,
+                                  "data_grade": effective})
         except (GatewayError, kc.KnowledgeError) as exc:
             message = _korean(exc) if isinstance(exc, GatewayError) else exc.message_ko
             notice_id = await run_in_threadpool(save, "notice", message, {"code": getattr(exc, "code", "")})
@@ -270,7 +276,7 @@ async def ask(conversation_id: int, body: Ask, request: Request, principal: Prin
             if not stored and text:  # the user pressed stop: keep what was written
                 meta = {**meta, "stopped": True}
                 with anyio.CancelScope(shield=True):
-                    await run_in_threadpool(save, "assistant", text, meta, model_used)
+                    await run_in_threadpool(save, "assistant", text, meta, model_used, effective)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
@@ -298,7 +304,7 @@ async def open_citation(chunk_id: int, request: Request, principal: Principal = 
             if row is None:
                 raise kc.CollectionNotFound("출처를 찾을 수 없습니다.", f"passage {chunk_id} not found")
             chunk, document, collection = row
-            grade = max(Grade.parse(document.grade), Grade.parse(collection.grade)).value
+            grade = passage_grade(collection.grade, document.grade).value
             return {"text": chunk.text, "section": chunk.section, "page": chunk.page, "title": document.title,
                     "source": display_source(document.source_key), "grade": grade,
                     "collection": collection.name}
