@@ -27,6 +27,7 @@ class UpstreamBehaviour:
     delay_s: float = 0.0
     chunk_delay_s: float = 0.0  # pause between streamed chunks
     received: list[dict[str, Any]] = field(default_factory=list)  # bodies seen, for assertions
+    call_tools: bool = False  # with tools in the request: call the first, echoing the question in its arguments
     keep_bodies: bool = True
 
 
@@ -92,6 +93,8 @@ class ReferenceUpstream:
                  "total_tokens": prompt_tokens + completion_tokens}
         model = request.get("model", "echo")
         created = int(time.time())
+        if self.behaviour.call_tools and request.get("tools"):
+            return await self._tool_call(send, request, _text_of(last_user.get("content")), usage, model, created)
         if not request.get("stream"):
             return await _json(send, 200, {
                 "id": "chatcmpl-ref", "object": "chat.completion", "created": created,
@@ -120,6 +123,28 @@ class ReferenceUpstream:
         if (request.get("stream_options") or {}).get("include_usage"):
             await _event(send, {"id": "chatcmpl-ref", "object": "chat.completion.chunk",
                                 "created": created, "model": model, "choices": [], "usage": usage})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+
+    async def _tool_call(self, send, request, question: str, usage, model: str, created: int):
+        name = request["tools"][0]["function"]["name"]
+        arguments = orjson.dumps({"text": question}).decode()
+        call = {"id": "call_ref", "type": "function", "function": {"name": name, "arguments": arguments}}
+        if not request.get("stream"):
+            return await _json(send, 200, {
+                "id": "chatcmpl-ref", "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": 0, "finish_reason": "tool_calls",
+                             "message": {"role": "assistant", "content": None, "tool_calls": [call]}}],
+                "usage": usage})
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        head = {"index": 0, "id": "call_ref", "type": "function", "function": {"name": name, "arguments": ""}}
+        pieces = [{"index": 0, "function": {"arguments": arguments[i:i + 5]}} for i in range(0, len(arguments), 5)]
+        for tool_call in [head, *pieces]:  # arguments in 5-character pieces, as real servers split them
+            await _event(send, {"id": "chatcmpl-ref", "object": "chat.completion.chunk", "created": created,
+                                "model": model, "choices": [{"index": 0, "delta": {"tool_calls": [tool_call]},
+                                                             "finish_reason": None}]})
+        await _event(send, {"id": "chatcmpl-ref", "object": "chat.completion.chunk", "created": created,
+                            "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
 
     async def _embeddings(self, send, request: dict[str, Any]):

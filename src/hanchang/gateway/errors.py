@@ -40,6 +40,12 @@ class PersonalDataRefused(GatewayError):
     status, code, type = 403, "personal_data_blocked", "permission_error"
 
 
+class UninspectableInput(GatewayError):
+    """Input the personal-data guard cannot read (token ids) for a zone that needs it read."""
+
+    status, code, type = 400, "input_not_inspectable", "invalid_request_error"
+
+
 class RateLimited(GatewayError):
     status, code, type = 429, "rate_limit_exceeded", "rate_limit_error"
 

@@ -38,6 +38,7 @@ from hanchang.gateway.errors import (
     GatewayError,
     PersonalDataRefused,
     PolicyRefused,
+    UninspectableInput,
     UpstreamUnavailable,
     WrongModelKind,
 )
@@ -45,7 +46,12 @@ from hanchang.gateway.limits import Budget, RateLimiter
 from hanchang.gateway.registry import ModelRegistry
 from hanchang.guard.links import known_links
 from hanchang.guard.output import OutputGuard
-from hanchang.guard.request_guard import GuardedRequest, PersonalDataBlocked, guard_request
+from hanchang.guard.request_guard import (
+    GuardedRequest,
+    InputNotInspectable,
+    PersonalDataBlocked,
+    guard_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,13 +209,16 @@ class Gateway:
         return [spec for spec in self.registry.candidates(call.decision.model)
                 if decide_model_access(call.effective.grade, spec).allowed]
 
-    def _guard(self, call: Call, spec: ModelSpec, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The body as this model may see it (personal data handled for its zone)."""
+    def _guard(self, call: Call, spec: ModelSpec) -> dict[str, Any]:
+        """The body as this model may see it: every string checked for personal data for its zone."""
         try:
-            call.guarded = guard_request(body or call.body, self.pii.mode_for(spec.zone), spec.name)
+            call.guarded = guard_request(call.body, self.pii.mode_for(spec.zone), spec.name)
         except PersonalDataBlocked as exc:
             call.guarded = None
             raise PersonalDataRefused(exc.message) from exc
+        except InputNotInspectable as exc:
+            call.guarded = None
+            raise UninspectableInput(exc.message, param="input") from exc
         allowed = known_links(*(_message_text(m) for m in call.body.get("messages", ())))
         call.output = OutputGuard(call.guarded.vault, allowed)
         return {**call.guarded.body, "model": spec.name}
@@ -222,6 +231,10 @@ class Gateway:
                 message = choice.get("message") or {}
                 if isinstance(message.get("content"), str):
                     message["content"] = call.output.apply(message["content"])
+                for tool_call in message.get("tool_calls") or ():  # placeholders back in arguments too
+                    function = tool_call.get("function") if isinstance(tool_call, dict) else None
+                    if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                        function["arguments"] = call.output.restore(function["arguments"])
             return result
 
         result = await self._unary(call, "chat", invoke)
@@ -230,20 +243,9 @@ class Gateway:
 
     async def embeddings(self, call: Call) -> dict[str, Any]:
         async def invoke(spec: ModelSpec) -> dict[str, Any]:
-            return await self.backend(spec).embeddings(self._guard_embedding(call, spec))
+            return await self.backend(spec).embeddings(self._guard(call, spec))
 
         return await self._unary(call, "embedding", invoke)
-
-    def _guard_embedding(self, call: Call, spec: ModelSpec) -> dict[str, Any]:
-        texts = call.body["input"]
-        as_messages = {"messages": [{"role": "user", "content": t}
-                                    for t in (texts if isinstance(texts, list) else [texts])]}
-        if not all(isinstance(m["content"], str) for m in as_messages["messages"]):
-            return {**call.body, "model": spec.name}  # token ids: nothing to read
-        guarded = self._guard(call, spec, as_messages)
-        contents = [m["content"] for m in guarded["messages"] if m["role"] == "user"]
-        return {**call.body, "model": spec.name,
-                "input": contents if isinstance(texts, list) else contents[0]}
 
     async def _unary(self, call: Call, kind: str,
                      invoke: Callable[[ModelSpec], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
@@ -373,9 +375,19 @@ async def _guard_stream(stream: AsyncIterator[dict[str, Any]],
                 delta = choice.get("delta")
                 if isinstance(delta, dict) and isinstance(delta.get("content"), str):
                     delta["content"] = output.feed(delta["content"])
-                if choice.get("finish_reason") and (tail := output.flush()):
+                if isinstance(delta, dict) and isinstance(delta.get("tool_calls"), list):
+                    for tool_call in delta["tool_calls"]:
+                        function = tool_call.get("function") if isinstance(tool_call, dict) else None
+                        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                            function["arguments"] = output.feed_fragment(tool_call.get("index", 0),
+                                                                         function["arguments"])
+                if choice.get("finish_reason"):
                     delta = delta if isinstance(delta, dict) else {}
-                    choice["delta"] = {**delta, "content": (delta.get("content") or "") + tail}
+                    if tail := output.flush():
+                        delta = {**delta, "content": (delta.get("content") or "") + tail}
+                    if held := output.flush_fragments():
+                        delta = {**delta, "tool_calls": [*(delta.get("tool_calls") or ()), *held]}
+                    choice["delta"] = delta
             last = chunk
             yield chunk
     except GatewayError:
@@ -384,6 +396,10 @@ async def _guard_stream(stream: AsyncIterator[dict[str, Any]],
         raise
     if tail := output.flush():
         yield tail_chunk(tail)
+    if held := output.flush_fragments():
+        chunk = tail_chunk("")
+        chunk["choices"][0]["delta"] = {"tool_calls": held}
+        yield chunk
 
 
 def _message_text(message: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ from hanchang.guard.links import neutralise_links
 from hanchang.guard.vault import PseudonymVault
 
 _HOLD_LIMIT = 256  # never hold back more than this many characters of a stream
+_PLACEHOLDER_MAX = 24  # "[외국인등록번호12]" and the like are shorter
 
 
 class OutputGuard:
@@ -14,6 +15,7 @@ class OutputGuard:
         self.allowed_links = allowed_links
         self.links_removed = 0
         self._pending = ""
+        self._fragments: dict[int, str] = {}  # tool-call arguments held back, by call index
 
     def apply(self, text: str) -> str:
         if self.vault is not None:
@@ -21,6 +23,27 @@ class OutputGuard:
         text, removed = neutralise_links(text, self.allowed_links)
         self.links_removed += removed
         return text
+
+    def restore(self, text: str) -> str:
+        """Placeholders back to real values (for tool-call arguments: no link rewriting)."""
+        return self.vault.restore(text) if self.vault is not None else text
+
+    def feed_fragment(self, index: int, piece: str) -> str:
+        """Streamed tool-call arguments: hold back a placeholder that may still be arriving."""
+        pending = self._fragments.get(index, "") + piece
+        opened = pending.rfind("[")
+        if opened >= 0 and "]" not in pending[opened:] and len(pending) - opened < _PLACEHOLDER_MAX:
+            ready, self._fragments[index] = pending[:opened], pending[opened:]
+        else:
+            ready, self._fragments[index] = pending, ""
+        return self.restore(ready)
+
+    def flush_fragments(self) -> list[dict]:
+        """What is still held of each call's arguments, as tool-call deltas."""
+        held = [{"index": i, "function": {"arguments": self.restore(text)}}
+                for i, text in self._fragments.items() if text]
+        self._fragments.clear()
+        return held
 
     def feed(self, delta: str) -> str:
         """Streamed text in, safe text out; a word still being written is held back,

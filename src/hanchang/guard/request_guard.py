@@ -44,35 +44,67 @@ class GuardedRequest:
     vault: PseudonymVault | None = None  # only when values must be restored
 
 
-def _texts(message: dict[str, Any]):
-    """(setter, text) pairs for every text part of a message."""
-    content = message.get("content")
-    if isinstance(content, str):
-        yield (lambda value, m=message: m.__setitem__("content", value)), content
-    elif isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                yield (lambda value, p=part: p.__setitem__("text", value)), part["text"]
+# Values the upstream must receive exactly: protocol words and identifiers, never free text.
+_STRUCTURAL = frozenset({"model", "role", "type", "id", "tool_call_id", "object", "finish_reason",
+                         "encoding_format", "detail", "$schema", "$ref", "format", "tool_choice"})
+
+
+class InputNotInspectable(Exception):
+    """Input the guard cannot read (token ids), bound for a zone whose mode needs reading it."""
+
+    def __init__(self, model: str):
+        self.message = (
+            f"토큰 ID 배열은 개인정보 검사를 할 수 없어 모델 '{model}'에 보낼 수 없습니다. 텍스트로 보내세요. "
+            f"(Token-id input cannot be checked for personal data, so model '{model}' does not accept it; "
+            "send text — with LangChain's OpenAIEmbeddings, set check_embedding_ctx_length=False.)")
+        super().__init__(self.message)
+
+
+def _token_ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(v, int) or (isinstance(v, list) and all(isinstance(i, int) for i in v)) for v in value)
+
+
+class _Walker:
+    """Rebuilds a request body with every string scanned: message text, tool-call arguments,
+    names, tool descriptions, `user`, metadata, JSON schemas (keys too) — all of it."""
+
+    def __init__(self, mode: PiiMode):
+        self.mode = mode
+        self.vault = PseudonymVault()
+        self.counts: dict[str, int] = {}
+
+    def text(self, value: str) -> str:
+        if value.startswith("data:"):  # an inline file (image): opaque, passed as sent
+            return value
+        findings = scan(value)
+        if not findings:
+            return value
+        for kind, n in count_by_type(findings).items():
+            self.counts[kind] = self.counts.get(kind, 0) + n
+        return self.vault.replace(value, findings) if self.mode in (PiiMode.MASK, PiiMode.PSEUDONYMIZE) else value
+
+    def walk(self, value: Any, key: str = "") -> Any:
+        if isinstance(value, str):
+            return value if key in _STRUCTURAL else self.text(value)
+        if isinstance(value, dict):
+            return {(self.text(k) if isinstance(k, str) else k): self.walk(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.walk(v, key) for v in value]
+        return value
 
 
 def guard_request(body: dict[str, Any], mode: PiiMode, model_name: str) -> GuardedRequest:
-    """Scan every message; count, and mask/pseudonymize/block as the mode says."""
-    vault = PseudonymVault()
-    counts: dict[str, int] = {}
-    messages = [dict(m) for m in body["messages"]]
-    for message in messages:
-        if isinstance(message.get("content"), list):
-            message["content"] = [dict(p) if isinstance(p, dict) else p for p in message["content"]]
-        for set_text, text in list(_texts(message)):
-            findings = scan(text)
-            for kind, n in count_by_type(findings).items():
-                counts[kind] = counts.get(kind, 0) + n
-            if findings and mode in (PiiMode.MASK, PiiMode.PSEUDONYMIZE):
-                set_text(vault.replace(text, findings))
+    """Scan every string of the body; count, and mask/pseudonymize/block as the mode says."""
+    if mode is not PiiMode.ALLOW and _token_ids(body.get("input")):
+        raise InputNotInspectable(model_name)
+    walker = _Walker(mode)
+    guarded = walker.walk(body)
+    counts = walker.counts
     if counts and mode is PiiMode.BLOCK:
         raise PersonalDataBlocked(counts, model_name)
     if counts and mode in (PiiMode.MASK, PiiMode.PSEUDONYMIZE):
-        messages.insert(0, {"role": "system", "content": PLACEHOLDER_NOTE})
-        return GuardedRequest({**body, "messages": messages}, mode, counts,
-                              vault if mode is PiiMode.PSEUDONYMIZE else None)
+        if isinstance(guarded.get("messages"), list):
+            guarded["messages"].insert(0, {"role": "system", "content": PLACEHOLDER_NOTE})
+        return GuardedRequest(guarded, mode, counts, walker.vault if mode is PiiMode.PSEUDONYMIZE else None)
     return GuardedRequest(body, mode, counts)
