@@ -109,3 +109,44 @@ def test_server_survives_garbage(platform):
                               headers={**platform.headers(), "content-type": "application/json"})
         assert response.status_code in (400, 413, 422), response.text
     assert post(platform).status_code == 200
+
+
+def test_a_chunked_body_over_the_limit_is_413_and_never_forwarded(platform, upstream):
+    def body():  # no Content-Length: sent with chunked transfer encoding
+        yield b'{"model": "internal-a", "messages": [{"role": "user", "content": "'
+        for _ in range(10):
+            yield b"x" * 1_000_000
+        yield b'"}]}'
+
+    response = httpx.post(platform.v1 + "/chat/completions", content=body(), timeout=30,
+                          headers={**platform.headers(), "content-type": "application/json"})
+    assert_error(response, 413, "request_too_large")
+    assert upstream.behaviour.received == []
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("DELETE", "/api/documents/99999999999999999999"), ("GET", "/api/chunks/18446744073709551616"),
+    ("GET", "/api/conversations/9223372036854775808/messages"),
+    ("GET", "/api/collections/-99999999999999999999/documents"), ("POST", "/api/actions/99999999999999999999/confirm")])
+def test_ids_beyond_64_bits_are_a_4xx_not_500(platform, method, path):
+    response = httpx.request(method, platform.url + path, headers=platform.headers(), timeout=10)
+    assert response.status_code in (404, 422), response.text
+
+
+def test_a_lone_surrogate_or_deep_nesting_is_a_4xx(platform):
+    lone = b'{"model": "internal-a", "messages": [{"role": "user", "content": "\\ud800 hi"}]}'
+    deep = b'{"model": "internal-a", "messages": [{"role": "user", "content": "hi"}], "metadata": ' \
+        + b'{"a": ' * 600 + b"1" + b"}" * 600 + b"}"
+    for payload in (lone, deep):
+        response = httpx.post(platform.v1 + "/chat/completions", content=payload, timeout=10,
+                              headers={**platform.headers(), "content-type": "application/json"})
+        assert 400 <= response.status_code < 500, response.text
+    assert post(platform).status_code == 200
+
+
+def test_a_204_has_no_body(platform):
+    created = httpx.post(platform.url + "/api/conversations", headers=platform.headers(), timeout=10)
+    deleted = httpx.delete(f"{platform.url}/api/conversations/{created.json()['id']}", headers=platform.headers(),
+                           timeout=10)
+    assert deleted.status_code == 204 and deleted.content == b"" and "content-length" not in {
+        k.lower() for k, v in deleted.headers.items() if v != "0"}

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hanchang import __version__
 from hanchang.api import audit_routes, knowledge_routes, openai_routes, service_routes
@@ -31,22 +32,37 @@ from hanchang.web import routes as web_routes
 
 
 class BodySizeLimit:
-    """Refuse bodies over the configured size before reading them (pure ASGI, cheap)."""
+    """Refuse bodies over the configured size: by Content-Length before reading, and by the bytes
+    actually read for bodies sent without one (chunked), so no body past the limit is accepted."""
 
     def __init__(self, app, max_bytes: int):
         self.app = app
         self.max_bytes = max_bytes
 
+    def _too_large(self) -> str:
+        return f"Request body is larger than {self.max_bytes:,} bytes. Send less."
+
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                    response = error_response(
-                        413, f"Request body is larger than {self.max_bytes:,} bytes. Send less.",
-                        "invalid_request_error", "request_too_large")
-                    await response(scope, receive, send)
-                    return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
+                response = error_response(413, self._too_large(), "invalid_request_error", "request_too_large")
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:  # answered 413 by the HTTP exception handler
+                    raise StarletteHTTPException(413, self._too_large())
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def create_app(settings: Settings, database: Database | None = None, *,

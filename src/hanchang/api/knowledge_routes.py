@@ -13,14 +13,14 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from hanchang.api.auth import require_principal
 from hanchang.api.responses import JSONResponse
-from hanchang.api.schemas import GradeIn, OptionalGradeIn
+from hanchang.api.schemas import DbId, GradeIn, OptionalGradeIn
 from hanchang.audit import trail
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal, Role
@@ -105,7 +105,7 @@ async def create_collection(body: CollectionIn, request: Request,
 
 
 @router.patch("/collections/{collection_id}")
-async def update_collection(collection_id: int, body: CollectionPatch, request: Request,
+async def update_collection(collection_id: DbId, body: CollectionPatch, request: Request,
                             principal: Principal = Depends(require_principal)):
     def work():
         with request.app.state.db.session() as session:
@@ -124,7 +124,7 @@ async def update_collection(collection_id: int, body: CollectionPatch, request: 
 
 
 @router.delete("/collections/{collection_id}", status_code=204)
-async def delete_collection(collection_id: int, request: Request,
+async def delete_collection(collection_id: DbId, request: Request,
                             principal: Principal = Depends(require_principal)):
     def work():
         with request.app.state.db.session() as session:
@@ -134,11 +134,11 @@ async def delete_collection(collection_id: int, request: Request,
             session.delete(collection)
         request.app.state.knowledge.forget(collection_id)
     await run_in_threadpool(work)
-    return JSONResponse(None, status_code=204)
+    return Response(status_code=204)
 
 
 @router.get("/collections/{collection_id}/documents")
-async def list_documents(collection_id: int, request: Request,
+async def list_documents(collection_id: DbId, request: Request,
                          principal: Principal = Depends(require_principal)):
     def work():
         with request.app.state.db.session() as session:
@@ -156,7 +156,7 @@ async def list_documents(collection_id: int, request: Request,
 
 @router.post("/collections/{collection_id}/documents")
 async def upload_documents(
-    collection_id: int, request: Request,
+    collection_id: DbId, request: Request,
     files: list[UploadFile] = File(...),
     grade: str | None = Form(None),
     effective_from: date | None = Form(None),
@@ -214,7 +214,7 @@ async def upload_documents(
 
 
 @router.patch("/documents/{document_id}")
-async def update_document(document_id: int, body: DocumentPatch, request: Request,
+async def update_document(document_id: DbId, body: DocumentPatch, request: Request,
                           principal: Principal = Depends(require_principal)):
     def work():
         with request.app.state.db.session() as session:
@@ -228,7 +228,7 @@ async def update_document(document_id: int, body: DocumentPatch, request: Reques
 
 
 @router.delete("/documents/{document_id}", status_code=204)
-async def delete_document(document_id: int, request: Request,
+async def delete_document(document_id: DbId, request: Request,
                           principal: Principal = Depends(require_principal)):
     def work():
         with request.app.state.db.session() as session:
@@ -238,11 +238,11 @@ async def delete_document(document_id: int, request: Request,
             session.delete(document)
             kc.touch(collection)
     await run_in_threadpool(work)
-    return JSONResponse(None, status_code=204)
+    return Response(status_code=204)
 
 
 @router.post("/collections/{collection_id}/reindex")
-async def reindex(collection_id: int, request: Request, principal: Principal = Depends(require_principal)):
+async def reindex(collection_id: DbId, request: Request, principal: Principal = Depends(require_principal)):
     def work():
         with request.app.state.db.session() as session:
             collection = kc.get_readable(session, principal, collection_id)

@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from hanchang.core.grades import Grade
+
+# A database id in a path: beyond what a 64-bit column holds, it names nothing (422, not a 500).
+DbId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 # A grade as users write it: O/S/C in any case, or 공개/민감/기밀.
 GradeIn = Annotated[Grade, BeforeValidator(Grade.parse)]

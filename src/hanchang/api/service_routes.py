@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hanchang.api.auth import require_principal
 from hanchang.api.responses import JSONResponse
-from hanchang.api.schemas import GradeIn
+from hanchang.api.schemas import DbId, GradeIn
 from hanchang.assist import connectors, templates
 from hanchang.assist.services import ServiceContext
 from hanchang.assist.services.base import ServiceInputError
@@ -144,7 +144,7 @@ async def register_connector(body: ConnectorIn, request: Request, principal: Pri
 
 
 @connector_router.post("/actions/{action_id}/{decision}")
-async def decide_action(action_id: int, decision: str, request: Request,
+async def decide_action(action_id: DbId, decision: str, request: Request,
                         principal: Principal = Depends(require_principal)):
     if decision not in ("confirm", "reject"):
         raise CollectionNotFound("알 수 없는 결정입니다. confirm 또는 reject를 쓰세요.", "use confirm or reject")

@@ -46,6 +46,12 @@ class UninspectableInput(GatewayError):
     status, code, type = 400, "input_not_inspectable", "invalid_request_error"
 
 
+class UnsendableRequest(GatewayError):
+    """The request cannot be serialised for an upstream (invalid Unicode, absurd nesting)."""
+
+    status, code, type = 400, "invalid_request", "invalid_request_error"
+
+
 class RateLimited(GatewayError):
     status, code, type = 429, "rate_limit_exceeded", "rate_limit_error"
 

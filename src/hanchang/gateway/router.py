@@ -39,6 +39,7 @@ from hanchang.gateway.errors import (
     PersonalDataRefused,
     PolicyRefused,
     UninspectableInput,
+    UnsendableRequest,
     UpstreamUnavailable,
     WrongModelKind,
 )
@@ -49,6 +50,7 @@ from hanchang.guard.output import OutputGuard
 from hanchang.guard.request_guard import (
     GuardedRequest,
     InputNotInspectable,
+    InputTooDeep,
     PersonalDataBlocked,
     guard_request,
 )
@@ -219,6 +221,9 @@ class Gateway:
         except InputNotInspectable as exc:
             call.guarded = None
             raise UninspectableInput(exc.message, param="input") from exc
+        except InputTooDeep as exc:
+            call.guarded = None
+            raise UnsendableRequest(exc.message) from exc
         allowed = known_links(*(_message_text(m) for m in call.body.get("messages", ())))
         call.output = OutputGuard(call.guarded.vault, allowed)
         return {**call.guarded.body, "model": spec.name}

@@ -60,6 +60,16 @@ class InputNotInspectable(Exception):
         super().__init__(self.message)
 
 
+MAX_DEPTH = 64  # OpenAI bodies nest a few levels; JSON schemas a dozen or two
+
+
+class InputTooDeep(Exception):
+    def __init__(self, limit: int):
+        self.message = (f"요청의 JSON이 {limit}단계보다 깊게 중첩되어 있어 처리할 수 없습니다. "
+                        f"(The request nests deeper than {limit} levels; flatten it.)")
+        super().__init__(self.message)
+
+
 def _token_ids(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(
         isinstance(v, int) or (isinstance(v, list) and all(isinstance(i, int) for i in v)) for v in value)
@@ -84,13 +94,15 @@ class _Walker:
             self.counts[kind] = self.counts.get(kind, 0) + n
         return self.vault.replace(value, findings) if self.mode in (PiiMode.MASK, PiiMode.PSEUDONYMIZE) else value
 
-    def walk(self, value: Any, key: str = "") -> Any:
+    def walk(self, value: Any, key: str = "", depth: int = 0) -> Any:
         if isinstance(value, str):
             return value if key in _STRUCTURAL else self.text(value)
+        if depth > MAX_DEPTH and isinstance(value, dict | list):
+            raise InputTooDeep(MAX_DEPTH)
         if isinstance(value, dict):
-            return {(self.text(k) if isinstance(k, str) else k): self.walk(v, k) for k, v in value.items()}
+            return {(self.text(k) if isinstance(k, str) else k): self.walk(v, k, depth + 1) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.walk(v, key) for v in value]
+            return [self.walk(v, key, depth + 1) for v in value]
         return value
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import orjson
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from hanchang import __version__
 from hanchang.api.auth import require_principal
 from hanchang.api.responses import JSONResponse
-from hanchang.api.schemas import GradeIn
+from hanchang.api.schemas import DbId, GradeIn
 from hanchang.assist import answer, conversations, qa
 from hanchang.audit import trail
 from hanchang.core.grades import Grade, passage_grade
@@ -158,7 +158,7 @@ async def new_conversation(request: Request, principal: Principal = Depends(requ
 
 
 @router.patch("/api/conversations/{conversation_id}")
-async def rename_conversation(conversation_id: int, body: ConversationPatch, request: Request,
+async def rename_conversation(conversation_id: DbId, body: ConversationPatch, request: Request,
                               principal: Principal = Depends(require_principal)):
     def work():
         with _db(request).session() as session:
@@ -169,17 +169,17 @@ async def rename_conversation(conversation_id: int, body: ConversationPatch, req
 
 
 @router.delete("/api/conversations/{conversation_id}", status_code=204)
-async def delete_conversation(conversation_id: int, request: Request,
+async def delete_conversation(conversation_id: DbId, request: Request,
                               principal: Principal = Depends(require_principal)):
     def work():
         with _db(request).session() as session:
             session.delete(conversations.owned(session, principal.user_id, conversation_id))
     await run_in_threadpool(work)
-    return JSONResponse(None, status_code=204)
+    return Response(status_code=204)
 
 
 @router.get("/api/conversations/{conversation_id}/messages")
-async def conversation_messages(conversation_id: int, request: Request,
+async def conversation_messages(conversation_id: DbId, request: Request,
                                 principal: Principal = Depends(require_principal)):
     def work():
         with _db(request).session() as session:
@@ -193,7 +193,7 @@ def _event(name: str, data: Any) -> bytes:
 
 
 @router.post("/api/conversations/{conversation_id}/messages")
-async def ask(conversation_id: int, body: Ask, request: Request, principal: Principal = Depends(require_principal)):
+async def ask(conversation_id: DbId, body: Ask, request: Request, principal: Principal = Depends(require_principal)):
     """Store the question, stream the answer (SSE), store the answer; a failure keeps the question."""
     state = request.app.state
     grade = body.data_grade
@@ -282,7 +282,7 @@ async def ask(conversation_id: int, body: Ask, request: Request, principal: Prin
 
 
 @router.post("/api/messages/{message_id}/feedback")
-async def feedback(message_id: int, body: Rating, request: Request, principal: Principal = Depends(require_principal)):
+async def feedback(message_id: DbId, body: Rating, request: Request, principal: Principal = Depends(require_principal)):
     def work():
         with _db(request).session() as session:
             conversations.rate(session, principal.user_id, principal.agency_code, message_id, body.rating,
@@ -292,7 +292,7 @@ async def feedback(message_id: int, body: Rating, request: Request, principal: P
 
 
 @router.get("/api/chunks/{chunk_id}")
-async def open_citation(chunk_id: int, request: Request, principal: Principal = Depends(require_principal)):
+async def open_citation(chunk_id: DbId, request: Request, principal: Principal = Depends(require_principal)):
     """The whole source passage behind a citation, if the caller may read its collection."""
     def work():
         with _db(request).session() as session:

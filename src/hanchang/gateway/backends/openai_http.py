@@ -17,7 +17,12 @@ import aiohttp
 import orjson
 
 from hanchang.core.models import ModelSpec
-from hanchang.gateway.errors import UpstreamBadResponse, UpstreamRejected, UpstreamUnavailable
+from hanchang.gateway.errors import (
+    UnsendableRequest,
+    UpstreamBadResponse,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 
 _BACKOFF_BASE_S = 0.05
 _RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
@@ -48,7 +53,12 @@ class OpenAICompatibleBackend:
         return self._session
 
     def _upstream_body(self, body: dict[str, Any]) -> bytes:
-        return orjson.dumps({**body, "model": self.spec.upstream_model or self.spec.name})
+        try:
+            return orjson.dumps({**body, "model": self.spec.upstream_model or self.spec.name})
+        except orjson.JSONEncodeError as exc:  # a lone surrogate, or nesting past 254 levels
+            raise UnsendableRequest(
+                "The request cannot be sent on: it holds text that is not valid Unicode (a lone "
+                f"surrogate) or nests too deeply ({exc}). Fix the text and send it again.") from None
 
     async def _send(self, path: str, payload: bytes) -> aiohttp.ClientResponse:
         """POST with retries; returns an open response with a 2xx status."""
