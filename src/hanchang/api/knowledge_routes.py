@@ -195,14 +195,14 @@ async def upload_documents(
                 continue
             sources.append(SourceFile(target, f"upload:{name}", name))
 
+        def audit(session, report) -> None:  # committed with the documents, or not at all
+            trail.record_by(session, principal, "documents.upload",
+                            {"collection_id": collection_id, "files": [r.name for r in report.results],
+                             "statuses": [r.status for r in report.results]})
+
         def work():
-            report = ingest_sources(state.db, state.knowledge, collection_id, sources, level, effective_from,
-                                    embedder=state.embedder)
-            with state.db.session() as session:
-                trail.record_by(session, principal, "documents.upload",
-                       {"collection_id": collection_id, "files": [r.name for r in report.results],
-                        "statuses": [r.status for r in report.results]})
-            return report
+            return ingest_sources(state.db, state.knowledge, collection_id, sources, level, effective_from,
+                                  embedder=state.embedder, record=audit)
         report = await run_in_threadpool(work) if sources else None
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hanchang.audit import trail
@@ -106,15 +107,26 @@ def store(session: Session, agency_id: int, key: str, name_ko: str, sections: li
           example: str = "", updated_by: int | None = None) -> tuple[Template, bool]:
     """Write an agency template (no permission check: `save` and the CLI decide who may)."""
     clean = validate(key, name_ko, sections, instructions)
+
+    def fill(row: DraftTemplate) -> DraftTemplate:
+        row.name_ko, row.sections = name_ko.strip(), json.dumps(clean, ensure_ascii=False)
+        row.instructions, row.example = instructions.strip(), (example or "").strip()
+        row.updated_by, row.updated_at = updated_by, utcnow()
+        return row
+
     row = session.scalar(select(DraftTemplate).where(DraftTemplate.agency_id == agency_id,
-                                                     DraftTemplate.key == key))
+                                                     DraftTemplate.key == key).with_for_update())
     created = row is None
     if row is None:
-        row = DraftTemplate(agency_id=agency_id, key=key)
-        session.add(row)
-    row.name_ko, row.sections = name_ko.strip(), json.dumps(clean, ensure_ascii=False)
-    row.instructions, row.example = instructions.strip(), (example or "").strip()
-    row.updated_by, row.updated_at = updated_by, utcnow()
+        try:
+            with session.begin_nested():  # another request may be creating the same key right now
+                row = fill(DraftTemplate(agency_id=agency_id, key=key))
+                session.add(row)
+        except IntegrityError:  # it did: update theirs
+            created = False
+            row = session.scalar(select(DraftTemplate).where(DraftTemplate.agency_id == agency_id,
+                                                             DraftTemplate.key == key).with_for_update())
+    fill(row)
     session.flush()
     return _from_row(row), created
 

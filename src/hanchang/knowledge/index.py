@@ -10,7 +10,9 @@ with Nori) implements the same `search` and `build` over the same inputs.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -130,8 +132,8 @@ class CollectionIndex:
 
     # -- persistence ------------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        partial = directory.with_name(directory.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
+        # A partial folder of its own: another thread or process may be saving the same generation.
+        partial = directory.with_name(f"{directory.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         partial.mkdir(parents=True)
         np.save(partial / "chunk_ids.npy", self.chunk_ids)
         np.save(partial / "valid_from.npy", self.valid_from)
@@ -143,7 +145,10 @@ class CollectionIndex:
             self.grams.save(partial / "grams", show_progress=False)
         (partial / "complete.json").write_text(json.dumps({"chunks": len(self)}))
         shutil.rmtree(directory, ignore_errors=True)
-        partial.rename(directory)
+        try:
+            partial.rename(directory)
+        except OSError:  # another saver got there first with the same generation: keep theirs
+            shutil.rmtree(partial, ignore_errors=True)
 
     @classmethod
     def load(cls, directory: Path) -> CollectionIndex | None:

@@ -36,9 +36,7 @@ class IndexStore:
         cached = self._cache.get(collection.id)
         if cached and cached[0] == collection.index_generation:
             return cached[1]
-        with self._guard:
-            lock = self._locks.setdefault(collection.id, threading.Lock())
-        with lock:
+        with self._lock_for(collection.id):
             cached = self._cache.get(collection.id)
             if cached and cached[0] == collection.index_generation:
                 return cached[1]
@@ -49,17 +47,23 @@ class IndexStore:
             self._cache[collection.id] = (collection.index_generation, index)
             return index
 
+    def _lock_for(self, collection_id: int) -> threading.RLock:
+        with self._guard:
+            return self._locks.setdefault(collection_id, threading.RLock())
+
     def rebuild(self, collection_id: int, generation: int) -> CollectionIndex:
-        index = CollectionIndex.build(self._inputs(collection_id))
-        index.save(self._dir(collection_id, generation))
-        self._drop_old(collection_id, generation)
-        return index
+        with self._lock_for(collection_id):  # one build of a collection at a time in this process
+            index = CollectionIndex.build(self._inputs(collection_id))
+            index.save(self._dir(collection_id, generation))
+            self._drop_old(collection_id, generation)
+            return index
 
     def _drop_old(self, collection_id: int, keep: int) -> None:
+        """Remove generations older than `keep` (never a newer one another worker just built)."""
         folder = self.root / f"c{collection_id}"
         for child in folder.iterdir() if folder.is_dir() else ():
-            stale = child.name != f"g{keep}" and not child.name.endswith(".partial")
-            if stale and child.name.startswith("g"):
+            name = child.name
+            if name.startswith("g") and name[1:].isdigit() and int(name[1:]) < keep:
                 shutil.rmtree(child, ignore_errors=True)
 
     def forget(self, collection_id: int) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from hanchang.core.grades import Grade
 from hanchang.knowledge.embedder import Embedder
 from hanchang.knowledge.index_store import IndexStore
@@ -35,12 +37,16 @@ def ingest_sources(db: Database, store: IndexStore, collection_id: int, sources:
                    grade: Grade | None = None, effective_from: date | None = None,
                    prune_roots: list[str] | None = None,
                    progress: Callable[[str], None] | None = None,
-                   embedder: Embedder | None = None) -> IngestReport:
+                   embedder: Embedder | None = None,
+                   record: Callable[[Session, IngestReport], None] | None = None) -> IngestReport:
+    """Ingest in one transaction; `record` writes the run's audit record inside it (both or neither)."""
     with db.session() as session:
         collection = session.get(Collection, collection_id)
         results = ingest(session, collection, sources, grade, effective_from, prune_roots,
                          progress=progress, embedder=embedder)
         generation = collection.index_generation
+        if record is not None:
+            record(session, IngestReport(results))
     store.rebuild(collection_id, generation)  # after the commit; a crash here is healed on next search
     return IngestReport(results)
 

@@ -27,11 +27,21 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+            # SQLAlchemy, not the driver, opens transactions (see _begin_immediate).
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):
+            # A transaction that reads, then writes (check, act, append its audit record) must
+            # hold the write lock from its start: a deferred one fails at its first write when
+            # another committed meanwhile (SQLITE_BUSY), or appends beside it. IMMEDIATE makes
+            # concurrent writers queue (busy timeout 30 s); WAL readers are not blocked.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
