@@ -34,8 +34,9 @@ def test_concurrent_uploads_each_keep_their_record(admin):
                             json={"name": "동시", "grade": "O"}).json()["id"]
 
     def upload(n: int) -> int:
+        document = (f"문서{n}.txt", f"동시 업로드 문서 {n}번의 본문입니다.".encode())
         return httpx.post(f"{platform.url}/api/collections/{collection}/documents", headers=headers, timeout=120,
-                          files=[("files", (f"문서{n}.txt", f"동시 업로드 문서 {n}번의 본문입니다.".encode()))]).status_code
+                          files=[("files", document)]).status_code
 
     with ThreadPoolExecutor(16) as pool:
         statuses = list(pool.map(upload, range(30)))

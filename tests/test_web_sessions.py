@@ -6,6 +6,7 @@ import re
 import time
 
 import httpx
+from sqlalchemy import text
 
 from hanchang.core.principal import Role
 from hanchang.store import accounts
@@ -118,3 +119,46 @@ def test_pressing_stop_keeps_the_partial_answer_and_is_recorded(platform, upstre
             break
         time.sleep(0.1)
     assert messages[-1]["role"] == "assistant" and messages[-1]["meta"]["stopped"] is True
+
+
+def test_parallel_wrong_passwords_lock_the_account_without_errors(platform):
+    from concurrent.futures import ThreadPoolExecutor
+
+    add_user(platform, "target")
+
+    def guess(n: int) -> int:
+        return httpx.post(platform.url + "/auth/login", timeout=60,
+                          data={"agency": "MOIS", "user": "target", "password": f"wrong-{n}"}).status_code
+
+    with ThreadPoolExecutor(30) as pool:
+        statuses = list(pool.map(guess, range(30)))
+    assert set(statuses) <= {401, 423} and statuses.count(401) >= 5, statuses
+    right = httpx.post(platform.url + "/auth/login", data={"agency": "MOIS", "user": "target", "password": PASSWORD},
+                       timeout=30)
+    assert right.status_code == 423  # locked: the right password does not get in now
+    with platform.db.session() as session:  # attempted names are not kept in clear
+        names = [r[0] for r in session.execute(text("select user_name from login_failures"))]
+    assert names and "target" not in names
+
+
+def test_unknown_and_known_names_take_the_same_time(platform):
+    add_user(platform, "known")
+
+    def seconds(user: str) -> float:
+        started = time.perf_counter()
+        httpx.post(platform.url + "/auth/login", data={"agency": "MOIS", "user": user, "password": "wrong-pass"},
+                   timeout=30)
+        return time.perf_counter() - started
+
+    for name in ("known", "nobody"):  # warm up both paths
+        seconds(name)
+    known = sorted(seconds("known") for _ in range(3))[1]
+    unknown = sorted(seconds(f"nobody{i}") for i in range(3))[1]
+    assert unknown > 0.4 * known, (known, unknown)  # was 36 ms against 246 ms: names could be probed
+
+
+def test_sign_in_from_another_site_is_refused(platform):
+    add_user(platform, "hong")
+    response = httpx.post(platform.url + "/auth/login", headers={"Origin": "https://evil.example"}, timeout=15,
+                          data={"agency": "MOIS", "user": "hong", "password": PASSWORD})
+    assert response.status_code == 403 and "hanchang_session" not in response.headers.get("set-cookie", "")

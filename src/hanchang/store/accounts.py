@@ -112,10 +112,12 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(user: User, password: str) -> bool:
-    if not user.password_hash:
-        return False
+    return bool(user.password_hash) and verify_hash(user.password_hash, password)
+
+
+def verify_hash(password_hash: str, password: str) -> bool:
     try:
-        return _password_hasher.verify(user.password_hash, password)
+        return _password_hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import orjson
@@ -88,12 +89,14 @@ def _login_page(request: Request, error: str = "", status: int = 200, agency: st
 
 @router.post("/auth/login", include_in_schema=False)
 async def login(request: Request, agency: str = Form(""), user: str = Form(""), password: str = Form("")):
-    def work():
-        with request.app.state.db.session() as session:
-            return sessions.sign_in(session, agency, user, password)
-    new = await run_in_threadpool(work)
+    origin = request.headers.get("origin")
+    if origin and urlsplit(origin).netloc != request.headers.get("host", ""):  # login CSRF from another site
+        return _login_page(request, "다른 사이트에서 보낸 로그인 요청은 받지 않습니다. (Cross-site sign-in refused.)",
+                           403, agency, user)
+    new = await run_in_threadpool(sessions.sign_in, request.app.state.db, agency, user, password)
     if isinstance(new, sessions.SignInRefused):
-        return _login_page(request, new.message_ko, 423 if new.locked else 401, agency, user)
+        status = 423 if new.locked else 503 if new.message_ko == sessions.BUSY else 401
+        return _login_page(request, new.message_ko, status, agency, user)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(sessions.COOKIE, new.token, max_age=sessions.SESSION_HOURS * 3600, httponly=True,
                         samesite="strict", secure=request.app.state.settings.cookie_secure, path="/")
