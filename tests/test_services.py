@@ -425,3 +425,22 @@ def test_a_custom_service_may_not_take_a_built_in_id(tmp_path):
     settings = Settings(home=tmp_path, services={"custom": [{"id": "draft", "name_ko": "x", "instructions": "y"}]})
     with pytest.raises(ConfigError, match="service id 'draft' is already taken"):
         create_app(settings)
+
+
+def test_analyze_refuses_an_xlsx_zip_bomb_like_upload_does(services, tmp_path):
+    import base64
+    import zipfile
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["부서", "예산"])
+    book.active.append(["민원실", 50])
+    path = tmp_path / "bomb.xlsx"
+    book.save(path)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/padding.xml", b"0" * (40 << 20))  # 40 MiB of zeros: a ~1000:1 ratio
+    upload = {"filename": "bomb.xlsx", "content_base64": base64.b64encode(path.read_bytes()).decode()}
+    response = run(services, "analyze", {"file": upload, "question": "부서별 예산 합계"}, model="int")
+    assert response.status_code == 400, response.text
+    assert "지나치게 커지는" in response.json()["error"]["message"]

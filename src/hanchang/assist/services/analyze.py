@@ -23,6 +23,7 @@ from hanchang.assist.services.base import Field, Service, ServiceContext, Servic
 from hanchang.assist.services.uploads import parse_upload, uploaded_file
 from hanchang.knowledge.parsers import Block, BlockKind, DocumentError, detect_format
 from hanchang.knowledge.parsers.text import read_text
+from hanchang.knowledge.parsers.ziputil import check_zip
 
 MAX_ROWS = 200_000
 OPERATIONS = {"sum": "합계", "mean": "평균", "count": "건수", "max": "최댓값", "min": "최솟값"}
@@ -67,6 +68,10 @@ def _from_upload(upload: Any, table: Any) -> tuple[pd.DataFrame, dict[str, Any]]
         if kind == "csv":
             return pd.read_csv(io.StringIO(read_text(path, name))), {"kind": "csv", "filename": name}
         if kind == "xlsx":
+            try:  # the same zip-bomb guard as every uploaded document, before pandas opens it
+                check_zip(path, name)
+            except DocumentError as exc:
+                raise ServiceInputError(exc.message_ko) from None
             return pd.read_excel(path), {"kind": "xlsx", "filename": name}
         parsed = parse_upload(path, name)
     return _document_table(parsed.blocks, table, name, kind)

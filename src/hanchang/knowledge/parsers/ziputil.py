@@ -29,3 +29,8 @@ def open_zip(path: Path, name: str) -> zipfile.ZipFile:
             f"'{name}' expands to {total:,} bytes: refused as a possible zip bomb",
         )
     return archive
+
+
+def check_zip(path: Path, name: str) -> None:
+    """Refuse a zip container that would expand too far, before any other library opens it."""
+    open_zip(path, name).close()
