@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +16,7 @@ from hanchang.config import load_settings
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.ingest import discover, ingest
+from hanchang.knowledge.parsers import DocumentError
 from hanchang.store.db import Database
 from hanchang.store.tables import Chunk, Collection, Document
 
@@ -163,3 +165,38 @@ def test_a_reranker_hook_reorders_results(database_url, tmp_path):
     by_length = search(store, [collection], "데이터 보안 등급", top_k=5, rerank=shortest_three)
     assert [r.chunk_id for r in by_length] == [r.chunk_id for r in shortest_three("", plain)]
     db.dispose()
+
+
+def library_tripping_hwp(folder: Path) -> Path:
+    """A damaged HWP that makes olefile itself raise (not one of our parser errors)."""
+    import random
+
+    from hanchang.knowledge.parsers import PARSERS
+
+    source = (SHARED / "samples" / "hwp" / "sample-5017.hwp").read_bytes()
+    rng = random.Random(3)
+    for attempt in range(400):
+        damaged = bytearray(source)
+        for _ in range(20):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        path = folder / f"damaged-{attempt}.hwp"
+        path.write_bytes(bytes(damaged))
+        try:
+            PARSERS["hwp"](path, path.name)
+        except Exception as exc:
+            if not isinstance(exc, DocumentError):
+                return path
+        path.unlink()
+    raise AssertionError("no damaged sample trips the library")
+
+
+def test_one_broken_file_never_aborts_a_folder_ingest(cli, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    bad = library_tripping_hwp(folder)
+    shutil.copy(SHARED / "samples" / "hwp" / "nested-tables-basicsReport.hwp", folder)
+    shutil.copy(SHARED / "samples" / "hwp" / "sample-5017.hwp", folder)
+    result = cli("ingest", "--collection", "mixed", folder, ok=False)
+    counts = statuses(result.stdout)
+    assert (counts["ingested"], counts["failed"]) == (2, 1), result.stdout
+    assert bad.name in result.stdout and "손상" in result.stdout

@@ -190,3 +190,20 @@ def test_type_is_sniffed_from_content(tmp_path):
     (tmp_path / "tool.exe").write_text("MZ", encoding="utf-8")
     with pytest.raises(UnsupportedDocument, match="지원하지 않는 형식"):
         parse(tmp_path / "tool.exe")
+
+
+def test_pdf_text_without_a_character_map_is_recognised_as_unreadable():
+    from hanchang.knowledge.parsers.office import _CONTROL, _readable
+
+    assert _readable("공공부문 초거대 AI 도입 가이드라인 2025년 3월 행정안전부")
+    glyphs = "\ue001\ue002\ue003 !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ \ue004\ue005" * 5
+    assert not _readable(_CONTROL.sub("", glyphs) + "가나")
+    assert _CONTROL.sub("", "보안\x00등급\x07") == "보안등급"
+
+
+def test_chunks_never_carry_nul_characters():
+    from hanchang.knowledge.chunking import chunk_document
+    from hanchang.knowledge.parsers.base import Block, ParsedDocument
+
+    doc = ParsedDocument(title="t", blocks=[Block(BlockKind.PARAGRAPH, "보안\x00등급은 세 가지이다.")], parser="txt")
+    assert all("\x00" not in c.text for c in chunk_document(doc))

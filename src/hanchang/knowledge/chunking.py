@@ -58,7 +58,8 @@ def chunk_document(doc: ParsedDocument, target_chars: int = TARGET_CHARS) -> lis
         body = [b for b in current if b.kind is not BlockKind.HEADING or len(current) == 1]
         if body:
             page = next((b.page for b in current if b.page is not None), None)
-            drafts.append(ChunkDraft(len(drafts), "\n".join(b.text for b in current), section(), page))
+            text = "\n".join(b.text for b in current).replace("\x00", "")  # PostgreSQL text holds no NUL
+            drafts.append(ChunkDraft(len(drafts), text, section().replace("\x00", ""), page))
         last = current[-1] if current else None
         if carry_over and last is not None and last.kind is BlockKind.PARAGRAPH \
                 and len(last.text) <= OVERLAP_CHARS:

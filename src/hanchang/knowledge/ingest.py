@@ -10,6 +10,7 @@ crash before the commit leaves the collection exactly as it was.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,6 +28,8 @@ from hanchang.knowledge.parsers import SUPPORTED_EXTENSIONS, DocumentError, pars
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion, utcnow
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,11 @@ def _prepare(source: SourceFile, digest: str) -> _Prepared | FileResult:
         parsed = parse(source.path, source.name)
     except DocumentError as exc:
         return FileResult(source.name, "failed", reason=str(exc))
+    except Exception as exc:  # a parser bug on one odd file must not abort the batch
+        log.exception("parser failed on %s", source.name)
+        return FileResult(source.name, "failed",
+                          reason=f"문서를 읽는 중 오류가 났습니다 (parser error: {type(exc).__name__}). "
+                                 "다른 형식(HWPX, PDF 등)으로 저장해 다시 올려 주세요.")
     drafts = chunk_document(parsed)
     if not drafts:
         return FileResult(source.name, "failed", reason="본문 글자가 없습니다 (no text found)")

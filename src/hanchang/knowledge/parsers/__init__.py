@@ -6,6 +6,7 @@ matching parser. An agency adds a format by registering a parser in `PARSERS`.
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +39,8 @@ SUPPORTED_EXTENSIONS = frozenset(_BY_EXTENSION)
 
 __all__ = ["PARSERS", "SUPPORTED_EXTENSIONS", "Block", "BlockKind", "DamagedDocument", "DocumentError",
            "EncryptedDocument", "ParsedDocument", "UnsupportedDocument", "detect_format", "parse"]
+
+log = logging.getLogger(__name__)
 
 
 def detect_format(path: Path, name: str | None = None) -> str:
@@ -78,4 +81,17 @@ def detect_format(path: Path, name: str | None = None) -> str:
 
 
 def parse(path: Path, name: str | None = None) -> ParsedDocument:
-    return PARSERS[detect_format(path, name)](path, name or path.name)
+    """Parse any supported document. Every failure is a DocumentError with a message for the user:
+    a damaged file that trips a library (olefile, pypdf …) is reported, never raised as a crash."""
+    name = name or path.name
+    kind = detect_format(path, name)
+    try:
+        return PARSERS[kind](path, name)
+    except DocumentError:
+        raise
+    except Exception as exc:
+        log.warning("%s parser failed on %s: %r", kind, name, exc)
+        raise DamagedDocument(
+            f"'{name}'을(를) 읽을 수 없습니다. 파일이 손상되었거나 지원하지 않는 구조입니다. "
+            "한글에서 다시 저장하거나 다른 형식(HWPX, PDF)으로 올려 주세요.",
+            f"'{name}' could not be read ({kind} parser: {type(exc).__name__})") from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 from hanchang.knowledge.parsers.base import (
@@ -25,6 +26,19 @@ def _row(cells) -> str:
     return "| " + " | ".join("" if c is None else str(c).replace("\n", " ").strip() for c in cells) + " |"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ue000-\uf8ff\ufffd]")
+_WORDLIKE = re.compile(r"[\w가-힣]")
+
+
+def _readable(text: str) -> bool:
+    """Text a person can read: mostly letters, digits, Hangul and ordinary punctuation/space.
+    A PDF whose fonts lack a Unicode map extracts as symbols and private-use glyphs instead."""
+    visible = [c for c in text if not c.isspace()]
+    if len(visible) < 20:
+        return True
+    return sum(1 for c in visible if _WORDLIKE.match(c)) / len(visible) >= 0.5
+
+
 def parse_pdf(path: Path, name: str | None = None) -> ParsedDocument:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
@@ -38,7 +52,7 @@ def parse_pdf(path: Path, name: str | None = None) -> ParsedDocument:
         blocks: list[Block] = []
         empty_pages: list[int] = []
         for number, page in enumerate(reader.pages, 1):
-            text = page.extract_text() or ""
+            text = _CONTROL.sub("", page.extract_text() or "")  # NULs and other controls: never text
             if not text.strip():
                 empty_pages.append(number)
                 continue
@@ -57,6 +71,12 @@ def parse_pdf(path: Path, name: str | None = None) -> ParsedDocument:
             f"'{name}'에는 글자 층이 없습니다(스캔 문서). 문자 인식(OCR) 후 다시 올려 주세요.",
             f"'{name}' has no text layer (scanned); run OCR first",
         )
+    if not _readable("".join(b.text for b in blocks)):
+        raise UnsupportedDocument(
+            f"'{name}'은(는) 텍스트를 추출할 수 없는 PDF입니다(글꼴에 문자 정보가 없음). "
+            "원본 문서(HWP 등)를 올리거나 문자 인식(OCR) 후 다시 올려 주세요.",
+            f"'{name}': its fonts carry no character map, so the extracted text is garbage; "
+            "upload the source document or run OCR")
     title = (reader.metadata.title if reader.metadata and reader.metadata.title else None) or blocks[0].text
     return ParsedDocument(title=str(title)[:200], blocks=blocks, parser="pdf", pages=len(reader.pages),
                           warnings=warnings)
