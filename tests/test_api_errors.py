@@ -150,3 +150,19 @@ def test_a_204_has_no_body(platform):
                            timeout=10)
     assert deleted.status_code == 204 and deleted.content == b"" and "content-length" not in {
         k.lower() for k, v in deleted.headers.items() if v != "0"}
+
+
+def test_api_answers_are_not_cached_and_503s_hide_upstream_addresses(platform, upstream):
+    models = httpx.get(platform.v1 + "/models", headers=platform.headers(), timeout=10)
+    assert models.headers["cache-control"] == "no-store" and models.headers["x-content-type-options"] == "nosniff"
+    upstream.server.stop()
+    down = post(platform)
+    assert down.status_code == 503 and "127.0.0.1" not in down.text and "internal-a" in down.text
+
+
+def test_an_agency_auditor_does_not_learn_the_size_of_the_whole_trail(platform):
+    with platform.db.session() as session:
+        accounts.create_user(session, "MOIS", "auditor", Role.AUDITOR)
+        key = accounts.create_key(session, "MOIS", "auditor").secret
+    body = httpx.get(platform.url + "/api/audit/verify", headers=platform.headers(key), timeout=10).json()
+    assert body["ok"] is True and "checked" not in body

@@ -9,6 +9,7 @@ as UpstreamUnavailable so the router can fall back.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,6 +25,7 @@ from hanchang.gateway.errors import (
     UpstreamUnavailable,
 )
 
+log = logging.getLogger(__name__)
 _BACKOFF_BASE_S = 0.05
 _RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 
@@ -70,10 +72,11 @@ class OpenAICompatibleBackend:
             try:
                 response = await session.post(self._base + path, data=payload)
             except TimeoutError:
-                last_problem = f"no answer from {self.spec.base_url} within {self.spec.timeout_s:g} s"
+                last_problem = f"no answer within {self.spec.timeout_s:g} s"
                 continue
-            except _RETRYABLE as exc:
-                last_problem = f"cannot reach {self.spec.base_url} ({type(exc).__name__})"
+            except _RETRYABLE as exc:  # the address stays in the operator's log, not in the answer
+                log.warning("model %s: cannot reach %s (%r)", self.spec.name, self.spec.base_url, exc)
+                last_problem = f"cannot reach it ({type(exc).__name__})"
                 continue
             if response.status < 400:
                 return response
@@ -83,7 +86,7 @@ class OpenAICompatibleBackend:
                 text = ""
             response.release()
             if response.status >= 500:
-                last_problem = f"{self.spec.base_url} answered {response.status}"
+                last_problem = f"it answered {response.status}"
                 continue
             raise UpstreamRejected(
                 f"Model '{self.spec.name}' rejected the request: {_error_message(text)}",
