@@ -157,3 +157,40 @@ def test_auditors_read_their_agency_over_http_and_nobody_else_does(platform):
         response = httpx.request(method, platform.url + "/api/audit/records",
                                  headers=platform.headers(auditor))
         assert response.status_code == 405
+
+
+def test_a_cut_tail_with_a_rewound_head_is_caught_by_a_signed_checkpoint(platform, cli):
+    for i in range(4):
+        ask(platform, f"질문 {i}")
+    rows = records(platform, 4)
+    signed = cli("audit", "checkpoint")
+    assert signed.exit_code == 0 and f"record {rows[-1].id}" in signed.stdout
+    assert cli("audit", "verify").exit_code == 0
+    tamper(platform, f"DELETE FROM audit_records WHERE id >= {rows[2].id}")
+    with platform.db.engine.begin() as conn:  # and rewind the head, so the chain alone still verifies
+        conn.execute(text("UPDATE audit_chain_head SET last_id = :i, last_hash = :h WHERE id = 1"),
+                     {"i": rows[1].id, "h": rows[1].record_hash})
+    result = cli("audit", "verify")
+    assert result.exit_code == 1 and f"record {rows[-1].id}" in result.stderr and "cut" in result.stderr
+
+
+def test_a_forged_checkpoint_is_caught(platform, cli):
+    ask(platform)
+    records(platform, 1)
+    assert cli("audit", "checkpoint").exit_code == 0
+    book = platform.settings.home / "audit" / "checkpoints.jsonl"
+    entry = json.loads(book.read_text())
+    entry["last_id"] += 5
+    book.write_text(json.dumps(entry) + "\n")
+    result = cli("audit", "verify")
+    assert result.exit_code == 1 and "bad signature" in result.stderr
+
+
+def test_truncate_is_refused_on_postgresql(platform):
+    if platform.db.engine.dialect.name != "postgresql":
+        pytest.skip("TRUNCATE is PostgreSQL's (on SQLite, DELETE is already refused)")
+    ask(platform)
+    records(platform, 1)
+    for table in ("audit_records", "audit_chain_head"):
+        with pytest.raises(DBAPIError, match="append-only"), platform.db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {table}"))

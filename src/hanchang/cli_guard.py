@@ -56,16 +56,42 @@ def pii_mask() -> None:
 def audit_verify() -> None:
     """Check the whole hash chain; exit 1 naming the first broken record."""
     from hanchang.audit import trail
+    from hanchang.audit.checkpoints import CheckpointBook
 
-    db = open_database(settings_or_exit())
+    settings = settings_or_exit()
+    db = open_database(settings)
+    book = CheckpointBook(settings.home)
     with db.session() as session:
         result = trail.verify(session)
-    if result.ok:
-        out.print(f"[green]audit trail intact[/green]: {result.checked} records verified")
+        cut = book.check(session)
+    if not result.ok:
+        err.print(f"[red]audit trail broken[/red] at record {result.broken_id}: {result.problem} "
+                  f"({result.checked} records before it verified)")
+        raise typer.Exit(1)
+    if cut:
+        err.print(f"[red]audit trail broken[/red]: {cut} (the chain itself verifies: {result.checked} records)")
+        raise typer.Exit(1)
+    signed = book.latest()
+    out.print(f"[green]audit trail intact[/green]: {result.checked} records verified"
+              + (f"; matches {len(book.read())} signed checkpoints (latest: record {signed.last_id}, "
+                 f"{signed.at})" if signed else "; no signed checkpoint yet (hanchang audit checkpoint)"))
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain's current head into HANCHANG_HOME/audit/checkpoints.jsonl (keep a copy elsewhere)."""
+    from hanchang.audit.checkpoints import CheckpointBook
+
+    settings = settings_or_exit()
+    db = open_database(settings)
+    book = CheckpointBook(settings.home)
+    with db.session() as session:
+        written = book.write(session)
+    if written is None:
+        out.print("No new records since the last checkpoint; nothing to sign.")
         return
-    err.print(f"[red]audit trail broken[/red] at record {result.broken_id}: {result.problem} "
-              f"({result.checked} records before it verified)")
-    raise typer.Exit(1)
+    out.print(f"Signed checkpoint: record {written.last_id} ({written.last_hash[:16]}…) at {written.at} → "
+              f"{book.file} (public key: {book.public_path})", highlight=False)
 
 
 @audit_app.command("export")

@@ -19,6 +19,7 @@ from hanchang.api.readiness import readiness
 from hanchang.api.responses import JSONResponse
 from hanchang.assist.services import SERVICES
 from hanchang.assist.services.custom import ServiceConflict, catalogue
+from hanchang.audit.checkpoints import CheckpointBook
 from hanchang.audit.recorder import Recorder
 from hanchang.audit.trail import PromptSealer
 from hanchang.config import ConfigError, Settings
@@ -73,7 +74,7 @@ def create_app(settings: Settings, database: Database | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        recorder = Recorder(db)
+        recorder = Recorder(db, checkpoints=CheckpointBook(settings.home))
         recorder.start()
         app.state.recorder = recorder
         limiter = create_limiter(settings.redis_url, settings.redis_prefix)

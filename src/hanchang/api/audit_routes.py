@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from hanchang.api.auth import require_principal
 from hanchang.api.responses import JSONResponse
 from hanchang.audit import trail
+from hanchang.audit.checkpoints import CheckpointBook
 from hanchang.core.principal import Principal, Role
 from hanchang.knowledge.collections import NotAllowed
 
@@ -55,7 +56,11 @@ async def verify(request: Request, principal: Principal = Depends(require_princi
 
     def work():
         with request.app.state.db.session() as session:
-            return trail.verify(session)
+            result = trail.verify(session)
+            cut = CheckpointBook(request.app.state.settings.home).check(session)
+        if result.ok and cut:
+            return trail.VerifyResult(False, result.checked, None, cut)
+        return result
     result = await run_in_threadpool(work)
     if _scope(principal) is not None:  # an agency's auditor learns whether the chain holds, not its size
         return JSONResponse({"ok": result.ok, "problem": "" if result.ok else "the audit chain is broken; "

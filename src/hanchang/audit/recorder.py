@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime
 
 from sqlalchemy import insert
 
 from hanchang.audit import trail
+from hanchang.audit.checkpoints import CheckpointBook
 from hanchang.audit.trail import AuditEntry
 from hanchang.audit.usage import Usage
 from hanchang.store.accounts import touch_keys
@@ -20,13 +22,18 @@ from hanchang.store.db import Database
 from hanchang.store.tables import UsageRecord
 
 log = logging.getLogger(__name__)
+CHECKPOINT_EVERY_S = 600.0
 
 
 class Recorder:
     """Buffers usage rows and audit entries; writes each batch in one transaction."""
 
-    def __init__(self, db: Database, flush_interval_s: float = 0.25, batch_size: int = 500):
+    def __init__(self, db: Database, flush_interval_s: float = 0.25, batch_size: int = 500,
+                 checkpoints: CheckpointBook | None = None, checkpoint_every_s: float = CHECKPOINT_EVERY_S):
         self._db = db
+        self._checkpoints = checkpoints
+        self._checkpoint_every_s = checkpoint_every_s
+        self._last_checkpoint = time.monotonic()
         self._rows: list[dict] = []
         self._audit: list[AuditEntry] = []
         self._key_use: dict[int, datetime] = {}
@@ -80,6 +87,19 @@ class Recorder:
                 session.execute(insert(UsageRecord.__table__), rows)
             trail.append(session, audit)
             touch_keys(session, key_use)
+        if audit and time.monotonic() - self._last_checkpoint > self._checkpoint_every_s:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Sign the chain's head into the checkpoint file (periodically, and at shutdown)."""
+        if self._checkpoints is None:
+            return
+        self._last_checkpoint = time.monotonic()
+        try:
+            with self._db.session() as session:
+                self._checkpoints.write(session)
+        except Exception:  # the trail itself is written; the next checkpoint will cover it
+            log.exception("could not write an audit checkpoint")
 
     async def aclose(self) -> None:
         if self._task:
@@ -87,3 +107,4 @@ class Recorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
+        await asyncio.to_thread(self.checkpoint)
