@@ -25,7 +25,8 @@ EXAMPLES_PER_OPERATION = 20
 SKIPPED = ("/api/connectors", "/api/actions/", "/auth/")
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=40),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(max_size=40)
+    | st.floats(allow_nan=False, allow_infinity=False),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
     max_leaves=12)
 path_values = st.integers(-(2**70), 2**70).map(str) | st.text(min_size=1, max_size=20)
