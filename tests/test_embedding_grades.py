@@ -71,3 +71,26 @@ def test_an_unknown_upload_grade_is_a_clear_422(external_embedder, bad):
     reply = httpx.post(f"{platform.url}/api/collections/{collection}/documents", headers=headers, timeout=60,
                        data={"grade": bad}, files=[("files", ("a.txt", "내용".encode()))])
     assert reply.status_code == 422 and "O (공개)" in reply.json()["error"]["message"]
+
+
+def test_embeddings_at_ingest_and_query_are_gateway_calls_on_the_record(external_embedder):
+    from sqlalchemy import select
+
+    from hanchang.store.tables import AuditRecord, UsageRecord
+
+    platform, external = external_embedder
+    headers = {"Authorization": f"Bearer {platform.admin_key}"}
+    collection = httpx.post(platform.url + "/api/collections", headers=headers, timeout=30,
+                            json={"name": "공개자료", "grade": "O"}).json()["id"]
+    httpx.post(f"{platform.url}/api/collections/{collection}/documents", headers=headers, timeout=60,
+               files=[("files", ("안내.txt", "민원 처리 기간은 7일입니다. 연락처 010-2345-6789".encode()))])
+    httpx.get(platform.url + "/api/search", headers=headers, timeout=30, params={"q": "민원 처리 기간"})
+    platform.usage_rows(at_least=2)
+    with platform.db.session() as session:
+        usage = {(u.endpoint, u.user_name, u.model_used, u.status) for u in session.scalars(select(UsageRecord))}
+        audit = {(a.action, a.user_name, a.pii_mode) for a in session.scalars(select(AuditRecord))
+                 if a.category == "ai"}
+    assert ("embeddings.ingest", "admin", "ext-embed", 200) in usage
+    assert ("embeddings.query", "admin", "ext-embed", 200) in usage
+    assert ("embeddings.ingest", "admin", "pseudonymize") in audit
+    assert "010-2345-6789" not in str(external.behaviour.received)  # guarded like any external call

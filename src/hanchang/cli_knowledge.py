@@ -12,12 +12,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
+from hanchang.assist.embedding_calls import command_line_embedder
 from hanchang.cli_common import audit_admin, err, fail, open_database, out, settings_or_exit
 from hanchang.config import Settings
 from hanchang.core.grades import Grade
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.collections import KnowledgeError
-from hanchang.knowledge.embedder import make_embedder
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.ingest import discover
 from hanchang.knowledge.operations import (
@@ -111,12 +111,13 @@ def ingest(
         raise fail(str(exc)) from None
     sources, _, _ = discover(paths)
     store = IndexStore(settings.home, db)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[name]}"), console=err, transient=True) as bar:
+    with command_line_embedder(settings, db) as embedder, \
+            Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                     TextColumn("{task.fields[name]}"), console=err, transient=True) as bar:
         task = bar.add_task("ingesting 처리 중", total=len(sources), name="")
         report = ingest_paths(db, store, target_id, paths, level, when, prune,
                               progress=lambda name: bar.update(task, advance=1, name=name),
-                              embedder=make_embedder(settings))
+                              embedder=embedder)
     print_report(report)
     if not report.usable:
         raise typer.Exit(1)
@@ -143,7 +144,11 @@ def search(
     targets = [_collection(db, name, agency) for name in collection]
     store = IndexStore(settings.home, db)
     day = _date(as_of, "--as-of")
-    embedder = make_embedder(settings)
+    with command_line_embedder(settings, db) as embedder:
+        _search(store, targets, query, queries, top_k, day, embedder, as_json)
+
+
+def _search(store, targets, query, queries, top_k, day, embedder, as_json) -> None:
     if queries is not None:
         if not queries.is_file():
             raise fail(f"{queries}: file not found")
@@ -179,8 +184,8 @@ def ingest_sample(settings: Settings, db: Database) -> None:
             target = kc.create(session, agency_code, SAMPLE_COLLECTION, Grade.OPEN, is_common=True,
                                description="샘플 지식베이스: 공공부문 초거대 AI 관련 공개 문서 5건")
         target_id = target.id
-    report = ingest_sources(db, IndexStore(settings.home, db), target_id, sample_sources(),
-                            embedder=make_embedder(settings))
+    with command_line_embedder(settings, db) as embedder:
+        report = ingest_sources(db, IndexStore(settings.home, db), target_id, sample_sources(), embedder=embedder)
     out.print(f"Sample knowledge base 샘플 지식베이스 '{SAMPLE_COLLECTION}': "
               f"{report.count('ingested', 'updated', 'unchanged')} documents ready")
 

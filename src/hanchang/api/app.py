@@ -17,6 +17,7 @@ from hanchang.api.auth import KeyAuthenticator
 from hanchang.api.errors import error_response, install_error_handlers
 from hanchang.api.readiness import readiness
 from hanchang.api.responses import JSONResponse
+from hanchang.assist.embedding_calls import gateway_embedder
 from hanchang.assist.services import SERVICES
 from hanchang.assist.services.custom import ServiceConflict, catalogue
 from hanchang.audit.checkpoints import CheckpointBook
@@ -26,7 +27,6 @@ from hanchang.config import ConfigError, Settings
 from hanchang.gateway.limits import create_limiter
 from hanchang.gateway.registry import ModelRegistry
 from hanchang.gateway.router import Gateway
-from hanchang.knowledge.embedder import make_embedder
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.store.db import Database
 from hanchang.web import routes as web_routes
@@ -81,6 +81,8 @@ def create_app(settings: Settings, database: Database | None = None, *,
         sealer = PromptSealer(settings.audit.store_prompts_for, os.environ.get(settings.audit.key_env))
         app.state.gateway = Gateway(registry, limiter, settings.limits, recorder, settings.policy,
                                     settings.pii, sealer)
+        # Embeddings (ingest and query) go through this same gateway: policy, guard, usage, audit.
+        app.state.embedder = gateway_embedder(settings, app.state.gateway, asyncio.get_running_loop())
         if warm_models:
             await app.state.gateway.warm_up()
         try:
@@ -89,8 +91,6 @@ def create_app(settings: Settings, database: Database | None = None, *,
             await app.state.gateway.aclose()
             await app.state.gateway.limiter.aclose()
             await recorder.aclose()
-            if app.state.embedder is not None:  # it runs its own event loop: close it off this one
-                await asyncio.to_thread(app.state.embedder.close)
             if database is None:
                 db.dispose()
 
@@ -100,7 +100,7 @@ def create_app(settings: Settings, database: Database | None = None, *,
     app.state.db = db
     app.state.authenticator = KeyAuthenticator(db)
     app.state.knowledge = IndexStore(settings.home, db)
-    app.state.embedder = make_embedder(settings)
+    app.state.embedder = None  # set at start-up, once the gateway exists
     app.state.started_at = int(time.time())
     try:
         app.state.services = catalogue(SERVICES, settings.services.custom)

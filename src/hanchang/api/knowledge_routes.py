@@ -202,7 +202,7 @@ async def upload_documents(
 
         def work():
             return ingest_sources(state.db, state.knowledge, collection_id, sources, level, effective_from,
-                                  embedder=state.embedder, record=audit)
+                                  embedder=_acting(state.embedder, principal, "embeddings.ingest"), record=audit)
         report = await run_in_threadpool(work) if sources else None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -264,9 +264,13 @@ async def search_route(request: Request, q: str,
             chosen = [kc.get_readable(session, principal, ref) for ref in collection] if collection \
                 else kc.list_readable(session, principal)
         results = search(request.app.state.knowledge, chosen, q, max(1, min(top_k, 50)), as_of,
-                         embedder=request.app.state.embedder)
+                         embedder=_acting(request.app.state.embedder, principal, "embeddings.query"))
         return [r.as_dict() for r in results]
     return JSONResponse({"results": await run_in_threadpool(work)})
+
+
+def _acting(embedder, principal: Principal, endpoint: str):
+    return embedder.acting_for(principal, endpoint) if embedder is not None else None
 
 
 def _readable_document(session, principal: Principal, document_id: int) -> Document:

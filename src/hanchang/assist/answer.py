@@ -54,7 +54,8 @@ async def prepare(state, principal: Principal, request: AnswerRequest) -> Prepar
                                 first_token_s=slo.first_token_seconds, answer_s=slo.qa_seconds)
         passages = await run_in_threadpool(
             qa.gather_passages, state.knowledge, chosen, question, budget.source_chars,
-            top_k=state.settings.knowledge.top_k, as_of=request.as_of, embedder=state.embedder,
+            top_k=state.settings.knowledge.top_k, as_of=request.as_of,
+            embedder=state.embedder.acting_for(principal, "embeddings.query") if state.embedder else None,
             grade=request.grade)
         body["messages"] = qa.grounded_messages(body["messages"], passages)
         if budget.answer_tokens and not (body.get("max_tokens") or body.get("max_completion_tokens")):

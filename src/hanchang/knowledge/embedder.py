@@ -1,25 +1,28 @@
-"""Dense vectors for hybrid retrieval, from any configured embedding model.
+"""Dense vectors for hybrid retrieval, from the configured embedding model — through the gateway.
 
-Used from synchronous code (CLI ingestion, API worker threads): each embedder owns its
-backend and event loop. The grade policy applies as on every model call: a document (or
-query) is only embedded by a model whose clearance covers its grade, and personal data is
-masked for external models.
+Used from synchronous code (ingestion, search in worker threads). The embedder never talks to a
+model itself: it hands each batch to `call`, which the composition wires to the gateway, so an
+embedding at ingest or query time gets the same grade policy, personal-data guard, limits, usage
+row and audit record as any other model call. An embedder acts for someone (`acting_for`): the
+uploader, the person searching, or the operator at the command line.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from hanchang.core.grades import Grade
 from hanchang.core.models import ModelSpec
 from hanchang.core.policy import decide_model_access
-from hanchang.gateway.backends import create_backend
-from hanchang.guard.request_guard import PersonalDataBlocked, PiiMode, guard_request
+from hanchang.core.principal import Principal
 
 BATCH = 64
+
+# (body, grade, principal, endpoint) -> an OpenAI `embeddings` result; raises EmbeddingRefused.
+ModelCall = Callable[[dict[str, Any], Grade, Principal | None, str], dict[str, Any]]
 
 
 class EmbeddingRefused(Exception):
@@ -29,49 +32,32 @@ class EmbeddingRefused(Exception):
 
 
 class Embedder:
-    def __init__(self, spec: ModelSpec, pii_mode: PiiMode):
+    def __init__(self, spec: ModelSpec, call: ModelCall, principal: Principal | None = None,
+                 endpoint: str = "embeddings.ingest"):
         self.spec = spec
-        # Placeholders cannot be restored in a vector, so pseudonymization masks here.
-        self.pii_mode = PiiMode.MASK if pii_mode is PiiMode.PSEUDONYMIZE else pii_mode
-        self._loop = asyncio.new_event_loop()
-        self._backend = None
-        self._lock = threading.Lock()
+        self._call = call
+        self.principal = principal
+        self.endpoint = endpoint
+
+    def acting_for(self, principal: Principal | None, endpoint: str) -> Embedder:
+        """The same embedder, recording its calls as `principal`'s (`embeddings.ingest` / `.query`)."""
+        return Embedder(self.spec, self._call, principal, endpoint)
 
     def embed(self, texts: list[str], grade: Grade) -> np.ndarray:
         decision = decide_model_access(grade, self.spec)
-        if not decision.allowed:
+        if not decision.allowed:  # said before any call; the gateway would refuse it too
             raise EmbeddingRefused(decision.reason)
         vectors: list[list[float]] = []
-        with self._lock:
-            if self._backend is None:
-                self._backend = create_backend(self.spec)
-            for start in range(0, len(texts), BATCH):
-                batch = self._guard(texts[start:start + BATCH])
-                body = {"model": self.spec.upstream_model or self.spec.name, "input": batch}
-                result = self._loop.run_until_complete(self._backend.embeddings(body))
-                data = sorted(result["data"], key=lambda item: item["index"])
-                vectors.extend(item["embedding"] for item in data)
+        for start in range(0, len(texts), BATCH):
+            body = {"model": self.spec.name, "input": texts[start:start + BATCH], "encoding_format": "float"}
+            result = self._call(body, grade, self.principal, self.endpoint)
+            vectors.extend(item["embedding"] for item in sorted(result["data"], key=lambda item: item["index"]))
         return np.asarray(vectors, dtype=np.float32)
 
-    def _guard(self, texts: list[str]) -> list[str]:
-        try:
-            guarded = guard_request({"messages": [{"role": "user", "content": t} for t in texts]},
-                                    self.pii_mode, self.spec.name)
-        except PersonalDataBlocked as exc:
-            raise EmbeddingRefused(exc.message) from exc
-        return [m["content"] for m in guarded.body["messages"] if m["role"] == "user"]
 
-    def close(self) -> None:
-        with self._lock:
-            if self._backend is not None:
-                self._loop.run_until_complete(self._backend.aclose())
-            self._loop.close()
-
-
-def make_embedder(settings) -> Embedder | None:
+def embedding_spec(settings) -> ModelSpec | None:
     """The configured embedding model (`knowledge.embedding_model`), if any."""
     name = settings.knowledge.embedding_model
     if not name:
         return None
-    spec = next(s for s in settings.model_specs() if name in (s.name, *s.aliases))
-    return Embedder(spec, settings.pii.mode_for(spec.zone))
+    return next(s for s in settings.model_specs() if name in (s.name, *s.aliases))
