@@ -37,6 +37,12 @@ def found(text: str) -> list[tuple[str, str]]:
         ("운전면허 11-19-123456-01 정지", [("DRIVER_LICENSE", "11-19-123456-01")]),
         ("카드 4111 1111 1111 1111 결제", [("CARD", "4111 1111 1111 1111")]),
         ("국민은행 계좌 123456-78-901234 로 송금", [("ACCOUNT", "123456-78-901234")]),
+        # Cases from other projects' Korean PII tests (found missed or mislabelled):
+        ("안심번호 0507-1234-5678로 연락", [("PHONE", "0507-1234-5678")]),
+        ("0508 4321 8765 안심번호", [("PHONE", "0508 4321 8765")]),
+        ("국민은행 고객센터 010-1234-5678", [("PHONE", "010-1234-5678")]),
+        ("사업자등록번호 2208162517 입니다", [("BRN", "2208162517")]),
+        ("운전면허번호 28 22 123456 12 확인", [("DRIVER_LICENSE", "28 22 123456 12")]),
     ],
 )
 def test_detects(text, expected):
@@ -148,3 +154,16 @@ def test_cli_scan_bad_line_names_it(tmp_path):
 def test_cli_mask():
     result = run_cli("pii", "mask", stdin="김 010-1234-5678\n이 kim@korea.kr, 010-1234-5678\n")
     assert result.stdout == "김 [전화번호1]\n이 [이메일1], [전화번호1]\n"
+
+
+def test_foreigner_numbers_use_their_own_check_digit():
+    from hanchang.guard.checksums import frn_checksum_ok
+
+    assert frn_checksum_ok("9001015123452") and not frn_checksum_ok("9001015123450")
+    strong = next(f for f in scan("외국인등록번호 900101-5123452") if f.type == "FRN")
+    weak = next(f for f in scan("외국인등록번호 900101-5123450") if f.type == "FRN")
+    assert strong.score > weak.score  # a valid FRN check digit raises confidence; the RRN formula's does not
+
+
+def test_a_bare_ten_digit_number_is_not_a_brn_without_its_label():
+    assert found("주문번호 2208162517 확인") == []

@@ -22,6 +22,16 @@ def rrn_checksum_ok(digits: str) -> bool:
     return (11 - total % 11) % 10 == int(digits[12])
 
 
+def frn_checksum_ok(digits: str) -> bool:
+    """The pre-October-2020 foreigner registration number check digit: (13 - sum mod 11) mod 10,
+    with the same weights as the RRN but its own constant (the RRN uses 11)."""
+    if len(digits) != 13:
+        return False
+    weights = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
+    total = sum(int(d) * w for d, w in zip(digits[:12], weights, strict=True))
+    return (13 - total % 11) % 10 == int(digits[12])
+
+
 _CENTURY = {"9": 1800, "0": 1800, "1": 1900, "2": 1900, "5": 1900, "6": 1900,
             "3": 2000, "4": 2000, "7": 2000, "8": 2000}
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from hanchang.guard.checksums import (
     brn_checksum_ok,
     digits_of,
+    frn_checksum_ok,
     luhn_ok,
     registration_date_ok,
     rrn_checksum_ok,
@@ -49,7 +50,8 @@ def _registration(kind: str) -> Callable[[str], float | None]:
         if digits[6] not in (korean if kind == "RRN" else foreign):
             return None
         # Check digits hold for numbers issued before Oct 2020; newer ones are random.
-        return 0.3 if rrn_checksum_ok(digits) else 0.0
+        valid = rrn_checksum_ok(digits) if kind == "RRN" else frn_checksum_ok(digits)
+        return 0.3 if valid else 0.0
 
     return check
 
@@ -64,6 +66,8 @@ def _card(value: str) -> float | None:
 
 def _phone(value: str) -> float | None:
     digits = digits_of(value)
+    if digits.startswith("050") and len(digits) == 12:  # 0504-0508 안심번호: 12 digits
+        return 0.0
     return 0.0 if 9 <= len(digits) <= 11 else None
 
 
@@ -73,8 +77,13 @@ def _driver_licence(value: str) -> float | None:
     return 0.2 if len(digits) == 12 and 11 <= int(digits[:2]) <= 28 else None
 
 
+_MOBILE = re.compile(r"01[016789][-. ]?\d{3,4}[-. ]?\d{4}")
+
+
 def _account(value: str) -> float | None:
     digits = digits_of(value)
+    if _MOBILE.fullmatch(value.strip()):  # a mobile number beside a bank's name is still a phone number
+        return None
     return 0.0 if 10 <= len(digits) <= 14 else None
 
 
@@ -98,7 +107,8 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
             + r"(?:[-. ]?\d{3,4}[-. ]?\d{4}|\)\s?\d{3,4}-\d{4})"
             + _NO_DIGIT_AFTER
         ),
-        0.55, ("연락처", "전화", "휴대폰", "핸드폰", "휴대전화", "번호", "회신", "문자", "tel", "phone"),
+        0.55, ("연락처", "전화", "휴대폰", "핸드폰", "휴대전화", "번호", "회신", "문자", "tel", "phone",
+               "고객센터", "대표번호", "문의", "안심번호"),
         validate=_phone,
     ),
     Recognizer(
@@ -114,7 +124,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
     Recognizer(
         "DRIVER_LICENSE", "운전면허번호",
-        re.compile(_NO_DIGIT_BEFORE + r"\d{2}-\d{2}-\d{6}-\d{2}" + _NO_DIGIT_AFTER
+        re.compile(_NO_DIGIT_BEFORE + r"\d{2}[- ]\d{2}[- ]\d{6}[- ]\d{2}" + _NO_DIGIT_AFTER
                    + r"|(?<=면허번호 )\d{12}(?!\d)|(?<=면허번호: )\d{12}(?!\d)"),
         0.6, ("운전면허번호", "운전면허", "면허번호", "면허"), validate=_driver_licence,
     ),
@@ -122,6 +132,11 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
         "BRN", "사업자등록번호",
         re.compile(_NO_DIGIT_BEFORE + r"\d{3}-\d{2}-\d{5}" + _NO_DIGIT_AFTER),
         0.5, ("사업자등록번호", "사업자번호", "사업자", "법인", "업체", "상호"), validate=_brn,
+    ),
+    Recognizer(  # written without hyphens: only right after its label, and with a valid check digit
+        "BRN", "사업자등록번호",
+        re.compile(_NO_DIGIT_BEFORE + r"\d{10}" + _NO_DIGIT_AFTER),
+        0.5, ("사업자등록번호", "사업자번호", "사업자 등록번호", "등록번호"), validate=_brn, needs_context=True,
     ),
     Recognizer(
         "CARD", "카드번호",
