@@ -444,3 +444,13 @@ def test_analyze_refuses_an_xlsx_zip_bomb_like_upload_does(services, tmp_path):
     response = run(services, "analyze", {"file": upload, "question": "부서별 예산 합계"}, model="int")
     assert response.status_code == 400, response.text
     assert "지나치게 커지는" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("title", ["보고\x07서", "제목\x00", "\u202e역방향", "a" * 400])
+def test_export_with_odd_titles_is_never_a_500(services, title):
+    for kind in ("docx", "hwpx", "hwp"):
+        response = httpx.post(services.url + "/api/services/draft/export", headers=services.headers(), timeout=60,
+                              json={"title": title, "text": "□ 개요\n○ 내용", "format": kind})
+        assert response.status_code in (200, 400, 422), (kind, response.text[:300])
+        if response.status_code == 200:
+            assert "\x07" not in response.headers.get("content-disposition", "")

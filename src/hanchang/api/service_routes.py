@@ -76,14 +76,19 @@ async def run_service(service_id: str, body: RunRequest, request: Request,
     return JSONResponse({"service": service.id, **result.as_dict()})
 
 
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 @router.post("/draft/export")
 async def export_draft(body: ExportRequest, principal: Principal = Depends(require_principal)):
     exporter = EXPORT_FORMATS.get(body.format)
     if exporter is None:
         raise KnowledgeError(f"내보낼 형식은 {', '.join(EXPORT_FORMATS)} 중 하나입니다.",
                              f"format must be one of {', '.join(EXPORT_FORMATS)}")
-    content = await run_in_threadpool(exporter.write, body.title, body.text)
-    filename = quote(re.sub(r'[\\/:*?"<>|\x00-\x1f]', "_", f"{body.title}.{body.format}"))
+    # Office formats are XML: control characters (a stray BEL, NUL) cannot be written; drop them.
+    title, text = _XML_UNSAFE.sub("", body.title) or "문서", _XML_UNSAFE.sub("", body.text)
+    content = await run_in_threadpool(exporter.write, title, text)
+    filename = quote(re.sub(r'[\\/:*?"<>|\x00-\x1f\u202a-\u202e\u2066-\u2069]', "_", f"{title}.{body.format}"))
     return Response(content, media_type=exporter.media_type,
                     headers={"content-disposition": f"attachment; filename*=UTF-8''{filename}"})
 
