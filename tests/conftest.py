@@ -187,6 +187,18 @@ def model_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def local(platform_factory, model_path) -> Platform:
+    """Hanchang with the embedded model for chat ('local') and embeddings ('local-embed'), each in
+    its own supervised engine process."""
+    return platform_factory({"models": [
+        {"name": "local", "backend": "llamacpp", "path": str(model_path), "zone": "internal",
+         "max_grade": "C", "context_window": 2048, "threads": 2},
+        {"name": "local-embed", "backend": "llamacpp", "path": str(model_path), "zone": "internal",
+         "max_grade": "C", "context_window": 512, "kind": "embedding", "threads": 2},
+    ]})
+
+
+@pytest.fixture
 def booking():
     """The demo meeting-room booking API (the example connector's system) and its OpenAPI document."""
     from hanchang.devtools.demo_booking import create_booking_app

@@ -15,19 +15,9 @@ from hanchang.gateway.errors import LocalModelMissing
 pytest.importorskip("llama_cpp", reason="install the 'local' extra to run the embedded model")
 
 
-@pytest.fixture
-def local_platform(platform_factory, model_path):
-    return platform_factory({"models": [
-        {"name": "local", "backend": "llamacpp", "path": str(model_path), "zone": "internal",
-         "max_grade": "C", "context_window": 2048, "threads": 2},
-        {"name": "local-embed", "backend": "llamacpp", "path": str(model_path), "zone": "internal",
-         "max_grade": "C", "context_window": 512, "kind": "embedding", "threads": 2},
-    ]})
-
-
 @pytest.mark.slow
-def test_sdk_completes_streams_and_embeds_with_the_embedded_model(local_platform, model_path):
-    client = openai.OpenAI(base_url=local_platform.v1, api_key=local_platform.key, max_retries=0,
+def test_sdk_completes_streams_and_embeds_with_the_embedded_model(local, model_path):
+    client = openai.OpenAI(base_url=local.v1, api_key=local.key, max_retries=0,
                            timeout=120)
     assert {m.id for m in client.models.list().data} == {"local", "local-embed"}
     question = [{"role": "system", "content": "한국어로 한 문장으로 답하세요."},
@@ -51,13 +41,13 @@ def test_sdk_completes_streams_and_embeds_with_the_embedded_model(local_platform
                               max_tokens=300, temperature=0)
         time.sleep(0.3)
         started = time.perf_counter()
-        assert httpx.get(local_platform.url + "/healthz", timeout=5).status_code == 200
+        assert httpx.get(local.url + "/healthz", timeout=5).status_code == 200
         assert time.perf_counter() - started < 0.5 and not running.done()
         running.result()
 
     vectors = client.embeddings.create(model="local-embed", input=["주민등록", "개인정보"])
     assert len(vectors.data) == 2 and len(vectors.data[0].embedding) == 896
-    rows = local_platform.usage_rows(at_least=4)
+    rows = local.usage_rows(at_least=4)
     assert [r.status for r in rows] == [200, 200, 200, 200] and rows[1].ttft_ms is not None
 
 

@@ -27,16 +27,6 @@ WEATHER = {"type": "function", "function": {
 COUNTING = [{"role": "user", "content": "1부터 300까지의 숫자를 쉼표로 구분해 모두 적어 주세요."}]
 
 
-@pytest.fixture
-def local(platform_factory, model_path):
-    return platform_factory({"models": [
-        {"name": "local", "backend": "llamacpp", "path": str(model_path), "zone": "internal",
-         "max_grade": "C", "context_window": 2048, "threads": 2},
-        {"name": "local-embed", "backend": "llamacpp", "path": str(model_path), "zone": "internal",
-         "max_grade": "C", "context_window": 512, "kind": "embedding", "threads": 2},
-    ]})
-
-
 def engine_pid(platform, name: str = "local") -> int:
     status = json.loads((platform.settings.home / "run" / f"engine-{name}.json").read_text())
     assert status["pid"], status
