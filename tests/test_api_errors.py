@@ -127,8 +127,9 @@ def test_a_chunked_body_over_the_limit_is_413_and_never_forwarded(platform, upst
 @pytest.mark.parametrize(("method", "path"), [
     ("DELETE", "/api/documents/99999999999999999999"), ("GET", "/api/chunks/18446744073709551616"),
     ("GET", "/api/conversations/9223372036854775808/messages"),
-    ("GET", "/api/collections/-99999999999999999999/documents"), ("POST", "/api/actions/99999999999999999999/confirm")])
-def test_ids_beyond_64_bits_are_a_4xx_not_500(platform, method, path):
+    ("GET", "/api/collections/-99999999999999999999/documents"), ("POST", "/api/actions/99999999999999999999/confirm"),
+    ("GET", "/api/collections/6610604871055/documents"), ("DELETE", "/api/conversations/3474382448")])
+def test_ids_beyond_the_id_columns_are_a_4xx_not_500(platform, method, path):
     response = httpx.request(method, platform.url + path, headers=platform.headers(), timeout=10)
     assert response.status_code in (404, 422), response.text
 
@@ -166,3 +167,13 @@ def test_an_agency_auditor_does_not_learn_the_size_of_the_whole_trail(platform):
         key = accounts.create_key(session, "MOIS", "auditor").secret
     body = httpx.get(platform.url + "/api/audit/verify", headers=platform.headers(key), timeout=10).json()
     assert body["ok"] is True and "checked" not in body
+
+
+def test_nul_characters_are_a_400_everywhere(platform):
+    with_nul = {**CHAT, "messages": [{"role": "user", "content": "안녕\u0000하세요"}]}
+    assert_error(post(platform, with_nul), 400, "invalid_request")
+    named = httpx.delete(platform.url + "/api/services/draft/templates/a%00b", headers=platform.headers(), timeout=10)
+    assert named.status_code == 400
+    form = httpx.post(platform.url + "/auth/login", data={"agency": "MOIS", "user": "a\x00", "password": "x"},
+                      timeout=10)
+    assert form.status_code == 400

@@ -10,8 +10,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from hanchang.core.grades import Grade
 
-# A database id in a path: beyond what a 64-bit column holds, it names nothing (422, not a 500).
-DbId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# A database id in a path: beyond what the id columns hold (INTEGER: 32 bits on PostgreSQL) it
+# names nothing — a 422, not the database's "out of range" as a 500.
+DbId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 # A grade as users write it: O/S/C in any case, or 공개/민감/기밀.
 GradeIn = Annotated[Grade, BeforeValidator(Grade.parse)]
