@@ -28,6 +28,7 @@ GAP = " … "
 HEADER_CHARS = 55  # "[n] title · section" before each passage (title ≤ 30, section ≤ 15)
 RANK_PREFERENCE = 1.0  # the first passage's hits weigh up to twice the last one's
 K1, B = 1.2, 0.3  # BM25's; a low B: a long line is not much worse than a short one
+MAX_JOINED = 160  # a wrapped sentence rejoins up to this; longer runs are table rows, kept apart
 SHORT_LINE = 60  # characters: a hit this short is a heading or label; its answer follows
 NEIGHBOURS = (0, 1, -1, 2)  # the hit itself, then the lines after and before it
 
@@ -46,7 +47,8 @@ def _units(text: str) -> list[str]:
     for line in (ln.strip() for ln in text.split("\n")):
         if not line:
             continue
-        if units and not _BULLET.match(line) and not _ENDED.search(units[-1]):
+        if units and not _BULLET.match(line) and not _ENDED.search(units[-1]) \
+                and len(units[-1]) + len(line) <= MAX_JOINED:
             units[-1] += " " + line
         else:
             units.append(line)
