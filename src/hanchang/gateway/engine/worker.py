@@ -119,7 +119,10 @@ class Engine:
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return StreamingResponse(self._stream(job, completion_id, usage), media_type="text/event-stream")
         pieces: list[str] = []
-        result = await self._on_model_thread(self.runner.run_chat, job, pieces.append)
+        try:
+            result = await self._on_model_thread(self.runner.run_chat, job, pieces.append)
+        finally:
+            job.cancelled.set()  # a caller who left stops the generation at the next token
         message: dict[str, Any] = {"role": "assistant", "content": "".join(pieces) or None}
         if result.tool_calls:
             message["tool_calls"] = result.tool_calls
