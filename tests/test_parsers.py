@@ -137,7 +137,7 @@ def test_euc_kr_text_and_markdown_and_html(tmp_path):
 
 
 def _pdf(path: Path, pages: list[str | None]) -> None:
-    """A small real PDF; None makes a page without a text layer (like a scan)."""
+    """A small real PDF; None makes a page without a text layer (like a scan); "\n" starts a line."""
     from pypdf import PdfWriter
     from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
 
@@ -150,7 +150,8 @@ def _pdf(path: Path, pages: list[str | None]) -> None:
         if text is None:
             continue
         stream = DecodedStreamObject()
-        stream.set_data(f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode())
+        lines = " ".join(f"({line}) Tj T*" for line in text.split("\n"))
+        stream.set_data(f"BT /F1 12 Tf 72 720 Td 14 TL {lines} ET".encode())
         page[NameObject("/Contents")] = writer._add_object(stream)
         page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject(
             {NameObject("/F1"): font})})
@@ -207,3 +208,14 @@ def test_chunks_never_carry_nul_characters():
 
     doc = ParsedDocument(title="t", blocks=[Block(BlockKind.PARAGRAPH, "보안\x00등급은 세 가지이다.")], parser="txt")
     assert all("\x00" not in c.text for c in chunk_document(doc))
+
+
+def test_running_page_headers_and_footers_are_not_text_or_title(tmp_path):
+    pages = [f"Ministry of the Interior - Internal\nSection {n}: budget rules for year {2020 + n}.\n"
+             f"The ceiling for item {n} is {n * 100} million won.\n- {n} -" for n in range(1, 5)]
+    path = tmp_path / "report.pdf"
+    _pdf(path, pages)
+    doc = parse(path)
+    assert doc.title.startswith("Section 1")
+    assert "Ministry of the Interior" not in doc.text and "- 2 -" not in doc.text
+    assert "The ceiling for item 3 is 300 million won." in doc.text

@@ -39,6 +39,26 @@ def _readable(text: str) -> bool:
     return sum(1 for c in visible if _WORDLIKE.match(c)) / len(visible) >= 0.5
 
 
+def _page_pattern(line: str) -> str:
+    """A short line with its numbers blanked ("- 3 -" and "- 4 -" are one footer); longer lines as
+    they are, so body lines that differ only in their figures are never taken for a footer."""
+    line = line.strip()
+    return re.sub(r"\d+", "#", line) if len(line) <= 20 else line
+
+
+def _running_lines(pages: list[str]) -> set[str]:
+    """Headers and footers: the first or last two lines that recur on at least half the pages."""
+    texts = [p for p in pages if p.strip()]
+    if len(texts) < 3:
+        return set()
+    seen: dict[str, int] = {}
+    for text in texts:
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        for line in {_page_pattern(ln) for ln in lines[:2] + lines[-2:]}:
+            seen[line] = seen.get(line, 0) + 1
+    return {line for line, count in seen.items() if count >= max(3, len(texts) / 2)}
+
+
 def parse_pdf(path: Path, name: str | None = None) -> ParsedDocument:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
@@ -51,12 +71,14 @@ def parse_pdf(path: Path, name: str | None = None) -> ParsedDocument:
                                     f"'{name}' is an encrypted PDF")
         blocks: list[Block] = []
         empty_pages: list[int] = []
-        for number, page in enumerate(reader.pages, 1):
-            text = _CONTROL.sub("", page.extract_text() or "")  # NULs and other controls: never text
+        pages = [_CONTROL.sub("", page.extract_text() or "") for page in reader.pages]  # NULs: never text
+        running = _running_lines(pages)
+        for number, text in enumerate(pages, 1):
             if not text.strip():
                 empty_pages.append(number)
                 continue
-            for block in blocks_from_lines(text.splitlines(), markdown=False):
+            lines = [ln for ln in text.splitlines() if _page_pattern(ln) not in running]
+            for block in blocks_from_lines(lines, markdown=False):
                 blocks.append(Block(block.kind, block.text, block.level, page=number))
     except PdfReadError as exc:
         raise DamagedDocument(f"'{name}'을(를) 읽을 수 없습니다. PDF가 손상되었습니다.",
