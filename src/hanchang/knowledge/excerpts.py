@@ -1,12 +1,13 @@
 """Fit retrieved passages into a character budget by keeping their sentences that answer best.
 
-When the best passages are longer than the model can read in time, each passage is cut to
-its lines and sentences; each is scored by the question's content morphemes it holds (rarer
-ones weigh more, as in BM25), with a small preference for higher-ranked passages. The best
-are kept with their neighbours — the line after, the line before, the second line after —
-since in government documents an answer often sits in the list item under the heading that
-names the topic. Kept sentences stay in document order; a gap between
-them is marked with "…". A passage with nothing kept is dropped.
+When the best passages are longer than the model can read in time, each passage is cut to its
+logical lines and sentences (PDF-wrapped lines rejoined). Lines are picked greedily by the
+question's content morphemes they hold — rarer ones weigh more, as in BM25, earlier passages
+more — and a term already covered by a kept line counts half, so the next pick brings the
+question's other terms (a sentence naming the event, then the one giving its numbers). A short
+hit (a heading, a table label) brings the lines around it, since in government documents the
+answer sits in the item under the heading. Kept lines stay in document order; a gap between them
+is marked with "…". A passage with nothing kept is dropped.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ GAP = " … "
 HEADER_CHARS = 55  # "[n] title · section" before each passage (title ≤ 30, section ≤ 15)
 RANK_PREFERENCE = 1.0  # the first passage's hits weigh up to twice the last one's
 K1, B = 1.2, 0.3  # BM25's; a low B: a long line is not much worse than a short one
-MAX_JOINED = 160  # a wrapped sentence rejoins up to this; longer runs are table rows, kept apart
+COVERED = 0.5  # a question term already covered by a kept line counts half: the next pick covers others
+MAX_JOINED = 200  # a wrapped sentence rejoins up to this; longer runs are table rows, kept apart
 SHORT_LINE = 60  # characters: a hit this short is a heading or label; its answer follows
 NEIGHBOURS = (0, 1, -1, 2)  # the hit itself, then the lines after and before it
 
@@ -38,7 +40,6 @@ class _Unit:
     passage: int
     position: int
     text: str
-    score: float = 0.0
 
 
 def _units(text: str) -> list[str]:
@@ -67,12 +68,13 @@ def fit(results: list[SearchResult], question: str, budget_chars: int,
     terms = set(with_pairs(analyzer.morphemes(question)))
     unit_terms = [set(with_pairs(m)) & terms for m in analyzer.morphemes_many([u.text for u in units])]
     df = {t: sum(t in found for found in unit_terms) for t in terms}
+    idf = {t: math.log(1 + len(units) / df[t]) for t in terms if df[t]}
     average = sum(len(u.text) for u in units) / len(units)
-    for unit, found in zip(units, unit_terms, strict=True):
-        # BM25's weight for a term found once, in a unit of this length.
+    factor = {}
+    for unit in units:
+        # BM25's weight for a term found once, in a unit of this length; earlier passages first.
         saturation = (K1 + 1) / (1 + K1 * (1 - B + B * len(unit.text) / average))
-        weight = sum(math.log(1 + len(units) / df[t]) for t in found) * saturation
-        unit.score = weight * (1 + RANK_PREFERENCE * (len(results) - unit.passage) / len(results))
+        factor[id(unit)] = saturation * (1 + RANK_PREFERENCE * (len(results) - unit.passage) / len(results))
 
     chosen: set[tuple[int, int]] = set()
     used = 0
@@ -88,12 +90,22 @@ def fit(results: list[SearchResult], question: str, budget_chars: int,
         used += cost
         return True
 
-    ranked = sorted((u for u in units if u.score > 0), key=lambda u: -u.score)
     by_place = {(u.passage, u.position): u for u in units}
-    for unit in ranked:  # a short hit (a heading, a table label) with the lines around it
-        for offset in NEIGHBOURS if len(unit.text) < SHORT_LINE else (0,):
-            if (near := by_place.get((unit.passage, unit.position + offset))) is not None:
+    found_in = {id(u): f for u, f in zip(units, unit_terms, strict=True)}
+    candidates = [u for u in units if found_in[id(u)]]
+    covered: set[str] = set()
+
+    def gain(unit: _Unit) -> float:  # terms not yet covered by what was kept count fully
+        return factor[id(unit)] * sum(idf[t] * (COVERED if t in covered else 1.0) for t in found_in[id(unit)])
+
+    while candidates:
+        best = max(candidates, key=gain)
+        candidates.remove(best)
+        for offset in NEIGHBOURS if len(best.text) < SHORT_LINE else (0,):  # a heading's answer follows it
+            if (near := by_place.get((best.passage, best.position + offset))) is not None:
                 take(near)
+        if (best.passage, best.position) in chosen:
+            covered |= found_in[id(best)]
     return _assemble(results, units, chosen)
 
 
