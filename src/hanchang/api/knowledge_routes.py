@@ -25,6 +25,7 @@ from hanchang.audit import trail
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal, Role
 from hanchang.knowledge import collections as kc
+from hanchang.knowledge.embedder import acting
 from hanchang.knowledge.ingest import MAX_FILE_BYTES, SourceFile
 from hanchang.knowledge.operations import ingest_sources
 from hanchang.knowledge.search import display_source, search
@@ -202,7 +203,7 @@ async def upload_documents(
 
         def work():
             return ingest_sources(state.db, state.knowledge, collection_id, sources, level, effective_from,
-                                  embedder=_acting(state.embedder, principal, "embeddings.ingest"), record=audit)
+                                  embedder=acting(state.embedder, principal, "embeddings.ingest"), record=audit)
         report = await run_in_threadpool(work) if sources else None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -264,13 +265,9 @@ async def search_route(request: Request, q: str,
             chosen = [kc.get_readable(session, principal, ref) for ref in collection] if collection \
                 else kc.list_readable(session, principal)
         results = search(request.app.state.knowledge, chosen, q, max(1, min(top_k, 50)), as_of,
-                         embedder=_acting(request.app.state.embedder, principal, "embeddings.query"))
+                         embedder=acting(request.app.state.embedder, principal, "embeddings.query"))
         return [r.as_dict() for r in results]
     return JSONResponse({"results": await run_in_threadpool(work)})
-
-
-def _acting(embedder, principal: Principal, endpoint: str):
-    return embedder.acting_for(principal, endpoint) if embedder is not None else None
 
 
 def _readable_document(session, principal: Principal, document_id: int) -> Document:

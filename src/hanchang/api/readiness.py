@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
+from hanchang.gateway.engine.supervisor import brief
 from hanchang.gateway.router import Gateway
 from hanchang.store.db import Database
 
@@ -33,8 +34,7 @@ async def readiness(db: Database, gateway: Gateway) -> dict[str, Any]:
     shown = ("name", "kind", "state", "restarts", "last_problem", "detail",
              "prefill_tokens_per_s", "decode_tokens_per_s", "pending")
     for m in models:  # unauthenticated: what happened in a few words, never log lines or paths
-        if m.get("last_problem"):
-            m["last_problem"] = m["last_problem"].split(";")[0]
+        m["last_problem"] = brief(m.get("last_problem"))
     return {
         "ready": database and limiter and (default is None or default_usable),
         "database": "ok" if database else "unavailable",

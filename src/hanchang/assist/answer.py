@@ -16,6 +16,7 @@ from hanchang.core.policy import GradedItem
 from hanchang.core.principal import Principal
 from hanchang.gateway.router import Call
 from hanchang.knowledge import collections as kc
+from hanchang.knowledge.embedder import acting
 
 
 @dataclass
@@ -55,7 +56,7 @@ async def prepare(state, principal: Principal, request: AnswerRequest) -> Prepar
         passages = await run_in_threadpool(
             qa.gather_passages, state.knowledge, chosen, question, budget.source_chars,
             top_k=state.settings.knowledge.top_k, as_of=request.as_of,
-            embedder=state.embedder.acting_for(principal, "embeddings.query") if state.embedder else None,
+            embedder=acting(state.embedder, principal, "embeddings.query"),
             grade=request.grade)
         body["messages"] = qa.grounded_messages(body["messages"], passages)
         if budget.answer_tokens and not (body.get("max_tokens") or body.get("max_completion_tokens")):

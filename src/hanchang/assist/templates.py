@@ -117,7 +117,7 @@ def store(session: Session, agency_id: int, key: str, name_ko: str, sections: li
     row = session.scalar(select(DraftTemplate).where(DraftTemplate.agency_id == agency_id,
                                                      DraftTemplate.key == key).with_for_update())
     created = row is None
-    if row is None:
+    if created:
         try:
             with session.begin_nested():  # another request may be creating the same key right now
                 row = fill(DraftTemplate(agency_id=agency_id, key=key))
@@ -126,7 +126,8 @@ def store(session: Session, agency_id: int, key: str, name_ko: str, sections: li
             created = False
             row = session.scalar(select(DraftTemplate).where(DraftTemplate.agency_id == agency_id,
                                                              DraftTemplate.key == key).with_for_update())
-    fill(row)
+    if not created:
+        fill(row)
     session.flush()
     return _from_row(row), created
 

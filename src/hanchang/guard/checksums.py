@@ -9,27 +9,27 @@ def digits_of(value: str) -> str:
     return "".join(ch for ch in value if ch.isdigit())
 
 
+def _registration_check_ok(digits: str, constant: int) -> bool:
+    if len(digits) != 13:
+        return False
+    weights = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
+    total = sum(int(d) * w for d, w in zip(digits[:12], weights, strict=True))
+    return (constant - total % 11) % 10 == int(digits[12])
+
+
 def rrn_checksum_ok(digits: str) -> bool:
-    """The pre-October-2020 resident/foreigner registration number check digit.
+    """The pre-October-2020 resident registration number check digit: (11 - sum mod 11) mod 10.
 
     Numbers issued since October 2020 carry a random last digit, so a failed check never
     rejects a number by itself; a passing one raises confidence.
     """
-    if len(digits) != 13:
-        return False
-    weights = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
-    total = sum(int(d) * w for d, w in zip(digits[:12], weights, strict=True))
-    return (11 - total % 11) % 10 == int(digits[12])
+    return _registration_check_ok(digits, 11)
 
 
 def frn_checksum_ok(digits: str) -> bool:
-    """The pre-October-2020 foreigner registration number check digit: (13 - sum mod 11) mod 10,
-    with the same weights as the RRN but its own constant (the RRN uses 11)."""
-    if len(digits) != 13:
-        return False
-    weights = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
-    total = sum(int(d) * w for d, w in zip(digits[:12], weights, strict=True))
-    return (13 - total % 11) % 10 == int(digits[12])
+    """The pre-October-2020 foreigner registration number check digit: the same weights as the
+    RRN, but (13 - sum mod 11) mod 10."""
+    return _registration_check_ok(digits, 13)
 
 
 _CENTURY = {"9": 1800, "0": 1800, "1": 1900, "2": 1900, "5": 1900, "6": 1900,

@@ -55,6 +55,11 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32)
 
 
+def acting(embedder: Embedder | None, principal: Principal | None, endpoint: str) -> Embedder | None:
+    """`embedder` acting for `principal` (None when no embedding model is configured)."""
+    return embedder.acting_for(principal, endpoint) if embedder is not None else None
+
+
 def embedding_spec(settings) -> ModelSpec | None:
     """The configured embedding model (`knowledge.embedding_model`), if any."""
     name = settings.knowledge.embedding_model

@@ -52,6 +52,11 @@ class StartFailed(Exception):
     pass
 
 
+def brief(problem: str | None) -> str | None:
+    """What happened in a few words, for users: the details (log lines, paths) stay with the operator."""
+    return problem.split(";")[0] if problem else problem
+
+
 def describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -87,9 +92,7 @@ class EngineSupervisor:
         return max(1, int(self._retry_at - time.monotonic() + 0.999) + 3)
 
     def _restarting(self) -> ModelRestarting:
-        # Users see what happened in a few words; the details (log lines) stay with the operator.
-        problem = (self.last_problem or "a stop").split(";")[0]
-        return ModelRestarting(self.spec.name, self.retry_after_s(), problem)
+        return ModelRestarting(self.spec.name, self.retry_after_s(), brief(self.last_problem) or "a stop")
 
     async def ensure_ready(self) -> str:
         """The base URL of a ready engine. Starts one on first use; 503 while it restarts."""
