@@ -19,13 +19,12 @@ from pathlib import Path
 
 import httpx
 import yaml
-
-from hanchang.devtools.loadgen import run_load
-from hanchang.devtools.threaded_server import free_port
+from hanchang_devtools.loadgen import run_load
+from hanchang_devtools.threaded_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-UPSTREAM_APP = "hanchang.devtools.reference_upstream:bench_app"
+UPSTREAM_APP = "hanchang_devtools.reference_upstream:bench_app"
 
 
 def wait_ready(url: str, headers: dict | None = None, timeout_s: float = 60) -> None:

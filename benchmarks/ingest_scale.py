@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from hanchang_devtools.scratch_collection import build_collection
 
-from hanchang.devtools.scratch_collection import build_collection
 from hanchang.knowledge.index import CollectionIndex
 from hanchang.knowledge.search import search
 

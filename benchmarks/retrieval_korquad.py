@@ -19,8 +19,8 @@ from pathlib import Path
 
 import bm25s
 import numpy as np
+from hanchang_devtools.scratch_collection import build_collection
 
-from hanchang.devtools.scratch_collection import build_collection
 from hanchang.knowledge.search import search
 
 ROOT = Path(__file__).resolve().parent.parent

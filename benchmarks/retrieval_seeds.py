@@ -13,7 +13,8 @@ import re
 import time
 from pathlib import Path
 
-from hanchang.devtools.scratch_collection import build_collection
+from hanchang_devtools.scratch_collection import build_collection
+
 from hanchang.knowledge.search import search
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,8 +28,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 
 def services(page, url: str, key: str, home: Path) -> None:
     """The work services: a table analysed with a chart, then a booking shown before it is sent."""
-    from hanchang.devtools.demo_booking import create_booking_app
-    from hanchang.devtools.threaded_server import ThreadedServer
+    from hanchang_devtools.demo_booking import create_booking_app
+    from hanchang_devtools.threaded_server import ThreadedServer
 
     page.click("#open-services")
     page.click(".service-tab[data-service=analyze]")

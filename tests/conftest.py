@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hanchang_devtools.reference_upstream import ReferenceUpstream, UpstreamBehaviour
+from hanchang_devtools.threaded_server import ThreadedServer
 from sqlalchemy import create_engine, select, text
 
-from hanchang.api.app import create_app
 from hanchang.bootstrap import prepare_database
 from hanchang.config import Settings, load_settings
 from hanchang.core.principal import Role
-from hanchang.devtools.reference_upstream import ReferenceUpstream, UpstreamBehaviour
-from hanchang.devtools.threaded_server import ThreadedServer
+from hanchang.server import create_app
 from hanchang.store import accounts
 from hanchang.store.db import Database, normalise_url
 from hanchang.store.tables import UsageRecord
@@ -201,7 +201,7 @@ def local(platform_factory, model_path) -> Platform:
 @pytest.fixture
 def booking():
     """The demo meeting-room booking API (the example connector's system) and its OpenAPI document."""
-    from hanchang.devtools.demo_booking import create_booking_app
+    from hanchang_devtools.demo_booking import create_booking_app
 
     app = create_booking_app()
     server = ThreadedServer(app).start()

@@ -79,10 +79,11 @@ def test_two_server_processes_lose_no_record(database_url, tmp_path, upstream):
     import time
     from pathlib import Path
 
+    from hanchang_devtools.threaded_server import free_port
+
     from conftest import write_config
     from hanchang.bootstrap import prepare_database
     from hanchang.config import load_settings
-    from hanchang.devtools.threaded_server import free_port
 
     config = write_config(tmp_path / "two.yaml", {"models": [
         {"name": "internal-a", "backend": "openai", "base_url": upstream.base_url, "zone": "internal",

@@ -46,7 +46,7 @@ def test_chunks_get_vectors_and_search_fuses_them(platform_factory, upstream):
     with platform.db.session() as session:
         vectors = [np.frombuffer(e, dtype=np.float32) for e in session.scalars(select(Chunk.embedding))]
     assert vectors and all(v.shape == (16,) for v in vectors)
-    index = platform.server._server.config.app.state.knowledge
+    index = platform.server._server.config.app.state.platform.knowledge
     upstream.behaviour.received.clear()
     results = call(platform, "GET", "/api/search", params={"q": "국외 출장 신청 기한"}).json()["results"]
     assert results[0]["text"] == RULE

@@ -8,11 +8,12 @@ import sys
 
 import pytest
 
+from hanchang.core.pii_modes import PiiMode
 from hanchang.guard.checksums import brn_checksum_ok, luhn_ok, rrn_checksum_ok
 from hanchang.guard.links import REMOVED, known_links, neutralise_links
 from hanchang.guard.output import OutputGuard
 from hanchang.guard.pii import scan
-from hanchang.guard.request_guard import PersonalDataBlocked, PiiMode, guard_request
+from hanchang.guard.request_guard import PersonalDataBlocked, guard_request
 from hanchang.guard.vault import PseudonymVault
 
 

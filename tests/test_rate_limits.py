@@ -6,9 +6,9 @@ import uuid
 
 import httpx
 import pytest
+from hanchang_devtools.threaded_server import free_port
 
 from conftest import default_models
-from hanchang.devtools.threaded_server import free_port
 
 CHAT = {"model": "internal-a", "messages": [{"role": "user", "content": "a b"}]}
 REDIS_URL = "redis://127.0.0.1:6379/0"

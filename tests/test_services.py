@@ -419,8 +419,8 @@ def test_agencies_add_their_own_services_in_the_config(platform_factory, upstrea
 
 
 def test_a_custom_service_may_not_take_a_built_in_id(tmp_path):
-    from hanchang.api.app import create_app
     from hanchang.config import ConfigError, Settings
+    from hanchang.server import create_app
 
     settings = Settings(home=tmp_path, services={"custom": [{"id": "draft", "name_ko": "x", "instructions": "y"}]})
     with pytest.raises(ConfigError, match="service id 'draft' is already taken"):

@@ -19,9 +19,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from hanchang import plugins
 from hanchang.core.grades import Grade
 from hanchang.core.models import EMBEDDED_MODEL_NAME, ModelSpec, Zone
-from hanchang.guard.request_guard import PiiMode
+from hanchang.core.pii_modes import DEFAULT_EXTERNAL, DEFAULT_INTERNAL, PiiMode
 
 
 class ConfigError(Exception):
@@ -34,7 +35,7 @@ class _Strict(BaseModel):
 
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
-    backend: Literal["openai", "llamacpp"]
+    backend: str  # openai | llamacpp | a kind a plugin registers (hanchang.backends)
     base_url: str | None = None
     path: str | None = None
     api_key_env: str | None = None
@@ -56,6 +57,14 @@ class ModelConfig(_Strict):
     @classmethod
     def _grade(cls, value: Any) -> Grade:
         return Grade.parse(value)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        kinds = ("openai", "llamacpp", *(name for name, _ in plugins.load(plugins.BACKENDS)))
+        if value not in kinds:
+            raise ValueError(f"unknown backend '{value}': use one of {', '.join(kinds)}")
+        return value
 
     @model_validator(mode="after")
     def _check_backend_fields(self) -> ModelConfig:
@@ -124,11 +133,8 @@ class PolicyConfig(_Strict):
 class PiiConfig(_Strict):
     """Personal-data mode per model zone: allow (count only) | mask | pseudonymize | block."""
 
-    internal: PiiMode = PiiMode.ALLOW
-    external: PiiMode = PiiMode.PSEUDONYMIZE
-
-    def mode_for(self, zone: Zone) -> PiiMode:
-        return self.internal if zone is Zone.INTERNAL else self.external
+    internal: PiiMode = DEFAULT_INTERNAL
+    external: PiiMode = DEFAULT_EXTERNAL
 
 
 class AuditConfig(_Strict):

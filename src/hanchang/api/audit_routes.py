@@ -10,12 +10,14 @@ from datetime import UTC, datetime, timedelta
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from hanchang.api.auth import require_principal
-from hanchang.api.responses import JSONResponse
 from hanchang.audit import trail
 from hanchang.audit.checkpoints import CheckpointBook
-from hanchang.core.principal import Principal, Role
-from hanchang.knowledge.collections import NotAllowed
+from hanchang.core.errors import NotAllowed
+from hanchang.core.permissions import SEE_EVERY_AGENCY, can, require
+from hanchang.core.principal import Principal
+from hanchang.http.auth import require_principal
+from hanchang.http.deps import platform_of
+from hanchang.http.responses import JSONResponse
 
 router = APIRouter(prefix="/api/audit")
 MAX_RECORDS = 5000
@@ -23,12 +25,8 @@ MAX_RECORDS = 5000
 
 def _scope(principal: Principal) -> str | None:
     """The agency whose records the caller may read; None means all agencies."""
-    if principal.role is Role.PLATFORM_ADMIN:
-        return None
-    if principal.role is Role.AUDITOR:
-        return principal.agency_code
-    raise NotAllowed("감사 기록은 감사 담당자(auditor)만 볼 수 있습니다.",
-                     "only auditors read the audit trail")
+    require(principal, "audit.read")
+    return None if can(principal, SEE_EVERY_AGENCY) else principal.agency_code
 
 
 @router.get("/records")
@@ -40,7 +38,7 @@ async def records(request: Request, since: datetime | None = None, agency: str |
     start = since or datetime.now(UTC) - timedelta(days=30)
 
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             rows = []
             for row in trail.export_rows(session, start, scope or agency):
                 rows.append(row)
@@ -55,9 +53,9 @@ async def verify(request: Request, principal: Principal = Depends(require_princi
     _scope(principal)
 
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             result = trail.verify(session)
-            cut = CheckpointBook(request.app.state.settings.home).check(session)
+            cut = CheckpointBook(platform_of(request).settings.home).check(session)
         if result.ok and cut:
             return trail.VerifyResult(False, result.checked, None, cut)
         return result

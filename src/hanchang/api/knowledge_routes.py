@@ -18,12 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
-from hanchang.api.auth import require_principal
-from hanchang.api.responses import JSONResponse
-from hanchang.api.schemas import DbId, GradeIn, OptionalGradeIn
 from hanchang.audit import trail
+from hanchang.core.errors import InvalidInput, NotFound
 from hanchang.core.grades import Grade
-from hanchang.core.principal import Principal, Role
+from hanchang.core.permissions import can, require
+from hanchang.core.principal import Principal
+from hanchang.http.auth import require_principal
+from hanchang.http.deps import platform_of
+from hanchang.http.responses import JSONResponse
+from hanchang.http.types import DbId, GradeIn, OptionalGradeIn
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.embedder import acting
 from hanchang.knowledge.ingest import MAX_FILE_BYTES, SourceFile
@@ -61,11 +64,7 @@ class DocumentPatch(BaseModel):
 
 
 def _collection_json(collection: Collection, principal: Principal, documents: int) -> dict:
-    try:
-        kc.require_writer(principal, collection)
-        writable = True
-    except kc.NotAllowed:
-        writable = False
+    writable = can(principal, "collections.change", collection)
     return {"id": collection.id, "name": collection.name, "agency": collection.agency.code,
             "grade": collection.grade, "is_common": collection.is_common,
             "description": collection.description, "documents": documents, "writable": writable,
@@ -75,7 +74,7 @@ def _collection_json(collection: Collection, principal: Principal, documents: in
 @router.get("/collections")
 async def list_collections(request: Request, principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             counts = dict(session.execute(select(Document.collection_id, func.count())
                                           .group_by(Document.collection_id)).all())
             return [_collection_json(c, principal, counts.get(c.id, 0))
@@ -86,15 +85,10 @@ async def list_collections(request: Request, principal: Principal = Depends(requ
 @router.post("/collections", status_code=201)
 async def create_collection(body: CollectionIn, request: Request,
                             principal: Principal = Depends(require_principal)):
-    if principal.role not in (Role.AGENCY_ADMIN, Role.PLATFORM_ADMIN):
-        raise kc.NotAllowed("지식베이스는 기관 관리자만 만들 수 있습니다.",
-                            "agency admins create collections")
-    if body.is_common and principal.role is not Role.PLATFORM_ADMIN:
-        raise kc.NotAllowed("공통 지식베이스는 플랫폼 관리자만 만들 수 있습니다.",
-                            "only platform admins create common collections")
+    require(principal, "collections.create", body)
 
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             created = kc.create(session, principal.agency_code, body.name, body.grade, body.is_common,
                                 body.description)
             trail.record_by(session, principal, "collections.create",
@@ -109,7 +103,7 @@ async def create_collection(body: CollectionIn, request: Request,
 async def update_collection(collection_id: DbId, body: CollectionPatch, request: Request,
                             principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             collection = kc.get_readable(session, principal, collection_id)
             kc.require_writer(principal, collection)
             if body.grade is not None and body.grade.value != collection.grade:
@@ -128,12 +122,12 @@ async def update_collection(collection_id: DbId, body: CollectionPatch, request:
 async def delete_collection(collection_id: DbId, request: Request,
                             principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             collection = kc.get_readable(session, principal, collection_id)
             kc.require_writer(principal, collection)
             trail.record_by(session, principal, "collections.delete", {"collection": collection.name})
             session.delete(collection)
-        request.app.state.knowledge.forget(collection_id)
+        platform_of(request).knowledge.forget(collection_id)
     await run_in_threadpool(work)
     return Response(status_code=204)
 
@@ -142,7 +136,7 @@ async def delete_collection(collection_id: DbId, request: Request,
 async def list_documents(collection_id: DbId, request: Request,
                          principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             collection = kc.get_readable(session, principal, collection_id)
             rows = session.execute(
                 select(Document, func.max(DocumentVersion.number), func.count(DocumentVersion.id))
@@ -167,12 +161,12 @@ async def upload_documents(
     try:
         level = Grade.parse(grade) if grade else None
     except ValueError:
-        raise kc.InvalidInput(f"알 수 없는 등급입니다: '{grade[:20]}'. O (공개), S (민감), C (기밀) 중 하나를 쓰세요.",
+        raise InvalidInput(f"알 수 없는 등급입니다: '{grade[:20]}'. O (공개), S (민감), C (기밀) 중 하나를 쓰세요.",
                               f"unknown grade '{grade[:20]}': use O (공개), S (민감) or C (기밀)") from None
     if len(files) > MAX_FILES_PER_UPLOAD:
         raise kc.KnowledgeError(f"한 번에 {MAX_FILES_PER_UPLOAD}개까지 올릴 수 있습니다.",
                                 f"at most {MAX_FILES_PER_UPLOAD} files per upload")
-    state = request.app.state
+    state = platform_of(request)
     with state.db.session() as session:
         collection = kc.get_readable(session, principal, collection_id)
         kc.require_writer(principal, collection)
@@ -218,7 +212,7 @@ async def upload_documents(
 async def update_document(document_id: DbId, body: DocumentPatch, request: Request,
                           principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             document, collection = _writable_document(session, principal, document_id)
             trail.record_by(session, principal, "documents.grade",
                             {"document_id": document.id, "before": document.grade, "after": body.grade.value})
@@ -232,7 +226,7 @@ async def update_document(document_id: DbId, body: DocumentPatch, request: Reque
 async def delete_document(document_id: DbId, request: Request,
                           principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             document, collection = _writable_document(session, principal, document_id)
             trail.record_by(session, principal, "documents.delete",
                             {"document_id": document.id, "title": document.title})
@@ -245,12 +239,12 @@ async def delete_document(document_id: DbId, request: Request,
 @router.post("/collections/{collection_id}/reindex")
 async def reindex(collection_id: DbId, request: Request, principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             collection = kc.get_readable(session, principal, collection_id)
             kc.require_writer(principal, collection)
             kc.touch(collection)
             generation = collection.index_generation
-        index = request.app.state.knowledge.rebuild(collection_id, generation)
+        index = platform_of(request).knowledge.rebuild(collection_id, generation)
         return {"id": collection_id, "chunks": len(index)}
     return JSONResponse(await run_in_threadpool(work))
 
@@ -261,11 +255,11 @@ async def search_route(request: Request, q: str,
                        top_k: int = 5, as_of: date | None = None,
                        principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             chosen = [kc.get_readable(session, principal, ref) for ref in collection] if collection \
                 else kc.list_readable(session, principal)
-        results = search(request.app.state.knowledge, chosen, q, max(1, min(top_k, 50)), as_of,
-                         embedder=acting(request.app.state.embedder, principal, "embeddings.query"))
+        results = search(platform_of(request).knowledge, chosen, q, max(1, min(top_k, 50)), as_of,
+                         embedder=acting(platform_of(request).embedder, principal, "embeddings.query"))
         return [r.as_dict() for r in results]
     return JSONResponse({"results": await run_in_threadpool(work)})
 
@@ -275,7 +269,7 @@ def _readable_document(session, principal: Principal, document_id: int) -> Docum
         Document.id == document_id,
         Document.collection_id.in_(kc.readable(principal).with_only_columns(Collection.id))))
     if document is None:
-        raise kc.CollectionNotFound(f"문서 {document_id}을(를) 찾을 수 없습니다.",
+        raise NotFound(f"문서 {document_id}을(를) 찾을 수 없습니다.",
                                     f"document {document_id} not found")
     return document
 

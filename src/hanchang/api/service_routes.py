@@ -11,16 +11,16 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from hanchang.api.auth import require_principal
-from hanchang.api.responses import JSONResponse
-from hanchang.api.schemas import DbId, GradeIn
 from hanchang.assist import connectors, templates
 from hanchang.assist.services import ServiceContext
-from hanchang.assist.services.base import ServiceInputError
 from hanchang.assist.services.export import EXPORT_FORMATS
+from hanchang.core.errors import HanchangError, NotFound
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal
-from hanchang.knowledge.collections import CollectionNotFound, KnowledgeError
+from hanchang.http.auth import require_principal
+from hanchang.http.deps import platform_of
+from hanchang.http.responses import JSONResponse
+from hanchang.http.types import DbId, GradeIn
 
 router = APIRouter(prefix="/api/services")
 connector_router = APIRouter(prefix="/api")
@@ -54,25 +54,18 @@ class TemplateIn(BaseModel):
 
 @router.get("")
 async def list_services(request: Request, principal: Principal = Depends(require_principal)):
-    offered = [s.describe() for s in request.app.state.services.values() if s.offered_to(principal)]
+    offered = [s.describe() for s in platform_of(request).services.values() if s.offered_to(principal)]
     return JSONResponse({"data": offered})
 
 
 @router.post("/{service_id}")
 async def run_service(service_id: str, body: RunRequest, request: Request,
                       principal: Principal = Depends(require_principal)):
-    service = request.app.state.services.get(service_id)
+    service = platform_of(request).services.get(service_id)
     if service is None or not service.offered_to(principal):
-        raise CollectionNotFound(f"서비스 '{service_id}'이(가) 없습니다.", f"no service '{service_id}'")
-    try:
-        inputs = service.validate(body.inputs)
-    except ServiceInputError as exc:
-        raise KnowledgeError(str(exc), "invalid service input") from None
-    context = ServiceContext(request.app.state, principal, body.data_grade, body.model)
-    try:
-        result = await service.run(context, inputs)
-    except ServiceInputError as exc:
-        raise KnowledgeError(str(exc), "invalid service input") from None
+        raise NotFound(f"서비스 '{service_id}'이(가) 없습니다.", f"no service '{service_id}'")
+    inputs = service.validate(body.inputs)
+    result = await service.run(ServiceContext(platform_of(request), principal, body.data_grade, body.model), inputs)
     return JSONResponse({"service": service.id, **result.as_dict()})
 
 
@@ -83,7 +76,7 @@ _XML_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 async def export_draft(body: ExportRequest, principal: Principal = Depends(require_principal)):
     exporter = EXPORT_FORMATS.get(body.format)
     if exporter is None:
-        raise KnowledgeError(f"내보낼 형식은 {', '.join(EXPORT_FORMATS)} 중 하나입니다.",
+        raise HanchangError(f"내보낼 형식은 {', '.join(EXPORT_FORMATS)} 중 하나입니다.",
                              f"format must be one of {', '.join(EXPORT_FORMATS)}")
     # Office formats are XML: control characters (a stray BEL, NUL) cannot be written; drop them.
     title, text = _XML_UNSAFE.sub("", body.title) or "문서", _XML_UNSAFE.sub("", body.text)
@@ -96,7 +89,7 @@ async def export_draft(body: ExportRequest, principal: Principal = Depends(requi
 @router.get("/draft/templates")
 async def list_templates(request: Request, principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             return [t.describe() for t in templates.available(session, principal).values()]
     return JSONResponse({"data": await run_in_threadpool(work)})
 
@@ -105,7 +98,7 @@ async def list_templates(request: Request, principal: Principal = Depends(requir
 async def save_template(key: str, body: TemplateIn, request: Request,
                         principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             return templates.save(session, principal, key, body.name_ko, body.sections, body.instructions,
                                   body.example).describe()
     return JSONResponse(await run_in_threadpool(work))
@@ -114,7 +107,7 @@ async def save_template(key: str, body: TemplateIn, request: Request,
 @router.delete("/draft/templates/{key}", status_code=204)
 async def delete_template(key: str, request: Request, principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             templates.delete(session, principal, key)
     await run_in_threadpool(work)
     return Response(status_code=204)
@@ -133,7 +126,7 @@ class ConnectorIn(BaseModel):
 @connector_router.get("/connectors")
 async def list_connectors(request: Request, principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             return [connectors.describe(c) for c in connectors.for_agency(session, principal)]
     return JSONResponse({"data": await run_in_threadpool(work)})
 
@@ -141,7 +134,7 @@ async def list_connectors(request: Request, principal: Principal = Depends(requi
 @connector_router.post("/connectors", status_code=201)
 async def register_connector(body: ConnectorIn, request: Request, principal: Principal = Depends(require_principal)):
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             created = connectors.register(session, principal, body.name, body.base_url, body.spec,
                                           body.auto_approve_reads)
             return connectors.describe(created)
@@ -152,10 +145,10 @@ async def register_connector(body: ConnectorIn, request: Request, principal: Pri
 async def decide_action(action_id: DbId, decision: str, request: Request,
                         principal: Principal = Depends(require_principal)):
     if decision not in ("confirm", "reject"):
-        raise CollectionNotFound("알 수 없는 결정입니다. confirm 또는 reject를 쓰세요.", "use confirm or reject")
+        raise NotFound("알 수 없는 결정입니다. confirm 또는 reject를 쓰세요.", "use confirm or reject")
 
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             action = connectors.owned_action(session, principal, action_id)
             return connectors.preview(connectors.decide(session, principal, action, decision == "confirm"))
     return JSONResponse(await run_in_threadpool(work))

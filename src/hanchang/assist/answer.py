@@ -1,22 +1,39 @@
-"""One request to answer, from the API or the window: attachments, grounding, then a Call."""
+"""The answer use case, end to end, for every door: prepare → route → stream or complete → record.
+
+One request to answer (from `/v1`, the window or a work service): attachments and grounding
+are added, the gateway routes and guards it, the answer comes back whole (`complete`) or as a
+stream (`open_stream`, then `AnswerStream.events()`), and the gateway writes its usage row and
+audit record. The stream's lifecycle — a model's first chunk, the pieces, the end, a
+truncated upstream, the caller leaving — is handled here once; the doors only format the
+typed events (`/v1` as OpenAI SSE, the window as its own stream).
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 
 from hanchang.assist import qa
 from hanchang.assist.chat import AttachedText, chat_call
+from hanchang.assist.platform import Platform
 from hanchang.assist.reading_budget import reading_budget
 from hanchang.core.grades import Grade
 from hanchang.core.policy import GradedItem
 from hanchang.core.principal import Principal
-from hanchang.gateway.router import Call
+from hanchang.core.text import last_user_text, message_text
+from hanchang.gateway.errors import ClientClosed, GatewayError, UpstreamUnavailable
+from hanchang.gateway.router import Call, StreamStart
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.embedder import acting
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +44,7 @@ class AnswerRequest:
     collections: list[str | int] = field(default_factory=list)
     as_of: date | None = None
     carried: list[GradedItem] = field(default_factory=list)  # graded context already in `body` (history)
+    endpoint: str = "chat.completions"  # how usage and audit name the door (e.g. service.qa)
 
 
 @dataclass
@@ -36,33 +54,180 @@ class PreparedAnswer:
     unanswerable: bool = False  # grounded, but nothing relevant was found
 
 
-async def prepare(state, principal: Principal, request: AnswerRequest) -> PreparedAnswer:
+async def prepare(platform: Platform, principal: Principal, request: AnswerRequest) -> PreparedAnswer:
     """Resolve readable collections (404 otherwise), gather passages, build the gateway call."""
     body = dict(request.body)
     passages: list[qa.Passage] = []
     if request.collections:
         def readable() -> list:  # 404 for a collection the caller may not read
-            with state.db.session() as session:
+            with platform.db.session() as session:
                 return [kc.get_readable(session, principal, ref) for ref in request.collections]
 
         chosen = await run_in_threadpool(readable)
-        gateway = state.gateway
+        gateway = platform.gateway
         spec = gateway.registry.get(str(body.get("model") or gateway.registry.default_model))
-        question = qa.last_user_text(body["messages"])
+        question = last_user_text(body["messages"])
         speed = await gateway.speeds(spec)
-        slo = state.settings.slo
+        slo = platform.settings.slo
         budget = reading_budget(spec, question, prefill_tps=speed.prefill_tps, decode_tps=speed.decode_tps,
                                 first_token_s=slo.first_token_seconds, answer_s=slo.qa_seconds)
         passages = await run_in_threadpool(
-            qa.gather_passages, state.knowledge, chosen, question, budget.source_chars,
-            top_k=state.settings.knowledge.top_k, as_of=request.as_of,
-            embedder=acting(state.embedder, principal, "embeddings.query"),
+            qa.gather_passages, platform.knowledge, chosen, question, budget.source_chars,
+            top_k=platform.settings.knowledge.top_k, as_of=request.as_of,
+            embedder=acting(platform.embedder, principal, "embeddings.query"),
             grade=request.grade)
         body["messages"] = qa.grounded_messages(body["messages"], passages)
         if budget.answer_tokens and not (body.get("max_tokens") or body.get("max_completion_tokens")):
             body["max_tokens"] = budget.answer_tokens  # a grounded answer within the SLO
-    call = chat_call(principal, body, request.grade, request.attachments)
+    call = chat_call(principal, body, request.grade, request.attachments, endpoint=request.endpoint)
     call.items += request.carried + qa.passage_items(passages)
     call.source_ids = [f"doc:{p.result.document_id}#chunk:{p.result.chunk_id}" for p in passages]
     citations = [p.citation() for p in passages] if request.collections else None
     return PreparedAnswer(call, citations, unanswerable=bool(request.collections) and not passages)
+
+
+# -- a whole answer ---------------------------------------------------------------------------
+@dataclass
+class Completion:
+    result: dict[str, Any]  # the OpenAI chat.completion, with `hanchang` (and `citations` if grounded)
+    call: Call
+    citations: list[dict[str, Any]] | None
+    no_sources: bool = False
+
+    @property
+    def text(self) -> str:
+        return (self.result["choices"][0]["message"].get("content") or "").strip()
+
+
+async def complete(platform: Platform, principal: Principal, request: AnswerRequest) -> Completion:
+    """The whole answer in one piece (or the Korean 'no sources' answer, recorded as such)."""
+    prepared = await prepare(platform, principal, request)
+    call = prepared.call
+    model = str(call.body.get("model") or platform.gateway.registry.default_model)
+    if prepared.unanswerable:
+        platform.gateway.record_unanswered(call, "no_sources")
+        return Completion(qa.no_sources_completion(model, call.request_id), call, [], no_sources=True)
+    result = await platform.gateway.chat(call)
+    if prepared.citations is not None:
+        result["citations"] = prepared.citations
+    return Completion(result, call, prepared.citations)
+
+
+# -- a streamed answer ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Piece:
+    """One chunk as the model sent it (output-guarded), and the answer text it adds."""
+
+    chunk: dict[str, Any]
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The model finished. `counts` is its usage, or an estimate (`estimated`) when it sent none."""
+
+    counts: dict[str, Any]
+    estimated: bool
+    text: str
+    last: dict[str, Any]  # the last chunk (its id and time name a closing usage chunk)
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The answer broke off (upstream error, truncated stream); `text` is what was written."""
+
+    error: GatewayError
+    text: str
+
+
+AnswerEvent = Piece | Finished | Failed
+
+
+@dataclass
+class AnswerStream:
+    """A stream a model has committed to (its first chunk arrived), or the 'no sources' answer."""
+
+    call: Call
+    citations: list[dict[str, Any]] | None
+    model: str  # the model answering (the requested one when nothing was found to ground on)
+    _platform: Platform
+    _start: StreamStart | None  # None: no sources, nothing was sent to a model
+
+    @property
+    def no_sources(self) -> bool:
+        return self._start is None
+
+    async def events(self) -> AsyncIterator[AnswerEvent]:
+        """Pieces, then one Finished or Failed. Whatever ends the stream — its end, an upstream
+        error, the caller leaving (recorded as 499) — the gateway records it exactly once."""
+        if self._start is None:
+            chunk = qa.no_sources_chunk(self.model, self.call.request_id)
+            yield Piece(chunk, qa.NO_SOURCES)
+            yield Finished({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, False,
+                           qa.NO_SOURCES, chunk)
+            return
+        gateway, start, call = self._platform.gateway, self._start, self.call
+        counts: dict[str, Any] | None = None
+        error: GatewayError | None = None
+        finished = False
+        text = ""
+        last: dict[str, Any] = start.first
+        try:
+            try:
+                async for chunk in start.chunks():
+                    chunk["model"] = start.model.name
+                    if chunk.get("usage"):
+                        counts = chunk["usage"]
+                    piece = "".join((choice.get("delta") or {}).get("content") or ""
+                                    for choice in chunk.get("choices") or ())
+                    text += piece
+                    last = chunk
+                    yield Piece(chunk, piece)
+                finished = True
+            except GatewayError as exc:
+                error = exc
+            except Exception:  # a bug or a broken upstream mid-stream: the caller gets a clean error
+                log.exception("stream from %s failed", start.model.name)
+                error = UpstreamUnavailable(f"Model '{start.model.name}' failed mid-stream.")
+            if error is not None:
+                yield Failed(error, text)
+                return
+            estimated = counts is None
+            if estimated:
+                counts = _estimate(call, text)
+            yield Finished(counts, estimated, text, last)
+        finally:
+            if error is None and not finished:  # the caller pressed stop or went away
+                error = ClientClosed()
+            with anyio.CancelScope(shield=True):  # a disconnect cancels us: still record it
+                await start.rest.aclose()
+                await gateway.finish_stream(call, counts, error)
+
+
+async def open_stream(platform: Platform, principal: Principal, request: AnswerRequest) -> AnswerStream:
+    """Prepare and route; return once a model has sent its first chunk. Anything refused before
+    that (grade, personal data, limits, no model reachable) raises, so a door can still answer
+    with an HTTP error; the gateway has recorded it."""
+    prepared = await prepare(platform, principal, request)
+    call = prepared.call
+    if prepared.unanswerable:
+        platform.gateway.record_unanswered(call, "no_sources")
+        model = str(call.body.get("model") or platform.gateway.registry.default_model)
+        return AnswerStream(call, [], model, platform, None)
+    start = await platform.gateway.start_stream(call)
+    return AnswerStream(call, prepared.citations, start.model.name, platform, start)
+
+
+def _estimate(call: Call, text: str) -> dict[str, Any]:
+    """Usage when the upstream reported none (~3 characters a token), marked as estimated."""
+    prompt_chars = sum(len(message_text(m)) for m in call.body.get("messages") or ())
+    counts = {"prompt_tokens": max(1, prompt_chars // 3), "completion_tokens": len(text) // 3, "estimated": True}
+    counts["total_tokens"] = counts["prompt_tokens"] + counts["completion_tokens"]
+    return counts
+
+
+def closing_usage_chunk(stream: AnswerStream, finished: Finished) -> dict[str, Any]:
+    """An OpenAI usage-only chunk for a stream whose upstream sent no usage."""
+    return {"id": finished.last.get("id", stream.call.request_id), "object": "chat.completion.chunk",
+            "created": finished.last.get("created", int(time.time())), "model": stream.model,
+            "choices": [], "usage": finished.counts}

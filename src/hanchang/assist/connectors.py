@@ -9,7 +9,9 @@ auto-approves reads. Every proposal, decision and result goes into the audit tra
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -17,15 +19,17 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hanchang import plugins
 from hanchang.audit import trail
+from hanchang.core.errors import AlreadyExists, HanchangError, NotFound
+from hanchang.core.permissions import require
 from hanchang.core.principal import Principal
-from hanchang.knowledge.collections import AlreadyExists, CollectionNotFound, KnowledgeError, NotAllowed
 from hanchang.store.tables import Connector, PendingAction, utcnow
 
 TIMEOUT_S = 15.0
 
 
-class ActionError(KnowledgeError):
+class ActionError(HanchangError):
     status, code = 400, "invalid_action"
 
 
@@ -63,7 +67,26 @@ def _argument_type(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, An
     return kept if kept.get("type") in ("string", "integer", "number", "boolean") else {"type": "string"}
 
 
+@dataclass(frozen=True)
+class ConnectorFormat:
+    """A format of API description an agency registers, turned into the operations a model may
+    propose (OpenAPI 3 built in; a plugin adds others under `hanchang.connectors`). The calls
+    are HTTP, sent by `decide` after the user confirms, whatever the format."""
+
+    accepts: Callable[[dict[str, Any]], bool]
+    operations: Callable[[dict[str, Any]], dict[str, Operation]]
+
+
 def operations(spec: dict[str, Any]) -> dict[str, Operation]:
+    """The operations of a registered description, by the first format that accepts it."""
+    for connector_format in formats().values():
+        if connector_format.accepts(spec):
+            return connector_format.operations(spec)
+    raise ActionError("API 설명 형식을 알 수 없습니다. OpenAPI 3 문서(openapi, paths)를 올려 주세요.",
+                      f"unknown description format; known: {', '.join(formats())}")
+
+
+def openapi_operations(spec: dict[str, Any]) -> dict[str, Operation]:
     found = {}
     for path, methods in (spec.get("paths") or {}).items():
         for method, op in methods.items():
@@ -87,6 +110,15 @@ def operations(spec: dict[str, Any]) -> dict[str, Operation]:
     return found
 
 
+@cache
+def formats() -> dict[str, ConnectorFormat]:
+    """OpenAPI, and the formats plugins add (`hanchang.connectors`), loaded on first use."""
+    return plugins.merged(
+        plugins.CONNECTORS,
+        {"openapi": ConnectorFormat(lambda spec: "openapi" in spec or "paths" in spec, openapi_operations)},
+        plugins.load_typed(plugins.CONNECTORS, ConnectorFormat))
+
+
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     """Follow a local `$ref` (#/components/schemas/Name) to the schema it names."""
     ref = schema.get("$ref")
@@ -100,8 +132,7 @@ def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 
 def register(session: Session, principal: Principal, name: str, base_url: str, spec: dict[str, Any],
              auto_approve_reads: bool) -> Connector:
-    if not principal.is_admin:
-        raise NotAllowed("연계 API는 기관 관리자만 등록할 수 있습니다.", "admins register connectors")
+    require(principal, "connectors.register")
     if not base_url.startswith(("http://", "https://")):
         raise ActionError("base_url은 http:// 또는 https://로 시작해야 합니다.", "base_url must be http(s)")
     operations(spec)  # validate
@@ -133,7 +164,7 @@ def connector_for(session: Session, principal: Principal, name: str) -> Connecto
     found = session.scalar(select(Connector).where(Connector.agency_id == principal.agency_id,
                                                    Connector.name == name))
     if found is None:
-        raise CollectionNotFound(f"연계 API '{name}'을(를) 찾을 수 없습니다.", f"connector '{name}' not found")
+        raise NotFound(f"연계 API '{name}'을(를) 찾을 수 없습니다.", f"connector '{name}' not found")
     return found
 
 
@@ -176,7 +207,7 @@ def owned_action(session: Session, principal: Principal, action_id: int) -> Pend
     action = session.scalar(select(PendingAction).where(PendingAction.id == action_id,
                                                         PendingAction.user_id == principal.user_id))
     if action is None:
-        raise CollectionNotFound("요청한 처리 건을 찾을 수 없습니다.", f"action {action_id} not found")
+        raise NotFound("요청한 처리 건을 찾을 수 없습니다.", f"action {action_id} not found")
     return action
 
 

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from hanchang.core.errors import NotFound
 from hanchang.core.grades import Grade
 from hanchang.core.policy import GradedItem
-from hanchang.knowledge.collections import CollectionNotFound
 from hanchang.store.tables import Conversation, Feedback, Message, utcnow
 
 TITLE_CHARS = 40
@@ -21,7 +21,7 @@ def owned(session: Session, user_id: int, conversation_id: int) -> Conversation:
     found = session.scalar(select(Conversation).where(Conversation.id == conversation_id,
                                                       Conversation.user_id == user_id))
     if found is None:
-        raise CollectionNotFound("대화를 찾을 수 없습니다.", f"conversation {conversation_id} not found")
+        raise NotFound("대화를 찾을 수 없습니다.", f"conversation {conversation_id} not found")
     return found
 
 
@@ -93,7 +93,7 @@ def rate(session: Session, user_id: int, agency_code: str, message_id: int, rati
     message = session.scalar(select(Message).join(Conversation).where(
         Message.id == message_id, Conversation.user_id == user_id, Message.role == "assistant"))
     if message is None:
-        raise CollectionNotFound("답변을 찾을 수 없습니다.", f"message {message_id} not found")
+        raise NotFound("답변을 찾을 수 없습니다.", f"message {message_id} not found")
     session.execute(delete(Feedback).where(Feedback.message_id == message_id, Feedback.user_id == user_id))
     session.add(Feedback(message_id=message_id, user_id=user_id, agency_code=agency_code,
                          rating=1 if rating > 0 else -1, reason=reason[:1000]))

@@ -13,7 +13,7 @@ import getpass
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hanchang.audit.recorder import Recorder
 from hanchang.core.grades import Grade
@@ -23,6 +23,9 @@ from hanchang.gateway.limits import InProcessLimiter
 from hanchang.gateway.registry import ModelRegistry
 from hanchang.gateway.router import Call, Gateway
 from hanchang.knowledge.embedder import Embedder, EmbeddingRefused, embedding_spec
+
+if TYPE_CHECKING:
+    from hanchang.assist.platform import Platform
 
 SYSTEM = Principal(None, "system", None, None, Role.PLATFORM_ADMIN)  # type: ignore[arg-type]
 
@@ -42,6 +45,13 @@ class GatewayEmbeddings:
             return future.result()
         except (PolicyRefused, PersonalDataRefused, UninspectableInput) as exc:
             raise EmbeddingRefused(exc.message) from exc
+
+
+async def embed(platform: Platform, principal: Principal, body: dict[str, Any],
+                grade: Grade) -> tuple[dict[str, Any], Call]:
+    """`/v1/embeddings`: one embedding call as the caller (policy, guard, usage, audit)."""
+    call = Call(principal, "embeddings", body, grade=grade)
+    return await platform.gateway.embeddings(call), call
 
 
 def gateway_embedder(settings, gateway: Gateway, loop: asyncio.AbstractEventLoop) -> Embedder | None:

@@ -10,19 +10,18 @@ in Korean instead of letting the model guess.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
-
-from hanchang.core.grades import Grade, passage_grade
+from hanchang.core.grades import Grade
 from hanchang.core.policy import GradedItem
 from hanchang.knowledge import excerpts
 from hanchang.knowledge.embedder import Embedder
 from hanchang.knowledge.index_store import IndexStore
-from hanchang.knowledge.search import SearchResult, display_source, search
-from hanchang.store.tables import Chunk, Collection, Document
+from hanchang.knowledge.search import SearchResult, search, whole_collections
+from hanchang.store.tables import Collection
 
 TOP_K = 5
 NO_SOURCES = ("선택한 지식베이스에서 질문과 관련된 내용을 찾지 못했습니다. 질문을 바꾸거나 "
@@ -47,56 +46,11 @@ class Passage:
                 "version": r.version, "superseded": r.superseded}
 
 
-def last_user_text(messages: list[dict[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-            return str(content or "")
-    return ""
-
-
-def _whole_documents(store: IndexStore, collections: list[Collection],
-                     budget_chars: int) -> list[SearchResult]:
-    """Every current chunk of the collections, in document order, if they fit the budget."""
-    ids = [c.id for c in collections]
-    by_id = {c.id: c for c in collections}
-    with store.db.session() as session:
-        texts = session.execute(select(Chunk.text).where(Chunk.collection_id.in_(ids)))
-        total = sum(len(t) for (t,) in texts)
-        if total == 0 or total > budget_chars:
-            return []
-        rows = session.execute(
-            select(Chunk.id, Chunk.text, Chunk.section, Chunk.page, Chunk.collection_id,
-                   Document.id.label("document_id"), Document.source_key, Document.title,
-                   Document.grade)
-            .join(Document, Document.id == Chunk.document_id)
-            .where(Chunk.collection_id.in_(ids)).order_by(Document.id, Chunk.ordinal)).all()
-    # Only the version in force today of each document.
-    current = {}
-    for collection in collections:
-        index = store.get(collection)
-        today = date.today().toordinal()
-        for position, chunk_id in enumerate(index.chunk_ids):
-            current[int(chunk_id)] = bool(index.valid_from[position] <= today < index.valid_to[position])
-    results = []
-    for row in rows:
-        if not current.get(row.id, False):
-            continue
-        collection = by_id[row.collection_id]
-        grade = passage_grade(collection.grade, row.grade).value
-        results.append(SearchResult(row.text, display_source(row.source_key), row.title, row.section,
-                                    row.page, 1.0, grade, 0, None, False, collection.name,
-                                    row.document_id, row.id))
-    return results
-
-
 def gather_passages(store: IndexStore, collections: list[Collection], question: str,
                     budget_chars: int, top_k: int = TOP_K, as_of: date | None = None,
                     embedder: Embedder | None = None, grade: Grade = Grade.OPEN) -> list[Passage]:
     """Whole documents if they fit the model's reading budget, else the best passages fitted to it."""
-    results = [] if as_of else _whole_documents(store, collections, budget_chars)
+    results = [] if as_of else whole_collections(store, collections, budget_chars)
     if not results:
         results = search(store, collections, question, top_k, as_of, embedder=embedder, grade=grade)
         results = excerpts.fit(results, question, budget_chars)
@@ -118,9 +72,14 @@ def passage_items(passages: list[Passage]) -> list[GradedItem]:
 
 
 def no_sources_completion(model: str, request_id: str) -> dict[str, Any]:
-    import time
-
     return {"id": f"chatcmpl-{request_id}", "object": "chat.completion", "created": int(time.time()),
             "model": model, "choices": [{"index": 0, "finish_reason": "stop",
                                          "message": {"role": "assistant", "content": NO_SOURCES}}],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, "citations": []}
+
+
+def no_sources_chunk(model: str, request_id: str) -> dict[str, Any]:
+    """The same answer as one streamed chunk."""
+    return {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "finish_reason": "stop",
+                                         "delta": {"role": "assistant", "content": NO_SOURCES}}]}

@@ -17,15 +17,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hanchang.audit import trail
+from hanchang.core.errors import HanchangError, NotFound
+from hanchang.core.permissions import require
 from hanchang.core.principal import Principal
-from hanchang.knowledge.collections import CollectionNotFound, KnowledgeError, NotAllowed
 from hanchang.store.tables import DraftTemplate, utcnow
 
 KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_SECTIONS = 30
 
 
-class TemplateError(KnowledgeError):
+class TemplateError(HanchangError):
     status, code = 400, "invalid_template"
 
 
@@ -67,14 +68,13 @@ def available(session: Session, principal: Principal) -> dict[str, Template]:
 def find(session: Session, principal: Principal, key: str) -> Template:
     templates = available(session, principal)
     if key not in templates:
-        raise CollectionNotFound(f"서식 '{key}'이(가) 없습니다. 있는 서식: {', '.join(templates)}",
+        raise NotFound(f"서식 '{key}'이(가) 없습니다. 있는 서식: {', '.join(templates)}",
                                  f"no template '{key}'")
     return templates[key]
 
 
 def _require_admin(principal: Principal) -> None:
-    if not principal.is_admin:
-        raise NotAllowed("서식은 기관 관리자만 바꿀 수 있습니다.", "only agency admins manage templates")
+    require(principal, "templates.manage")
 
 
 def validate(key: str, name_ko: str, sections: list[str], instructions: str) -> list[str]:
@@ -143,7 +143,7 @@ def remove(session: Session, agency_id: int, key: str) -> None:
                                                      DraftTemplate.key == key))
     if row is None:
         hint = " 기본 서식은 지울 수 없고, 같은 키로 기관 서식을 저장하면 바뀝니다." if key in BUILTIN else ""
-        raise CollectionNotFound(f"기관 서식 '{key}'이(가) 없습니다.{hint}", f"no agency template '{key}'")
+        raise NotFound(f"기관 서식 '{key}'이(가) 없습니다.{hint}", f"no agency template '{key}'")
     session.delete(row)
 
 

@@ -29,7 +29,3 @@ class Principal:
     agency_code: str
     role: Role
     api_key_id: int | None = None
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role in (Role.AGENCY_ADMIN, Role.PLATFORM_ADMIN)

@@ -22,6 +22,7 @@ from hanchang.audit.usage import Usage
 from hanchang.config import LimitsConfig, PiiConfig, PolicyConfig
 from hanchang.core.grades import Grade
 from hanchang.core.models import ModelSpec, ModelSpeed
+from hanchang.core.pii_modes import PiiMode, pii_mode_for
 from hanchang.core.policy import (
     EffectiveGrade,
     GradedItem,
@@ -32,6 +33,7 @@ from hanchang.core.policy import (
     effective_grade,
 )
 from hanchang.core.principal import Principal
+from hanchang.core.text import message_text
 from hanchang.gateway.backends import create_backend
 from hanchang.gateway.backends.base import Backend
 from hanchang.gateway.errors import (
@@ -150,7 +152,7 @@ class Gateway:
                 try:
                     await backend.start()
                 except GatewayError as exc:  # e.g. model not installed: said again on first use
-                    log.warning("model %s not started: %s", spec.name, exc.message)
+                    log.warning("model %s not started: %s", spec.name, exc.message_en)
 
     async def model_status(self, spec: ModelSpec) -> dict[str, Any]:
         """The engine's state for an embedded model; reachability for an upstream."""
@@ -211,10 +213,13 @@ class Gateway:
         return [spec for spec in self.registry.candidates(call.decision.model)
                 if decide_model_access(call.effective.grade, spec).allowed]
 
+    def _pii_mode(self, spec: ModelSpec) -> PiiMode:
+        return pii_mode_for(spec.zone, internal=self.pii.internal, external=self.pii.external)
+
     def _guard(self, call: Call, spec: ModelSpec) -> dict[str, Any]:
         """The body as this model may see it: every string checked for personal data for its zone."""
         try:
-            call.guarded = guard_request(call.body, self.pii.mode_for(spec.zone), spec.name)
+            call.guarded = guard_request(call.body, self._pii_mode(spec), spec.name)
         except PersonalDataBlocked as exc:
             call.guarded = None
             raise PersonalDataRefused(exc.message) from exc
@@ -224,7 +229,7 @@ class Gateway:
         except InputTooDeep as exc:
             call.guarded = None
             raise UnsendableRequest(exc.message) from exc
-        allowed = known_links(*(_message_text(m) for m in call.body.get("messages", ())))
+        allowed = known_links(*(message_text(m) for m in call.body.get("messages", ())))
         call.output = OutputGuard(call.guarded.vault, allowed)
         return {**call.guarded.body, "model": spec.name}
 
@@ -407,13 +412,6 @@ async def _guard_stream(stream: AsyncIterator[dict[str, Any]],
         yield chunk
 
 
-def _message_text(message: dict[str, Any]) -> str:
-    content = message.get("content")
-    if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return str(content or "")
-
-
 def _tokens(counts: dict[str, Any]) -> int:
     return int(counts.get("prompt_tokens") or 0) + int(counts.get("completion_tokens") or 0)
 
@@ -422,7 +420,7 @@ def _none_available(problems: list[UpstreamUnavailable], candidates: list[ModelS
     """One error for every candidate failing; a single model's own error (code, Retry-After) is kept."""
     if len(problems) == 1 and type(problems[0]) is not UpstreamUnavailable:
         return problems[0]  # e.g. a restarting engine: its own code and Retry-After
-    error = UpstreamUnavailable(" ".join(p.message for p in problems) + _fallback_hint(candidates))
+    error = UpstreamUnavailable(" ".join(p.message_en for p in problems) + _fallback_hint(candidates))
     waits = [int(p.headers["Retry-After"]) for p in problems if "Retry-After" in p.headers]
     if waits:
         error.headers["Retry-After"] = str(min(waits))

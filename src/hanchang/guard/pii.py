@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hanchang.guard.recognizers import RECOGNIZERS, Recognizer
+from hanchang.guard.recognizers import Recognizer, all_recognizers
 
 CONTEXT_WINDOW = 24  # characters before a match searched for context words
 THRESHOLD = 0.5
@@ -51,10 +51,10 @@ def _candidates(text: str, recognizers: tuple[Recognizer, ...]) -> list[Finding]
     return found
 
 
-def scan(text: str, recognizers: tuple[Recognizer, ...] = RECOGNIZERS,
+def scan(text: str, recognizers: tuple[Recognizer, ...] | None = None,
          threshold: float = THRESHOLD) -> list[Finding]:
     """Personal data in `text`, left to right, overlaps resolved by score then length."""
-    candidates = [f for f in _candidates(text, recognizers) if f.score >= threshold]
+    candidates = [f for f in _candidates(text, recognizers or all_recognizers()) if f.score >= threshold]
     candidates.sort(key=lambda f: (-f.score, -(f.end - f.start), f.start))
     chosen: list[Finding] = []
     for finding in candidates:

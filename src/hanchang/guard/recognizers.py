@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
+from hanchang import plugins
 from hanchang.guard.checksums import (
     brn_checksum_ok,
     digits_of,
@@ -89,7 +91,7 @@ def _account(value: str) -> float | None:
 
 _REG = _NO_DIGIT_BEFORE + r"\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\s?-?\s?[0-9]\d{6}" + _NO_DIGIT_AFTER
 
-RECOGNIZERS: tuple[Recognizer, ...] = (
+BUILTIN_RECOGNIZERS: tuple[Recognizer, ...] = (
     Recognizer(
         "RRN", "주민등록번호", re.compile(_REG), 0.6,
         ("주민등록번호", "주민번호", "주민등록", "생년월일", "주민"), validate=_registration("RRN"),
@@ -156,5 +158,18 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
 )
 
-BY_TYPE = {r.type: r for r in RECOGNIZERS}
-LABELS_KO = {r.type: r.label_ko for r in RECOGNIZERS}
+
+
+@cache
+def all_recognizers() -> tuple[Recognizer, ...]:
+    """The built-ins and those plugins add (`hanchang.recognizers`), loaded on first use (a plugin
+    imports this module); a type may be recognised by one recognizer only."""
+    return tuple(plugins.merged(
+        plugins.RECOGNIZERS, {r.type: r for r in BUILTIN_RECOGNIZERS},
+        [(r.type, r) for _, r in plugins.load_typed(plugins.RECOGNIZERS, Recognizer)]).values())
+
+
+@cache
+def labels_ko() -> dict[str, str]:
+    """Each type's Korean placeholder word."""
+    return {r.type: r.label_ko for r in all_recognizers()}

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
+from hanchang.core.pii_modes import PiiMode
 from hanchang.guard.pii import count_by_type, scan
-from hanchang.guard.recognizers import LABELS_KO
+from hanchang.guard.recognizers import labels_ko
 from hanchang.guard.vault import PseudonymVault
-
-
-class PiiMode(str, Enum):
-    ALLOW = "allow"  # send as is, but count
-    MASK = "mask"  # typed placeholders, never restored
-    PSEUDONYMIZE = "pseudonymize"  # placeholders out, real values restored in the answer
-    BLOCK = "block"  # refuse the request
 
 
 class PersonalDataBlocked(Exception):
     def __init__(self, counts: dict[str, int], model: str):
-        listed = ", ".join(f"{LABELS_KO[k]} {v}건" for k, v in sorted(counts.items()))
+        listed = ", ".join(f"{labels_ko()[k]} {v}건" for k, v in sorted(counts.items()))
         self.counts = counts
         self.message = (
             f"요청에 개인정보({listed})가 포함되어 있어 모델 '{model}'에 보낼 수 없습니다. "

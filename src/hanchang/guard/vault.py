@@ -8,11 +8,15 @@ back into the answer shown to the user. Nothing here is ever logged or stored.
 from __future__ import annotations
 
 import re
+from functools import cache
 
 from hanchang.guard.pii import Finding
-from hanchang.guard.recognizers import LABELS_KO
+from hanchang.guard.recognizers import labels_ko
 
-_PLACEHOLDER = re.compile(r"\[(" + "|".join(map(re.escape, LABELS_KO.values())) + r")(\d+)\]")
+
+@cache
+def _placeholder() -> re.Pattern[str]:
+    return re.compile(r"\[(" + "|".join(map(re.escape, labels_ko().values())) + r")(\d+)\]")
 
 
 class PseudonymVault:
@@ -29,7 +33,7 @@ class PseudonymVault:
         if key not in self._by_value:
             number = self._next.get(kind, 0) + 1
             self._next[kind] = number
-            token = f"[{LABELS_KO[kind]}{number}]"
+            token = f"[{labels_ko()[kind]}{number}]"
             self._by_value[key] = token
             self._by_placeholder[token] = value
         return self._by_value[key]
@@ -48,4 +52,4 @@ class PseudonymVault:
         """Put real values back where the model repeated a placeholder."""
         if not self._by_placeholder or "[" not in text:
             return text
-        return _PLACEHOLDER.sub(lambda m: self._by_placeholder.get(m.group(0), m.group(0)), text)
+        return _placeholder().sub(lambda m: self._by_placeholder.get(m.group(0), m.group(0)), text)

@@ -10,40 +10,25 @@ from __future__ import annotations
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
+from hanchang.core.errors import AlreadyExists, HanchangError, NotFound
 from hanchang.core.grades import Grade
-from hanchang.core.principal import Principal, Role
+from hanchang.core.permissions import SEE_EVERY_AGENCY, can, require
+from hanchang.core.principal import Principal
 from hanchang.store.tables import Agency, Collection, utcnow
 
 
-class KnowledgeError(Exception):
-    status = 400
-    code = "knowledge_error"
-
-    def __init__(self, message_ko: str, message_en: str):
-        super().__init__(f"{message_ko} ({message_en})")
-        self.message_ko, self.message_en = message_ko, message_en
+class KnowledgeError(HanchangError):
+    status, code = 400, "knowledge_error"
 
 
-class CollectionNotFound(KnowledgeError):
-    status, code = 404, "collection_not_found"
-
-
-class NotAllowed(KnowledgeError):
-    status, code = 403, "not_allowed"
-
-
-class AlreadyExists(KnowledgeError):
-    status, code = 409, "already_exists"
-
-
-class InvalidInput(KnowledgeError):
-    status, code = 422, "invalid_request"
+class CollectionNotFound(NotFound):
+    code = "collection_not_found"
 
 
 def readable(principal: Principal) -> Select[tuple[Collection]]:
     """The collections a principal may read: own agency's and common ones."""
     query = select(Collection)
-    if principal.role is Role.PLATFORM_ADMIN:
+    if can(principal, SEE_EVERY_AGENCY):
         return query
     return query.where(or_(Collection.agency_id == principal.agency_id, Collection.is_common.is_(True)))
 
@@ -68,12 +53,7 @@ def get_readable(session: Session, principal: Principal, ref: str | int) -> Coll
 
 
 def require_writer(principal: Principal, collection: Collection) -> None:
-    if principal.role is Role.PLATFORM_ADMIN:
-        return
-    if principal.role is Role.AGENCY_ADMIN and collection.agency_id == principal.agency_id:
-        return
-    raise NotAllowed("이 지식베이스를 바꿀 권한이 없습니다. 기관 관리자에게 요청하세요.",
-                     "only the agency's admins may change this collection")
+    require(principal, "collections.change", collection)
 
 
 def create(session: Session, agency_code: str, name: str, grade: Grade = Grade.OPEN,

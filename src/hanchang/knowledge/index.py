@@ -21,11 +21,11 @@ from typing import Protocol
 import bm25s
 import numpy as np
 
+from hanchang.core.versions import day_number, in_force
 from hanchang.knowledge.analysis import char_bigrams, with_pairs
 
 RRF_K = 60
 CANDIDATES = 100  # per field, before fusion
-OPEN_END = date.max.toordinal()
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,14 @@ class RetrievalIndex(Protocol):
 
     def search(self, morphemes: list[str], text: str, k: int, as_of: date | None = None,
                vector: np.ndarray | None = None) -> list[Hit]: ...
+
+    def in_force_ids(self, day: int) -> set[int]:
+        """The chunks whose document version is in force on `day` (a date ordinal)."""
+        ...
+
+    def valid_until(self, chunk_ids: set[int]) -> dict[int, int]:
+        """Each of these chunks' `valid_to` (when its version stops being in force)."""
+        ...
 
 
 def _bm25(corpus: list[list[str]], k1: float, b: float) -> bm25s.BM25:
@@ -107,13 +115,18 @@ class CollectionIndex:
                    np.array([i.valid_from for i in inputs], dtype=np.int64),
                    np.array([i.valid_to for i in inputs], dtype=np.int64), morph, grams, vectors)
 
+    def in_force_ids(self, day: int) -> set[int]:
+        return {int(c) for c in self.chunk_ids[in_force(self.valid_from, self.valid_to, day)]}
+
+    def valid_until(self, chunk_ids: set[int]) -> dict[int, int]:
+        return {int(c): int(v) for c, v in zip(self.chunk_ids, self.valid_to, strict=True) if int(c) in chunk_ids}
+
     def search(self, morphemes: list[str], text: str, k: int, as_of: date | None = None,
                vector: np.ndarray | None = None) -> list[Hit]:
         """Reciprocal-rank fusion of the BM25 fields (and vectors when both sides have them)."""
         if not len(self) or self.morph is None or self.grams is None:
             return []
-        day = (as_of or date.today()).toordinal()
-        mask = ((self.valid_from <= day) & (day < self.valid_to)).astype(np.float32)
+        mask = in_force(self.valid_from, self.valid_to, day_number(as_of)).astype(np.float32)
         rankings = []
         for retriever, terms in ((self.morph, with_pairs(morphemes)), (self.grams, char_bigrams(text))):
             ids = retriever.get_tokens_ids(terms)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import shutil
 import threading
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
 
-from hanchang.knowledge.index import OPEN_END, CollectionIndex, IndexInput, RetrievalIndex
+from hanchang.core.versions import OPEN_END
+from hanchang.knowledge.index import CollectionIndex, IndexInput, RetrievalIndex
 from hanchang.knowledge.ingest import indexed_text
 from hanchang.store.db import Database
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion
@@ -108,6 +108,3 @@ def _validity(versions) -> dict[int, tuple[int, int]]:
             out[current.id] = (start, max(start, end) if following else OPEN_END)
     return out
 
-
-def in_force(valid_to: int, today: date | None = None) -> bool:
-    return (today or date.today()).toordinal() < valid_to

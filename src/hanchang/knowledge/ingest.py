@@ -24,7 +24,7 @@ from hanchang.knowledge import collections as kc
 from hanchang.knowledge.analysis import KoreanAnalyzer, shared_analyzer
 from hanchang.knowledge.chunking import chunk_document
 from hanchang.knowledge.embedder import Embedder, EmbeddingRefused
-from hanchang.knowledge.parsers import SUPPORTED_EXTENSIONS, DocumentError, parse
+from hanchang.knowledge.parsers import DocumentError, parse, supported_extensions
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion, utcnow
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -74,7 +74,7 @@ def discover(paths: Iterable[Path]) -> tuple[list[SourceFile], list[FileResult],
             for child in sorted(p for p in path.rglob("*") if p.is_file()):
                 if child.name.startswith("."):
                     continue
-                if child.suffix.lower() in SUPPORTED_EXTENSIONS:
+                if child.suffix.lower() in supported_extensions():
                     files.append(SourceFile(child, str(child), str(child.relative_to(path.parent))))
                 else:
                     skipped.append(FileResult(str(child.relative_to(path.parent)), "failed",

@@ -5,14 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from hanchang.core.errors import NotFound
 from hanchang.core.grades import Grade, passage_grade
+from hanchang.core.principal import Principal
+from hanchang.core.versions import day_number, superseded
 from hanchang.knowledge.analysis import KoreanAnalyzer, shared_analyzer
+from hanchang.knowledge.collections import readable
 from hanchang.knowledge.embedder import Embedder, EmbeddingRefused
 from hanchang.knowledge.index import Hit
-from hanchang.knowledge.index_store import IndexStore, in_force
+from hanchang.knowledge.index_store import IndexStore
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion
 
 MAX_TOP_K = 100
@@ -73,12 +79,10 @@ def search(store: IndexStore, collections: list[Collection], query: str, top_k: 
             .join(DocumentVersion, DocumentVersion.id == Chunk.version_id)
             .where(Chunk.id.in_(list(by_id)))
         ).all()
-    validity = {}
+    validity: dict[int, int] = {}
     for collection in {id(h[1]): h[1] for h in hits}.values():
-        index = store.get(collection)
-        for position, chunk_id in enumerate(index.chunk_ids):
-            if int(chunk_id) in by_id:
-                validity[int(chunk_id)] = int(index.valid_to[position])
+        validity.update(store.get(collection).valid_until(set(by_id)))
+    today = day_number()
     results = []
     for row in rows:
         hit, collection, _ = by_id[row.id]
@@ -87,11 +91,53 @@ def search(store: IndexStore, collections: list[Collection], query: str, top_k: 
             text=row.text, source=display_source(row.source_key), title=row.title, section=row.section,
             page=row.page, score=hit.score, grade=grade, version=row.number,
             effective_from=row.effective_from.isoformat() if row.effective_from else None,
-            superseded=not in_force(validity.get(row.id, 0)), collection=collection.name,
+            superseded=superseded(validity.get(row.id, 0), today), collection=collection.name,
             document_id=row.document_id, chunk_id=row.id,
         ))
     results.sort(key=lambda r: order[r.chunk_id])
     return rerank(query, results) if rerank else results
+
+
+def whole_collections(store: IndexStore, collections: list[Collection], budget_chars: int) -> list[SearchResult]:
+    """Every passage in force today of the collections, in document order — if their text fits
+    `budget_chars`; [] otherwise (then `search` picks the best passages instead)."""
+    ids = [c.id for c in collections]
+    by_id = {c.id: c for c in collections}
+    with store.db.session() as session:
+        total = session.scalar(select(func.sum(func.length(Chunk.text))).where(Chunk.collection_id.in_(ids))) or 0
+        if total == 0 or total > budget_chars:
+            return []
+        rows = session.execute(
+            select(Chunk.id, Chunk.text, Chunk.section, Chunk.page, Chunk.collection_id,
+                   Document.id.label("document_id"), Document.source_key, Document.title, Document.grade,
+                   DocumentVersion.number, DocumentVersion.effective_from)
+            .join(Document, Document.id == Chunk.document_id)
+            .join(DocumentVersion, DocumentVersion.id == Chunk.version_id)
+            .where(Chunk.collection_id.in_(ids)).order_by(Document.id, Chunk.ordinal)).all()
+    today = day_number()
+    current: set[int] = set()
+    for collection in collections:
+        current |= store.get(collection).in_force_ids(today)
+    return [SearchResult(row.text, display_source(row.source_key), row.title, row.section, row.page, 1.0,
+                         passage_grade(by_id[row.collection_id].grade, row.grade).value, row.number,
+                         row.effective_from.isoformat() if row.effective_from else None, False,
+                         by_id[row.collection_id].name, row.document_id, row.id)
+            for row in rows if row.id in current]
+
+
+def open_passage(session: Session, principal: Principal, chunk_id: int) -> dict[str, Any]:
+    """The whole passage behind a citation, if the caller may read its collection (404 otherwise)."""
+    row = session.execute(
+        select(Chunk, Document, Collection).join(Document, Document.id == Chunk.document_id)
+        .join(Collection, Collection.id == Chunk.collection_id)
+        .where(Chunk.id == chunk_id, Chunk.collection_id.in_(readable(principal).with_only_columns(Collection.id)))
+    ).first()
+    if row is None:
+        raise NotFound("출처를 찾을 수 없습니다.", f"passage {chunk_id} not found")
+    chunk, document, collection = row
+    return {"text": chunk.text, "section": chunk.section, "page": chunk.page, "title": document.title,
+            "source": display_source(document.source_key),
+            "grade": passage_grade(collection.grade, document.grade).value, "collection": collection.name}
 
 
 def _query_vector(embedder: Embedder | None, query: str, grade: Grade):

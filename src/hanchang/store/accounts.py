@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hanchang.core.permissions import may_hold_role
 from hanchang.core.principal import Principal, Role
 from hanchang.store.tables import Agency, ApiKey, User, utcnow
 
@@ -130,7 +131,7 @@ def create_key(
     if user.disabled:
         raise AccountError(f"user '{user_name}' is disabled")
     key_role = role or Role(user.role)
-    if key_role is not Role(user.role) and Role(user.role) is not Role.PLATFORM_ADMIN:
+    if not may_hold_role(Role(user.role), key_role):
         raise AccountError(
             f"user '{user_name}' has role '{user.role}'; a key cannot carry role '{key_role.value}'"
         )

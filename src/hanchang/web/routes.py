@@ -2,54 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import orjson
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from hanchang import __version__
-from hanchang.api.auth import require_principal
-from hanchang.api.responses import JSONResponse
-from hanchang.api.schemas import DbId, GradeIn
-from hanchang.assist import answer, conversations, qa
-from hanchang.audit import trail
-from hanchang.core.grades import Grade, passage_grade
-from hanchang.core.policy import effective_grade
-from hanchang.core.principal import Principal, Role
-from hanchang.gateway.errors import ClientClosed, GatewayError
-from hanchang.knowledge import collections as kc
-from hanchang.knowledge.collections import NotAllowed
-from hanchang.knowledge.search import display_source
-from hanchang.store import accounts
-from hanchang.store.tables import Agency, Chunk, Collection, Document, User
-from hanchang.web import sessions
+from hanchang.assist import conversation_turns, conversations, users
+from hanchang.core.grades import Grade
+from hanchang.core.permissions import can
+from hanchang.core.principal import Principal
+from hanchang.http.auth import require_principal
+from hanchang.http.deps import platform_of
+from hanchang.http.responses import JSONResponse
+from hanchang.http.types import DbId, GradeIn
+from hanchang.knowledge.search import open_passage
+from hanchang.store import sessions
 
 HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter()
-
-_GATEWAY_ERRORS_KO = {
-    "upstream_unavailable": "모델이 지금 응답하지 않습니다. 잠시 뒤 다시 시도하거나 다른 모델을 고르세요.",
-    "upstream_error": "모델이 올바르지 않은 응답을 보냈습니다. 다시 시도하세요.",
-    "rate_limit_exceeded": "사용 한도에 도달했습니다. 잠시 뒤 다시 시도하세요.",
-    "rate_limiter_unavailable": "사용량 확인 장치에 연결할 수 없어 요청을 처리하지 않았습니다. 관리자에게 알려 주세요.",
-    "local_model_missing": "내장 모델이 설치되지 않았습니다. 관리자에게 알려 주세요.",
-}
-
-
-def _korean(error: GatewayError) -> str:
-    if error.code in ("data_grade_refused", "personal_data_blocked", "model_restarting"):
-        return error.message  # already Korean (and English)
-    return f"{_GATEWAY_ERRORS_KO.get(error.code, '요청을 처리하지 못했습니다.')} ({error.message})"
-
 
 # -- pages ------------------------------------------------------------------------------
 # Only our own scripts and styles run; charts arrive as data: images; the window is never framed.
@@ -67,7 +48,7 @@ async def index(request: Request):
     found = None
     if token:
         def lookup():
-            with request.app.state.db.session() as session:
+            with platform_of(request).db.session() as session:
                 return sessions.principal_for(session, token)
         found = await run_in_threadpool(lookup)
     if found is None:
@@ -75,13 +56,13 @@ async def index(request: Request):
     principal, csrf = found
     return templates.TemplateResponse(request, "app.html", {
         "csrf": csrf, "user": principal.user_name, "agency": principal.agency_code,
-        "role": principal.role.value, "is_admin": principal.is_admin, "version": __version__},
+        "role": principal.role.value, "is_admin": can(principal, "window.admin_pages"), "version": __version__},
         headers=PAGE_HEADERS)
 
 
 def _login_page(request: Request, error: str = "", status: int = 200, agency: str = "", user: str = ""):
-    default_agency = agency or (request.app.state.settings.agencies[0].code
-                                if request.app.state.settings.agencies else "")
+    default_agency = agency or (platform_of(request).settings.agencies[0].code
+                                if platform_of(request).settings.agencies else "")
     return templates.TemplateResponse(request, "login.html", {
         "error": error, "agency": default_agency, "user": user, "version": __version__}, status_code=status,
         headers=PAGE_HEADERS)
@@ -93,13 +74,13 @@ async def login(request: Request, agency: str = Form(""), user: str = Form(""), 
     if origin and urlsplit(origin).netloc != request.headers.get("host", ""):  # login CSRF from another site
         return _login_page(request, "다른 사이트에서 보낸 로그인 요청은 받지 않습니다. (Cross-site sign-in refused.)",
                            403, agency, user)
-    new = await run_in_threadpool(sessions.sign_in, request.app.state.db, agency, user, password)
+    new = await run_in_threadpool(sessions.sign_in, platform_of(request).db, agency, user, password)
     if isinstance(new, sessions.SignInRefused):
         status = 423 if new.locked else 503 if new.message_ko == sessions.BUSY else 401
         return _login_page(request, new.message_ko, status, agency, user)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(sessions.COOKIE, new.token, max_age=sessions.SESSION_HOURS * 3600, httponly=True,
-                        samesite="strict", secure=request.app.state.settings.cookie_secure, path="/")
+                        samesite="strict", secure=platform_of(request).settings.cookie_secure, path="/")
     return response
 
 
@@ -108,7 +89,7 @@ async def logout(request: Request, principal: Principal = Depends(require_princi
     token = request.cookies.get(sessions.COOKIE, "")
 
     def work():
-        with request.app.state.db.session() as session:
+        with platform_of(request).db.session() as session:
             sessions.sign_out(session, token)
     await run_in_threadpool(work)
     response = JSONResponse({"ok": True})
@@ -140,7 +121,7 @@ class Rating(BaseModel):
 
 
 def _db(request: Request):
-    return request.app.state.db
+    return platform_of(request).db
 
 
 @router.get("/api/conversations")
@@ -198,90 +179,24 @@ def _event(name: str, data: Any) -> bytes:
 @router.post("/api/conversations/{conversation_id}/messages")
 async def ask(conversation_id: DbId, body: Ask, request: Request, principal: Principal = Depends(require_principal)):
     """Store the question, stream the answer (SSE), store the answer; a failure keeps the question."""
-    state = request.app.state
-    grade = body.data_grade
+    turn = await conversation_turns.ask(platform_of(request), principal, conversation_id, conversation_turns.Question(
+        body.content, body.model, body.data_grade, list(body.collections), body.regenerate))
+    return StreamingResponse(_turn_stream(turn), media_type="text/event-stream", headers={"cache-control": "no-cache"})
 
-    def before():
-        with state.db.session() as session:
-            c = conversations.owned(session, principal.user_id, conversation_id)
-            question = conversations.drop_last_answer(session, c) if body.regenerate else body.content.strip()
-            if not question:
-                raise kc.KnowledgeError("질문을 입력하세요.", "the question is empty")
-            if not body.regenerate:
-                conversations.add(session, c, "user", question, grade.value)
-            return conversations.history(session, c)
-    history, carried = await run_in_threadpool(before)
-    model = body.model or state.gateway.registry.default_model
-    request_body = {"model": model, "messages": history}
 
-    def save(role: str, content: str, meta: dict, model_used: str | None = None, stored_grade: str = "") -> int:
-        # An answer is stored with the grade of everything that went into it (effective grade).
-        with state.db.session() as session:
-            c = conversations.owned(session, principal.user_id, conversation_id)
-            return conversations.add(session, c, role, content, stored_grade or grade.value, model_used, meta).id
-
-    async def stream():
-        text, meta, model_used = "", {}, None
-        effective = grade.value
-        stored = False
-        try:
-            prepared = await answer.prepare(state, principal, answer.AnswerRequest(
-                request_body, grade, collections=list(body.collections), carried=carried))
-            call = prepared.call
-            effective = effective_grade(call.grade, call.items).grade.value
-            if prepared.unanswerable:
-                state.gateway.record_unanswered(call, "no_sources")
-                meta = {"citations": [], "no_sources": True}
-                message_id = await run_in_threadpool(save, "assistant", qa.NO_SOURCES, meta, model, effective)
-                stored = True
-                yield _event("delta", {"text": qa.NO_SOURCES})
-                yield _event("done", {"message_id": message_id, "meta": meta, "model": model})
-                return
-            start = await state.gateway.start_stream(call)
-            model_used = start.model.name
-            report = call.report()
-            effective = report["data_grade"]
-            meta = {"citations": prepared.citations or []}  # kept with a stopped answer too
-            yield _event("meta", {"model": model_used, "data_grade": report["data_grade"],
-                                  "route_notice": report["route_notice"]})
-            counts, error, finished = None, None, False
-            try:
-                async for chunk in start.chunks():
-                    if chunk.get("usage"):
-                        counts = chunk["usage"]
-                    for choice in chunk.get("choices") or ():
-                        piece = (choice.get("delta") or {}).get("content") or ""
-                        if piece:
-                            text += piece
-                            yield _event("delta", {"text": piece})
-                finished = True
-            except GatewayError as exc:
-                error = exc
-            finally:
-                if error is None and not finished:  # the user pressed stop or left the page
-                    error = ClientClosed()
-                with anyio.CancelScope(shield=True):  # a disconnect cancels us: still record it
-                    await start.rest.aclose()
-                    await state.gateway.finish_stream(call, counts, error)
-            meta = {"citations": prepared.citations or [], "hanchang": call.report()}
-            if error is not None:
-                meta["error"] = _korean(error)
-            message_id = await run_in_threadpool(save, "assistant", text, meta, model_used, effective)
-            stored = True
-            yield _event("done", {"message_id": message_id, "meta": meta, "model": model_used,
-                                  "data_grade": effective})
-        except (GatewayError, kc.KnowledgeError) as exc:
-            message = _korean(exc) if isinstance(exc, GatewayError) else exc.message_ko
-            notice_id = await run_in_threadpool(save, "notice", message, {"code": getattr(exc, "code", "")})
-            stored = True
-            yield _event("failed", {"message": message, "message_id": notice_id})
-        finally:
-            if not stored and text:  # the user pressed stop: keep what was written
-                meta = {**meta, "stopped": True}
-                with anyio.CancelScope(shield=True):
-                    await run_in_threadpool(save, "assistant", text, meta, model_used, effective)
-
-    return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+async def _turn_stream(turn: conversation_turns.Turn) -> AsyncIterator[bytes]:
+    async with aclosing(turn.events()) as events:
+        async for event in events:
+            if isinstance(event, conversation_turns.Wrote):
+                yield _event("delta", {"text": event.text})
+            elif isinstance(event, conversation_turns.Began):
+                yield _event("meta", {"model": event.model, "data_grade": event.data_grade,
+                                      "route_notice": event.route_notice})
+            elif isinstance(event, conversation_turns.Done):
+                done = {"message_id": event.message_id, "meta": event.meta, "model": event.model}
+                yield _event("done", done if event.data_grade is None else {**done, "data_grade": event.data_grade})
+            else:
+                yield _event("failed", {"message": event.message, "message_id": event.message_id})
 
 
 @router.post("/api/messages/{message_id}/feedback")
@@ -299,18 +214,7 @@ async def open_citation(chunk_id: DbId, request: Request, principal: Principal =
     """The whole source passage behind a citation, if the caller may read its collection."""
     def work():
         with _db(request).session() as session:
-            row = session.execute(
-                select(Chunk, Document, Collection).join(Document, Document.id == Chunk.document_id)
-                .join(Collection, Collection.id == Chunk.collection_id)
-                .where(Chunk.id == chunk_id, Chunk.collection_id.in_(
-                    kc.readable(principal).with_only_columns(Collection.id)))).first()
-            if row is None:
-                raise kc.CollectionNotFound("출처를 찾을 수 없습니다.", f"passage {chunk_id} not found")
-            chunk, document, collection = row
-            grade = passage_grade(collection.grade, document.grade).value
-            return {"text": chunk.text, "section": chunk.section, "page": chunk.page, "title": document.title,
-                    "source": display_source(document.source_key), "grade": grade,
-                    "collection": collection.name}
+            return open_passage(session, principal, chunk_id)
     return JSONResponse(await run_in_threadpool(work))
 
 
@@ -324,35 +228,15 @@ class NewUser(BaseModel):
 
 @router.get("/api/users")
 async def list_users(request: Request, principal: Principal = Depends(require_principal)):
-    if not principal.is_admin:
-        raise NotAllowed("관리자만 사용자를 볼 수 있습니다.", "admins only")
-
     def work():
         with _db(request).session() as session:
-            query = select(User, Agency).join(Agency).order_by(Agency.code, User.name)
-            if principal.role is not Role.PLATFORM_ADMIN:
-                query = query.where(User.agency_id == principal.agency_id)
-            return [{"agency": a.code, "user": u.name, "role": u.role} for u, a in session.execute(query)]
+            return users.listing(session, principal)
     return JSONResponse({"data": await run_in_threadpool(work)})
 
 
 @router.post("/api/users", status_code=201)
 async def create_user(body: NewUser, request: Request, principal: Principal = Depends(require_principal)):
-    if not principal.is_admin:
-        raise NotAllowed("관리자만 사용자를 만들 수 있습니다.", "admins only")
-    try:
-        role = Role.parse(body.role)
-    except ValueError as exc:
-        raise NotAllowed(f"알 수 없는 역할입니다: {body.role}", str(exc)) from None
-    if role is Role.PLATFORM_ADMIN and principal.role is not Role.PLATFORM_ADMIN:
-        raise NotAllowed("플랫폼 관리자는 플랫폼 관리자만 만들 수 있습니다.", "cannot grant platform_admin")
-
     def work():
         with _db(request).session() as session:
-            try:
-                created = accounts.create_user(session, principal.agency_code, body.user, role, body.password)
-            except accounts.AccountError as exc:
-                raise kc.AlreadyExists(f"사용자를 만들 수 없습니다: {exc}", str(exc)) from None
-            trail.record_by(session, principal, "users.create", {"user": created.name, "role": created.role})
-            return {"agency": principal.agency_code, "user": created.name, "role": created.role}
+            return users.create(session, principal, body.user, body.role, body.password)
     return JSONResponse(await run_in_threadpool(work), status_code=201)

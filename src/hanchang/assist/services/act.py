@@ -20,7 +20,7 @@ PROMPT = ("사용자의 요청을 처리할 API 호출 하나를 JSON으로만 �
 
 
 async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
-    db = ctx.state.db
+    db = ctx.platform.db
 
     def load():
         with db.session() as session:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hanchang.assist.chat import chat_call
+from hanchang.core.errors import HanchangError
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal
 from hanchang.gateway.router import Gateway
+
+if TYPE_CHECKING:  # the platform holds the services catalogue: a type-only import
+    from hanchang.assist.platform import Platform
 
 
 @dataclass(frozen=True)
@@ -25,14 +29,14 @@ class Field:
 
 @dataclass
 class ServiceContext:
-    state: Any  # app.state: gateway, db, knowledge, settings
+    platform: Platform
     principal: Principal
     grade: Grade
     model: str | None
 
     @property
     def gateway(self) -> Gateway:
-        return self.state.gateway
+        return self.platform.gateway
 
     async def complete(self, service_id: str, messages: list[dict[str, Any]], max_tokens: int = 1024,
                        schema: dict[str, Any] | None = None) -> str:
@@ -65,8 +69,10 @@ class ServiceResult:
         return asdict(self)
 
 
-class ServiceInputError(ValueError):
+class ServiceInputError(HanchangError):
     """Inputs a user can fix; the message is Korean."""
+
+    status, code = 400, "invalid_service_input"
 
 
 @dataclass(frozen=True)

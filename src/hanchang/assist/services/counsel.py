@@ -18,6 +18,7 @@ INSTRUCTIONS = (
     "규정과 과거 사례만 근거로 하고 근거 번호를 [1]처럼 표시하세요. 판단이 필요한 부분은 "
     "'[확인 필요]'로 표시하세요. 이 초안은 상담원이 검토한 뒤에만 발송됩니다."
 )
+NO_DRAFT = "관련 규정이나 사례를 찾지 못해 초안을 만들지 않았습니다. 담당 부서 규정을 직접 확인하세요."
 # Topics a counsellor must decide, not the model.
 HUMAN_DECISION = {
     "금전": r"환급|보상|배상|과태료|감면|지원금|수당|비용",
@@ -42,16 +43,10 @@ async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
     body = {"model": ctx.model or ctx.gateway.registry.default_model,
             "messages": [{"role": "system", "content": INSTRUCTIONS},
                          {"role": "user", "content": f"민원 내용:\n{question}"}]}
-    prepared = await answer.prepare(ctx.state, ctx.principal, answer.AnswerRequest(
-        body, ctx.grade, collections=list(inputs.get("collections") or [])))
-    prepared.call.endpoint = "service.counsel"
-    citations = prepared.citations or []
-    if prepared.unanswerable:
-        ctx.gateway.record_unanswered(prepared.call, "no_sources")
-        reply = "관련 규정이나 사례를 찾지 못해 초안을 만들지 않았습니다. 담당 부서 규정을 직접 확인하세요."
-    else:
-        result = await ctx.gateway.chat(prepared.call)
-        reply = result["choices"][0]["message"]["content"]
+    done = await answer.complete(ctx.platform, ctx.principal, answer.AnswerRequest(
+        body, ctx.grade, collections=list(inputs.get("collections") or []), endpoint="service.counsel"))
+    citations = done.citations or []
+    reply = NO_DRAFT if done.no_sources else done.text
     return ServiceResult(reply, citations, {"audience": "counsellor_only", "sent_to_citizen": False,
                                             "needs_human_decision": flags_for(question, reply, len(citations))})
 

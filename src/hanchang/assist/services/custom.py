@@ -9,13 +9,11 @@ Neither may take a built-in id; both go through the same gateway, policy, guard 
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Any
 
+from hanchang import plugins
 from hanchang.assist.services.base import Field, Service, ServiceContext, ServiceResult
 from hanchang.config import CustomServiceConfig
-
-ENTRY_POINT_GROUP = "hanchang.services"
 
 
 class ServiceConflict(ValueError):
@@ -34,13 +32,10 @@ def from_config(config: CustomServiceConfig) -> Service:
 
 
 def from_plugins() -> list[Service]:
-    found = []
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        service = entry.load()
-        if not isinstance(service, Service):
-            raise ServiceConflict(f"entry point {entry.name} ({entry.value}) is not a hanchang Service")
-        found.append(service)
-    return found
+    try:
+        return [service for _, service in plugins.load_typed(plugins.SERVICES, Service)]
+    except plugins.PluginError as exc:
+        raise ServiceConflict(str(exc)) from None
 
 
 def catalogue(builtin: dict[str, Service], custom: list[CustomServiceConfig]) -> dict[str, Service]:

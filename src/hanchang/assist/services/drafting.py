@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hanchang.assist import templates
 from hanchang.assist.services.base import Field, Service, ServiceContext, ServiceInputError, ServiceResult
-from hanchang.knowledge.collections import CollectionNotFound
+from hanchang.core.errors import NotFound
 
 
 def korean_date(day: date) -> str:
@@ -33,11 +33,11 @@ def normalise_dates(text: str) -> str:
 
 async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
     def load() -> templates.Template:
-        with ctx.state.db.session() as session:
+        with ctx.platform.db.session() as session:
             return templates.find(session, ctx.principal, inputs["template"])
     try:
         template = await run_in_threadpool(load)
-    except CollectionNotFound as exc:
+    except NotFound as exc:
         raise ServiceInputError(exc.message_ko) from None
     sections = "\n".join(f"- {s}" for s in template.sections)
     system = (f"당신은 대한민국 공무원의 {template.name_ko} 작성을 돕습니다. 아래 절을 차례대로 모두 쓰세요.\n"

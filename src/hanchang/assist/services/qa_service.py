@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from hanchang.assist import answer, qa
+from hanchang.assist import answer
 from hanchang.assist.services.base import Field, Service, ServiceContext, ServiceResult
 
 
 async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
     body = {"model": ctx.model or ctx.gateway.registry.default_model,
             "messages": [{"role": "user", "content": inputs["question"]}]}
-    prepared = await answer.prepare(ctx.state, ctx.principal, answer.AnswerRequest(
-        body, ctx.grade, collections=list(inputs.get("collections") or [])))
-    prepared.call.endpoint = "service.qa"
-    if prepared.unanswerable:
-        ctx.gateway.record_unanswered(prepared.call, "no_sources")
-        return ServiceResult(qa.NO_SOURCES, [], {"no_sources": True})
-    result = await ctx.gateway.chat(prepared.call)
-    return ServiceResult(result["choices"][0]["message"]["content"], prepared.citations or [],
-                         {"hanchang": result.get("hanchang")})
+    done = await answer.complete(ctx.platform, ctx.principal, answer.AnswerRequest(
+        body, ctx.grade, collections=list(inputs.get("collections") or []), endpoint="service.qa"))
+    if done.no_sources:
+        return ServiceResult(done.text, [], {"no_sources": True})
+    return ServiceResult(done.text, done.citations or [], {"hanchang": done.result.get("hanchang")})
 
 
 QA = Service("qa", "질의응답", "Question answering",

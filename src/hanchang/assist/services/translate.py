@@ -14,7 +14,7 @@ LANGUAGES = {"ko": "한국어", "en": "영어(English)", "ja": "일본어", "zh"
 
 
 def glossary_for(ctx: ServiceContext, text: str, source: str) -> dict[str, str]:
-    config = ctx.state.settings.services.glossary
+    config = ctx.platform.settings.services.glossary
     terms = {**config.get("*", {}), **config.get(ctx.principal.agency_code, {})}
     if source != "ko":  # glossaries are written Korean → English; use them backwards from English
         terms = {english: korean for korean, english in terms.items()}

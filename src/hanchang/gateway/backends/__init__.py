@@ -1,4 +1,8 @@
-"""Backends: the only code that talks to a model. One registry, declared here."""
+"""Backends: the only code that talks to a model. One registry, declared here.
+
+Only `gateway` imports this package: everything else reaches a model through `Gateway`.
+A plugin adds a backend kind under the entry-point group `hanchang.backends` (see `hanchang.plugins`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from hanchang import plugins
 from hanchang.core.models import ModelSpec
 from hanchang.gateway.backends.base import Backend
 
@@ -26,9 +31,13 @@ def _llamacpp(spec: ModelSpec) -> Backend:
     return EmbeddedBackend(spec, Path(home).expanduser())
 
 
-# Add a backend kind by registering a factory here (or at start-up from a plugin).
-BACKEND_FACTORIES: dict[str, BackendFactory] = {"openai": _openai, "llamacpp": _llamacpp}
+BUILTIN_FACTORIES: dict[str, BackendFactory] = {"openai": _openai, "llamacpp": _llamacpp}
+
+
+def factories() -> dict[str, BackendFactory]:
+    """Built-in backend kinds and those plugins add (`hanchang.backends`)."""
+    return plugins.merged(plugins.BACKENDS, BUILTIN_FACTORIES, list(plugins.load(plugins.BACKENDS)))
 
 
 def create_backend(spec: ModelSpec) -> Backend:
-    return BACKEND_FACTORIES[spec.backend](spec)
+    return factories()[spec.backend](spec)

@@ -37,7 +37,7 @@ class EmbeddedBackend:
         return self._http
 
     async def _broken(self, exc: UpstreamUnavailable) -> UpstreamUnavailable:
-        restarting = await self.supervisor.failure(exc.message)
+        restarting = await self.supervisor.failure(exc.message_en)
         if restarting is not None:
             return restarting
         return UpstreamUnavailable(f"The embedded model '{self.spec.name}' did not answer; try again.")

@@ -1,7 +1,8 @@
 """Document parsers, one module each, behind one registry declared here.
 
 `parse(path)` sniffs the real type from the content (not only the extension) and calls the
-matching parser. An agency adds a format by registering a parser in `PARSERS`.
+matching parser. A plugin adds a format as a `ParserPlugin` under the entry-point group
+`hanchang.parsers` (see `hanchang.plugins`); its extensions are matched by name.
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import logging
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
+from hanchang import plugins
 from hanchang.knowledge.parsers.base import (
     Block,
     BlockKind,
@@ -18,6 +22,7 @@ from hanchang.knowledge.parsers.base import (
     DocumentError,
     EncryptedDocument,
     ParsedDocument,
+    ParserPlugin,
     UnsupportedDocument,
 )
 from hanchang.knowledge.parsers.hwp import parse_hwp
@@ -27,7 +32,7 @@ from hanchang.knowledge.parsers.text import parse_markdown, parse_text
 
 Parser = Callable[[Path, str | None], ParsedDocument]
 
-PARSERS: dict[str, Parser] = {
+PARSERS: dict[str, Parser] = {  # the built-in formats
     "hwp": parse_hwp, "hwpx": parse_hwpx, "pdf": parse_pdf, "docx": parse_docx,
     "xlsx": parse_xlsx, "csv": parse_csv, "html": parse_html, "markdown": parse_markdown,
     "text": parse_text,
@@ -35,10 +40,47 @@ PARSERS: dict[str, Parser] = {
 _BY_EXTENSION = {".hwp": "hwp", ".hwpx": "hwpx", ".pdf": "pdf", ".docx": "docx", ".xlsx": "xlsx",
                  ".csv": "csv", ".tsv": "csv", ".html": "html", ".htm": "html", ".md": "markdown",
                  ".markdown": "markdown", ".txt": "text", ".text": "text"}
-SUPPORTED_EXTENSIONS = frozenset(_BY_EXTENSION)
 
-__all__ = ["PARSERS", "SUPPORTED_EXTENSIONS", "Block", "BlockKind", "DamagedDocument", "DocumentError",
-           "EncryptedDocument", "ParsedDocument", "UnsupportedDocument", "detect_format", "parse"]
+
+@dataclass(frozen=True)
+class _Registry:
+    parsers: dict[str, Parser]
+    by_extension: dict[str, str]
+    plugin_kinds: frozenset[str]
+
+
+@cache
+def _registry() -> _Registry:
+    """Built-in formats plus those plugins add (`hanchang.parsers`), loaded on first use."""
+    found = plugins.load_typed(plugins.PARSERS, ParserPlugin)
+    parsers = plugins.merged(plugins.PARSERS, PARSERS, [(kind, plugin.parse) for kind, plugin in found])
+    by_extension = dict(_BY_EXTENSION)
+    for kind, plugin in found:
+        for extension in plugin.extensions:
+            if extension.lower() in by_extension:
+                raise plugins.PluginError(f"plugin {kind} in {plugins.PARSERS} claims {extension}, already read "
+                                          f"as {by_extension[extension.lower()]}")
+            by_extension[extension.lower()] = kind
+    return _Registry(parsers, by_extension, frozenset(kind for kind, _ in found))
+
+
+def supported_extensions() -> frozenset[str]:
+    return frozenset(_registry().by_extension)
+
+
+__all__ = [
+    "PARSERS",
+    "Block",
+    "BlockKind",
+    "DamagedDocument",
+    "DocumentError",
+    "EncryptedDocument",
+    "ParsedDocument",
+    "ParserPlugin",
+    "UnsupportedDocument",
+    "detect_format",
+    "parse",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +90,10 @@ def detect_format(path: Path, name: str | None = None) -> str:
     name = name or path.name
     with path.open("rb") as handle:
         head = handle.read(8)
-    by_name = _BY_EXTENSION.get(Path(name).suffix.lower())
+    registry = _registry()
+    by_name = registry.by_extension.get(Path(name).suffix.lower())
+    if by_name in registry.plugin_kinds:  # a plugin's format: its parser checks the content
+        return by_name
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         if by_name in (None, "hwp"):
             return "hwp"
@@ -74,7 +119,7 @@ def detect_format(path: Path, name: str | None = None) -> str:
         raise DamagedDocument(f"'{name}'의 내용이 {by_name.upper()} 형식이 아닙니다. 파일을 확인해 주세요.",
                               f"'{name}' does not contain {by_name}")
     if by_name is None:
-        supported = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        supported = ", ".join(sorted(registry.by_extension))
         raise UnsupportedDocument(f"'{name}'은(는) 지원하지 않는 형식입니다. 지원 형식: {supported}",
                                   f"unsupported file type: {name}")
     return by_name
@@ -86,7 +131,7 @@ def parse(path: Path, name: str | None = None) -> ParsedDocument:
     name = name or path.name
     kind = detect_format(path, name)
     try:
-        return PARSERS[kind](path, name)
+        return _registry().parsers[kind](path, name)
     except DocumentError:
         raise
     except Exception as exc:

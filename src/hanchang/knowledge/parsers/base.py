@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 
 
 class BlockKind(str, Enum):
@@ -33,6 +35,15 @@ class ParsedDocument:
     @property
     def text(self) -> str:
         return "\n".join(b.text for b in self.blocks)
+
+
+@dataclass(frozen=True)
+class ParserPlugin:
+    """A document format a plugin adds (`hanchang.parsers`; the entry-point name is its kind):
+    the file extensions it claims and `parse(path, name) -> ParsedDocument`."""
+
+    extensions: tuple[str, ...]  # e.g. (".odt",)
+    parse: Callable[[Path, str | None], ParsedDocument]
 
 
 class DocumentError(Exception):

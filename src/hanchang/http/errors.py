@@ -1,4 +1,9 @@
-"""OpenAI-shaped error bodies for every failure, so SDKs report them properly."""
+"""OpenAI-shaped error bodies for every failure, so SDKs report them properly.
+
+Every error a user can be told is a `HanchangError` (core/errors.py) and is mapped here, once;
+the rest are the framework's own (validation, unknown path) and the unexpected (a 500 that
+names no detail: the operator finds it in the server log).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hanchang.api.responses import JSONResponse
-from hanchang.gateway.errors import GatewayError
-from hanchang.knowledge.collections import KnowledgeError
+from hanchang.core.errors import HanchangError
+from hanchang.http.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +29,15 @@ def error_response(status: int, message: str, type_: str, code: str | None,
                           headers=headers)
 
 
-class AuthError(Exception):
-    def __init__(self, message: str):
-        self.message = message
+class AuthError(HanchangError):
+    status, code = 401, "invalid_api_key"
+
+    def __init__(self, message_ko: str, message_en: str):
+        super().__init__(message_ko, message_en, headers={"WWW-Authenticate": "Bearer"})
 
 
-class CsrfError(AuthError):
-    pass
+class CsrfError(HanchangError):
+    status, code = 403, "csrf_failed"
 
 
 def _field(loc: tuple) -> str:
@@ -43,23 +49,9 @@ def _field(loc: tuple) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(GatewayError)
-    async def _gateway(_: Request, exc: GatewayError):
-        return error_response(exc.status, exc.message, exc.type, exc.code, exc.param, exc.headers)
-
-    @app.exception_handler(KnowledgeError)
-    async def _knowledge(_: Request, exc: KnowledgeError):
-        return error_response(exc.status, f"{exc.message_ko} ({exc.message_en})",
-                              "invalid_request_error" if exc.status < 500 else "server_error", exc.code)
-
-    @app.exception_handler(CsrfError)
-    async def _csrf(_: Request, exc: CsrfError):
-        return error_response(403, exc.message, "permission_error", "csrf_failed")
-
-    @app.exception_handler(AuthError)
-    async def _auth(_: Request, exc: AuthError):
-        return error_response(401, exc.message, "authentication_error", "invalid_api_key",
-                              headers={"WWW-Authenticate": "Bearer"})
+    @app.exception_handler(HanchangError)
+    async def _hanchang(_: Request, exc: HanchangError):
+        return error_response(exc.status, exc.message, exc.error_type, exc.code, exc.param, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):

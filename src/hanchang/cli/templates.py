@@ -10,8 +10,8 @@ import yaml
 from rich.table import Table
 
 from hanchang.assist import templates
-from hanchang.cli_common import audit_admin, fail, open_database, out, settings_or_exit
-from hanchang.knowledge.collections import KnowledgeError
+from hanchang.cli.common import audit_admin, fail, open_database, out, settings_or_exit
+from hanchang.core.errors import HanchangError
 from hanchang.store import accounts
 
 templates_app = typer.Typer(help="Drafting templates (문서 작성 서식).", no_args_is_help=True)
@@ -62,7 +62,7 @@ def templates_set(agency: AgencyOption,
                                                 [str(s) for s in spec["sections"]], str(spec["instructions"]),
                                                 str(spec.get("example") or ""))
             audit_admin(session, "templates.save", agency, template=template.id, created=created)
-    except (accounts.AccountError, KnowledgeError) as exc:
+    except (accounts.AccountError, HanchangError) as exc:
         raise fail(str(exc)) from None
     out.print(f"{'created' if created else 'replaced'} template {template.id} ({template.name_ko}) for {agency}")
 
@@ -75,6 +75,6 @@ def templates_delete(key: str, agency: AgencyOption) -> None:
         with db.session() as session:
             templates.remove(session, accounts.get_agency(session, agency).id, key)
             audit_admin(session, "templates.delete", agency, template=key)
-    except (accounts.AccountError, KnowledgeError) as exc:
+    except (accounts.AccountError, HanchangError) as exc:
         raise fail(str(exc)) from None
     out.print(f"deleted template {key} of {agency}")

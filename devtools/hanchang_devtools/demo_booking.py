@@ -43,7 +43,7 @@ def create_booking_app() -> FastAPI:
     return app
 
 
-if __name__ == "__main__":  # python -m hanchang.devtools.demo_booking [PORT]: serve it, print its OpenAPI URL
+if __name__ == "__main__":  # python -m hanchang_devtools.demo_booking [PORT]: serve it, print its OpenAPI URL
     import sys
 
     import uvicorn

@@ -174,5 +174,5 @@ async def _event(send, payload: dict[str, Any]):
                 "more_body": True})
 
 
-# For `uvicorn hanchang.devtools.reference_upstream:bench_app` (benchmarks): no body keeping.
+# For `uvicorn hanchang_devtools.reference_upstream:bench_app` (benchmarks): no body keeping.
 bench_app = ReferenceUpstream(UpstreamBehaviour(keep_bodies=False))

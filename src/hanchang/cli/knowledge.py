@@ -13,11 +13,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from hanchang.assist.embedding_calls import command_line_embedder
-from hanchang.cli_common import audit_admin, err, fail, open_database, out, settings_or_exit
+from hanchang.cli.common import audit_admin, err, fail, open_database, out, settings_or_exit
 from hanchang.config import Settings
+from hanchang.core.errors import HanchangError
 from hanchang.core.grades import Grade
 from hanchang.knowledge import collections as kc
-from hanchang.knowledge.collections import KnowledgeError
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.ingest import discover
 from hanchang.knowledge.operations import (
@@ -64,7 +64,7 @@ def _collection(db: Database, name: str, agency: str | None) -> Collection:
                            + "; see: hanchang collections list")
             _ = found.agency.code
             return found
-    except KnowledgeError as exc:
+    except HanchangError as exc:
         raise fail(str(exc)) from None
 
 
@@ -107,7 +107,7 @@ def ingest(
                 audit_admin(session, "collections.create", agency_code, collection=collection,
                             grade=target.grade, common=common)
             target_id = target.id
-    except KnowledgeError as exc:
+    except HanchangError as exc:
         raise fail(str(exc)) from None
     sources, _, _ = discover(paths)
     store = IndexStore(settings.home, db)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from hanchang.cli_common import fail, out, settings_or_exit
+from hanchang.cli.common import fail, out, settings_or_exit
 from hanchang.config import Settings
 from hanchang.core.models import ModelSpec
 
@@ -85,16 +85,6 @@ def _embedded_status(spec: ModelSpec, home: Path) -> dict[str, Any]:
     return row
 
 
-async def _upstream_status(spec: ModelSpec) -> dict[str, Any]:
-    from hanchang.gateway.backends.openai_http import OpenAICompatibleBackend
-
-    backend = OpenAICompatibleBackend(spec)
-    try:
-        return {"name": spec.name, "backend": spec.base_url, **await backend.probe()}
-    finally:
-        await backend.aclose()
-
-
 @models_app.command("status")
 def models_status(as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False) -> None:
     """Each model's state: engine (running, restarts, speeds) or upstream reachability."""
@@ -103,7 +93,9 @@ def models_status(as_json: Annotated[bool, typer.Option("--json", help="One JSON
     rows = [_embedded_status(s, settings.home) for s in specs if s.backend == "llamacpp"]
 
     async def upstreams() -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(_upstream_status(s) for s in specs if s.backend != "llamacpp")))
+        from hanchang.gateway.probe import probe_upstream
+
+        return list(await asyncio.gather(*(probe_upstream(s) for s in specs if s.backend != "llamacpp")))
 
     rows += asyncio.run(upstreams())
     build = engine_build() if any(s.backend == "llamacpp" for s in specs) else None

@@ -14,11 +14,11 @@ from collections import OrderedDict
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from hanchang.api.errors import AuthError, CsrfError
 from hanchang.core.principal import Principal
+from hanchang.http.errors import AuthError, CsrfError
+from hanchang.store import sessions
 from hanchang.store.accounts import authenticate_key
 from hanchang.store.db import Database
-from hanchang.web import sessions
 
 KEY_CACHE_TTL_S = 5.0
 _MAX_CACHED = 10_000
@@ -55,16 +55,15 @@ _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def _session_principal(request: Request, token: str) -> Principal:
-    with request.app.state.db.session() as session:
+    with request.app.state.platform.db.session() as session:
         found = sessions.principal_for(session, token)
     if found is None:
-        raise AuthError("로그인이 만료되었습니다. 다시 로그인하세요. "
-                        "(Your session has ended; sign in again.)")
+        raise AuthError("로그인이 만료되었습니다. 다시 로그인하세요.", "Your session has ended; sign in again.")
     principal, csrf = found
     sent = request.headers.get("x-csrf-token", "")
     if request.method in _UNSAFE and not hmac.compare_digest(sent, csrf):
-        raise CsrfError("요청을 확인할 수 없습니다. 페이지를 새로 고친 뒤 다시 시도하세요. "
-                        "(CSRF token missing or wrong; reload the page.)")
+        raise CsrfError("요청을 확인할 수 없습니다. 페이지를 새로 고친 뒤 다시 시도하세요.",
+                        "CSRF token missing or wrong; reload the page.")
     return principal
 
 
@@ -77,10 +76,11 @@ async def require_principal(request: Request) -> Principal:
         return await run_in_threadpool(_session_principal, request, token)
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthError(
+            "API 키가 없습니다. 'Authorization: Bearer <키>' 헤더로 보내세요. 키는 관리자가 만듭니다.",
             "No API key was sent. Send 'Authorization: Bearer <key>'; an administrator creates "
-            "keys with 'hanchang keys create'."
-        )
+            "keys with 'hanchang keys create'.")
     principal = await request.app.state.authenticator.principal(secret.strip())
     if principal is None:
-        raise AuthError("The API key is invalid or has been revoked. Ask your administrator for a new key.")
+        raise AuthError("API 키가 맞지 않거나 폐기되었습니다. 관리자에게 새 키를 요청하세요.",
+                        "The API key is invalid or has been revoked. Ask your administrator for a new key.")
     return principal

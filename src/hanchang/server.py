@@ -1,0 +1,105 @@
+"""The composition root: builds the platform from Settings and mounts its two doors.
+
+`api` (the OpenAI-compatible `/v1` and the `/api` resources) and `web` (the window) are
+routers over the same `Platform`; neither imports the other. Everything long-lived (database,
+gateway with its limiter and engines, recorder, embedder) is made here and closed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from hanchang import __version__
+from hanchang.api import audit_routes, knowledge_routes, openai_routes, service_routes
+from hanchang.api.readiness import readiness
+from hanchang.assist.embedding_calls import gateway_embedder
+from hanchang.assist.platform import Platform
+from hanchang.assist.services import SERVICES
+from hanchang.assist.services.base import Service
+from hanchang.assist.services.custom import ServiceConflict, catalogue
+from hanchang.audit.checkpoints import CheckpointBook
+from hanchang.audit.recorder import Recorder
+from hanchang.audit.trail import PromptSealer
+from hanchang.config import ConfigError, Settings
+from hanchang.gateway.limits import create_limiter
+from hanchang.gateway.registry import ModelRegistry
+from hanchang.gateway.router import Gateway
+from hanchang.http.auth import KeyAuthenticator
+from hanchang.http.body_limit import BodySizeLimit
+from hanchang.http.errors import install_error_handlers
+from hanchang.http.responses import JSONResponse
+from hanchang.knowledge.index_store import IndexStore
+from hanchang.store.db import Database
+from hanchang.web import routes as web_routes
+
+
+@asynccontextmanager
+async def running_platform(settings: Settings, db: Database, services: dict[str, Service], *,
+                           warm_models: bool = False) -> AsyncIterator[Platform]:
+    """The platform, from start-up to shutdown (the recorder flushes and engines stop on exit)."""
+    recorder = Recorder(db, checkpoints=CheckpointBook(settings.home))
+    recorder.start()
+    limiter = create_limiter(settings.redis_url, settings.redis_prefix)
+    sealer = PromptSealer(settings.audit.store_prompts_for, os.environ.get(settings.audit.key_env))
+    gateway = Gateway(ModelRegistry(settings.model_specs(), settings.default_model), limiter, settings.limits,
+                      recorder, settings.policy, settings.pii, sealer)
+    try:
+        # Embeddings (ingest and query) go through this same gateway: policy, guard, usage, audit.
+        embedder = gateway_embedder(settings, gateway, asyncio.get_running_loop())
+        platform = Platform(settings, db, gateway, IndexStore(settings.home, db), embedder, services,
+                            recorder, int(time.time()))
+        if warm_models:
+            await gateway.warm_up()
+        yield platform
+    finally:
+        await gateway.aclose()
+        await limiter.aclose()
+        await recorder.aclose()
+
+
+def create_app(settings: Settings, database: Database | None = None, *,
+               warm_models: bool = False) -> FastAPI:
+    """The application. `warm_models` (serve) starts the embedded models' engines at once."""
+    db = database or Database(settings.resolved_database_url)
+    try:
+        services = catalogue(SERVICES, settings.services.custom)
+    except ServiceConflict as exc:
+        raise ConfigError(f"services.custom / plugins: {exc}") from None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            async with running_platform(settings, db, services, warm_models=warm_models) as platform:
+                app.state.platform = platform
+                yield
+        finally:
+            if database is None:
+                db.dispose()
+
+    app = FastAPI(title="Hanchang 한창", version=__version__, lifespan=lifespan,
+                  default_response_class=JSONResponse)
+    app.state.authenticator = KeyAuthenticator(db)
+    install_error_handlers(app)
+    for router in (openai_routes.router, knowledge_routes.router, audit_routes.router, service_routes.router,
+                   service_routes.connector_router, web_routes.router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=str(web_routes.STATIC)), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz():
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz():
+        report = await readiness(db, app.state.platform.gateway)
+        return JSONResponse(report, status_code=200 if report["ready"] else 503)
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    return app
