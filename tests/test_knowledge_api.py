@@ -161,6 +161,14 @@ def test_no_sources_means_a_plain_korean_answer(kb, upstreams):
     response = ask(kb, key, "int", [cid], "우주 정거장 예산은?")
     assert response.status_code == 200 and response.json()["citations"] == []
     assert "찾지 못했습니다" in response.json()["choices"][0]["message"]["content"]
+    with httpx.stream("POST", kb.v1 + "/chat/completions", headers=kb.headers(key), timeout=30, json={
+            "model": "int", "collections": [cid], "stream": True,
+            "messages": [{"role": "user", "content": "우주 정거장 예산은?"}]}) as streamed:
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        lines = [x for x in streamed.iter_lines() if x.startswith("data: ")]
+    events = [json.loads(x[6:]) for x in lines[:-1]]
+    assert "찾지 못했습니다" in events[0]["choices"][0]["delta"]["content"] and lines[-1] == "data: [DONE]"
+    assert events[-1]["usage"]["total_tokens"] == 0 and events[-1]["citations"] == []
     assert internal.behaviour.received == []
 
 

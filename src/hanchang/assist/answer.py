@@ -160,11 +160,12 @@ class AnswerStream:
     async def events(self) -> AsyncIterator[AnswerEvent]:
         """Pieces, then one Finished or Failed. Whatever ends the stream — its end, an upstream
         error, the caller leaving (recorded as 499) — the gateway records it exactly once."""
-        if self._start is None:
+        if self._start is None:  # the Korean 'no sources' answer, then its (zero) usage, as a model would
             chunk = qa.no_sources_chunk(self.model, self.call.request_id)
+            zero = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
             yield Piece(chunk, qa.NO_SOURCES)
-            yield Finished({"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}, False,
-                           qa.NO_SOURCES, chunk)
+            yield Piece({**chunk, "choices": [], "usage": zero}, "")
+            yield Finished(zero, False, qa.NO_SOURCES, chunk)
             return
         gateway, start, call = self._platform.gateway, self._start, self.call
         counts: dict[str, Any] | None = None
