@@ -166,8 +166,8 @@ async def upload_documents(
     if len(files) > MAX_FILES_PER_UPLOAD:
         raise kc.KnowledgeError(f"한 번에 {MAX_FILES_PER_UPLOAD}개까지 올릴 수 있습니다.",
                                 f"at most {MAX_FILES_PER_UPLOAD} files per upload")
-    state = platform_of(request)
-    with state.db.session() as session:
+    platform = platform_of(request)
+    with platform.db.session() as session:
         collection = kc.get_readable(session, principal, collection_id)
         kc.require_writer(principal, collection)
     folder = Path(tempfile.mkdtemp(prefix="hanchang-upload-"))
@@ -196,8 +196,8 @@ async def upload_documents(
                              "statuses": [r.status for r in report.results]})
 
         def work():
-            return ingest_sources(state.db, state.knowledge, collection_id, sources, level, effective_from,
-                                  embedder=acting(state.embedder, principal, "embeddings.ingest"), record=audit)
+            return ingest_sources(platform.db, platform.knowledge, collection_id, sources, level, effective_from,
+                                  embedder=acting(platform.embedder, principal, "embeddings.ingest"), record=audit)
         report = await run_in_threadpool(work) if sources else None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
