@@ -65,7 +65,7 @@ async def prepare(platform: Platform, principal: Principal, request: AnswerReque
 
         chosen = await run_in_threadpool(readable)
         gateway = platform.gateway
-        spec = gateway.registry.get(str(body.get("model") or gateway.registry.default_model))
+        spec = gateway.registry.get(gateway.registry.requested(body.get("model")))
         question = last_user_text(body["messages"])
         speed = await gateway.speeds(spec)
         slo = platform.settings.slo
@@ -103,9 +103,9 @@ async def complete(platform: Platform, principal: Principal, request: AnswerRequ
     """The whole answer in one piece (or the Korean 'no sources' answer, recorded as such)."""
     prepared = await prepare(platform, principal, request)
     call = prepared.call
-    model = str(call.body.get("model") or platform.gateway.registry.default_model)
     if prepared.unanswerable:
         platform.gateway.record_unanswered(call, "no_sources")
+        model = platform.gateway.registry.requested(call.body.get("model"))
         return Completion(qa.no_sources_completion(model, call.request_id), call, [], no_sources=True)
     result = await platform.gateway.chat(call)
     if prepared.citations is not None:
@@ -213,7 +213,7 @@ async def open_stream(platform: Platform, principal: Principal, request: AnswerR
     call = prepared.call
     if prepared.unanswerable:
         platform.gateway.record_unanswered(call, "no_sources")
-        model = str(call.body.get("model") or platform.gateway.registry.default_model)
+        model = platform.gateway.registry.requested(call.body.get("model"))
         return AnswerStream(call, [], model, platform, None)
     start = await platform.gateway.start_stream(call)
     return AnswerStream(call, prepared.citations, start.model.name, platform, start)

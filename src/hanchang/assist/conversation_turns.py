@@ -69,7 +69,7 @@ class Turn:
                  history: list[dict[str, str]], carried: list[GradedItem]):
         self.platform, self.principal, self.conversation_id = platform, principal, conversation_id
         self.question = question
-        self.model = question.model or platform.gateway.registry.default_model
+        self.model = platform.gateway.registry.requested(question.model)
         self.request = answer.AnswerRequest({"model": self.model, "messages": history}, question.grade,
                                             collections=list(question.collections), carried=carried)
 

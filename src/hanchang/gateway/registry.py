@@ -22,6 +22,10 @@ class ModelRegistry:
     def __iter__(self):
         return iter(self._specs.values())
 
+    def requested(self, name_or_alias: str | None) -> str:
+        """The label a caller asked for (a body's `model`, a form's choice), or the default model."""
+        return str(name_or_alias or self.default_model or "")
+
     def get(self, name_or_alias: str) -> ModelSpec:
         name = self._labels.get(name_or_alias)
         if name is None:

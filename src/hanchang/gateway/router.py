@@ -198,7 +198,7 @@ class Gateway:
     # -- the policy seam ---------------------------------------------------------------
     def route(self, call: Call, kind: str) -> list[ModelSpec]:
         """Decide the effective grade and who may answer; the candidates, in order."""
-        requested = self.registry.get(str(call.body.get("model") or self.registry.default_model))
+        requested = self.registry.get(self.registry.requested(call.body.get("model")))
         if requested.kind != kind:
             raise WrongModelKind(
                 f"Model '{requested.name}' is a {requested.kind} model; it cannot serve {call.endpoint}.",
@@ -334,7 +334,7 @@ class Gateway:
         p = call.principal
         status, code = (error.status, error.code) if error else (200, outcome)
         latency_ms = int((time.perf_counter() - call.started) * 1000)
-        requested = str(call.body.get("model") or self.registry.default_model or "")[:200]
+        requested = self.registry.requested(call.body.get("model"))[:200]
         tokens_in = int(counts.get("prompt_tokens") or 0)
         tokens_out = int(counts.get("completion_tokens") or 0)
         usage = Usage(

@@ -38,6 +38,11 @@ class ServiceContext:
     def gateway(self) -> Gateway:
         return self.platform.gateway
 
+    @property
+    def model_name(self) -> str:
+        """The model the user chose, or the default."""
+        return self.gateway.registry.requested(self.model)
+
     async def complete(self, service_id: str, messages: list[dict[str, Any]], max_tokens: int = 1024,
                        schema: dict[str, Any] | None = None) -> str:
         """One model call through the gateway (policy, guard, limits, audit), returning text.
@@ -45,7 +50,7 @@ class ServiceContext:
         With `schema`, the model is asked for JSON matching it (OpenAI `response_format`
         json_schema; llama.cpp turns it into a grammar, so even a small model answers in shape).
         """
-        body: dict[str, Any] = {"model": self.model or self.gateway.registry.default_model, "messages": messages,
+        body: dict[str, Any] = {"model": self.model_name, "messages": messages,
                                 "max_tokens": max_tokens, "temperature": 0.2}
         if schema is not None:
             body["response_format"] = {"type": "json_schema",
@@ -55,8 +60,7 @@ class ServiceContext:
         return (result["choices"][0]["message"].get("content") or "").strip()
 
     def context_window(self) -> int:
-        registry = self.gateway.registry
-        return registry.get(self.model or registry.default_model).context_window
+        return self.gateway.registry.get(self.model_name).context_window
 
 
 @dataclass

@@ -40,7 +40,7 @@ def flags_for(question: str, reply: str, cited: int) -> list[str]:
 
 async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
     question = inputs["question"].strip()
-    body = {"model": ctx.model or ctx.gateway.registry.default_model,
+    body = {"model": ctx.model_name,
             "messages": [{"role": "system", "content": INSTRUCTIONS},
                          {"role": "user", "content": f"민원 내용:\n{question}"}]}
     done = await answer.complete(ctx.platform, ctx.principal, answer.AnswerRequest(

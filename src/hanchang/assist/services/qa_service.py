@@ -9,7 +9,7 @@ from hanchang.assist.services.base import Field, Service, ServiceContext, Servic
 
 
 async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
-    body = {"model": ctx.model or ctx.gateway.registry.default_model,
+    body = {"model": ctx.model_name,
             "messages": [{"role": "user", "content": inputs["question"]}]}
     done = await answer.complete(ctx.platform, ctx.principal, answer.AnswerRequest(
         body, ctx.grade, collections=list(inputs.get("collections") or []), endpoint="service.qa"))
