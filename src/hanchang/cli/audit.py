@@ -13,15 +13,20 @@ from hanchang.cli.common import err, open_database, out, parse_since, settings_o
 audit_app = typer.Typer(help="The hash-chained audit trail (감사 기록).", no_args_is_help=True)
 
 
+def _trail_and_book():
+    """The database holding the trail, and the signed checkpoints kept under HANCHANG_HOME."""
+    from hanchang.audit.checkpoints import CheckpointBook
+
+    settings = settings_or_exit()
+    return open_database(settings), CheckpointBook(settings.home)
+
+
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the whole hash chain; exit 1 naming the first broken record."""
     from hanchang.audit import trail
-    from hanchang.audit.checkpoints import CheckpointBook
 
-    settings = settings_or_exit()
-    db = open_database(settings)
-    book = CheckpointBook(settings.home)
+    db, book = _trail_and_book()
     with db.session() as session:
         result = trail.verify(session)
         cut = book.check(session)
@@ -41,11 +46,7 @@ def audit_verify() -> None:
 @audit_app.command("checkpoint")
 def audit_checkpoint() -> None:
     """Sign the chain's current head into HANCHANG_HOME/audit/checkpoints.jsonl (keep a copy elsewhere)."""
-    from hanchang.audit.checkpoints import CheckpointBook
-
-    settings = settings_or_exit()
-    db = open_database(settings)
-    book = CheckpointBook(settings.home)
+    db, book = _trail_and_book()
     with db.session() as session:
         written = book.write(session)
     if written is None:

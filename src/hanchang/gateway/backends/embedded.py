@@ -9,7 +9,7 @@ with Retry-After while the supervisor restarts it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +42,16 @@ class EmbeddedBackend:
             return restarting
         return UpstreamUnavailable(f"The embedded model '{self.spec.name}' did not answer; try again.")
 
-    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def _unary(self, send: Callable[[OpenAICompatibleBackend], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        """One request to the engine; a failure may mean the engine stopped (then it restarts)."""
         client = await self._client()
         try:
-            return await client.chat(body)
+            return await send(client)
         except UpstreamUnavailable as exc:
             raise await self._broken(exc) from exc
+
+    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._unary(lambda client: client.chat(body))
 
     async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         client = await self._client()
@@ -58,11 +62,7 @@ class EmbeddedBackend:
             raise await self._broken(exc) from exc
 
     async def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
-        client = await self._client()
-        try:
-            return await client.embeddings(body)
-        except UpstreamUnavailable as exc:
-            raise await self._broken(exc) from exc
+        return await self._unary(lambda client: client.embeddings(body))
 
     async def measured_speed(self) -> ModelSpeed:
         """The engine's own figures (it measures itself at start); started here if idle."""
