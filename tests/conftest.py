@@ -121,6 +121,12 @@ class Platform:
         with self.db.session() as session:
             return accounts.create_key(session, agency, user, role).secret
 
+    def new_user_key(self, user: str, role: Role, agency: str = "MOIS") -> str:
+        """A new user of `agency` with `role`, and an API key of theirs."""
+        with self.db.session() as session:
+            accounts.create_user(session, agency, user, role)
+            return accounts.create_key(session, agency, user).secret
+
     def usage_rows(self, at_least: int = 1, timeout_s: float = 5.0) -> list[UsageRecord]:
         """Usage rows, waiting for the recorder's batch to land."""
         deadline = time.monotonic() + timeout_s

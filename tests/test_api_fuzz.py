@@ -19,7 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hanchang.core.principal import Role
-from hanchang.store import accounts
 
 EXAMPLES_PER_OPERATION = 20
 SKIPPED = ("/api/connectors", "/api/actions/", "/auth/")
@@ -34,10 +33,7 @@ path_values = st.integers(-(2**70), 2**70).map(str) | st.text(min_size=1, max_si
 
 @pytest.fixture
 def admin(platform):
-    with platform.db.session() as session:
-        accounts.create_user(session, "MOIS", "root", Role.PLATFORM_ADMIN)
-        key = accounts.create_key(session, "MOIS", "root").secret
-    return platform, {"Authorization": f"Bearer {key}"}
+    return platform, platform.headers(platform.new_user_key("root", Role.PLATFORM_ADMIN))
 
 
 def _operations(spec: dict) -> list[tuple[str, str, dict | None, list[str]]]:

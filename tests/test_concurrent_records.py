@@ -17,10 +17,7 @@ from hanchang.store.tables import AuditRecord, Document
 
 @pytest.fixture
 def admin(platform):
-    with platform.db.session() as session:
-        accounts.create_user(session, "MOIS", "boss", Role.AGENCY_ADMIN)
-        key = accounts.create_key(session, "MOIS", "boss").secret
-    return platform, {"Authorization": f"Bearer {key}"}
+    return platform, platform.headers(platform.new_user_key("boss", Role.AGENCY_ADMIN))
 
 
 def records(platform, action: str) -> int:

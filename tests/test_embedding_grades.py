@@ -8,7 +8,6 @@ import pytest
 
 from hanchang.core.grades import Grade, passage_grade
 from hanchang.core.principal import Role
-from hanchang.store import accounts
 
 SECRET = "감사원 지적사항: 예산 전용 3건, 계약 분할 2건."
 
@@ -25,10 +24,15 @@ def external_embedder(platform_factory, upstreams):
         ],
         "knowledge": {"embedding_model": "ext-embed"},
     })
-    with platform.db.session() as session:
-        accounts.create_user(session, "MOIS", "admin", Role.AGENCY_ADMIN)
-        platform.admin_key = accounts.create_key(session, "MOIS", "admin").secret
+    platform.admin_key = platform.new_user_key("admin", Role.AGENCY_ADMIN)
     return platform, external
+
+
+def new_collection(platform, name: str, grade: str) -> int:
+    reply = httpx.post(platform.url + "/api/collections", headers=platform.headers(platform.admin_key), timeout=30,
+                       json={"name": name, "grade": grade})
+    assert reply.status_code == 201, reply.text
+    return reply.json()["id"]
 
 
 def test_the_passage_grade_is_the_higher_of_collection_and_document():
@@ -40,9 +44,8 @@ def test_the_passage_grade_is_the_higher_of_collection_and_document():
 @pytest.mark.parametrize("form_grade", ["O", None])
 def test_an_upload_labelled_open_into_an_s_collection_is_never_embedded_outside(external_embedder, form_grade):
     platform, external = external_embedder
-    headers = {"Authorization": f"Bearer {platform.admin_key}"}
-    collection = httpx.post(platform.url + "/api/collections", headers=headers, timeout=30,
-                            json={"name": "감사", "grade": "S"}).json()["id"]
+    headers = platform.headers(platform.admin_key)
+    collection = new_collection(platform, "감사", "S")
     reply = httpx.post(f"{platform.url}/api/collections/{collection}/documents", headers=headers, timeout=60,
                        data={"grade": form_grade} if form_grade else {},
                        files=[("files", ("감사.txt", SECRET.encode()))])
@@ -53,9 +56,8 @@ def test_an_upload_labelled_open_into_an_s_collection_is_never_embedded_outside(
 
 def test_an_open_upload_into_an_open_collection_is_embedded(external_embedder):
     platform, external = external_embedder
-    headers = {"Authorization": f"Bearer {platform.admin_key}"}
-    collection = httpx.post(platform.url + "/api/collections", headers=headers, timeout=30,
-                            json={"name": "공개", "grade": "O"}).json()["id"]
+    headers = platform.headers(platform.admin_key)
+    collection = new_collection(platform, "공개", "O")
     reply = httpx.post(f"{platform.url}/api/collections/{collection}/documents", headers=headers, timeout=60,
                        files=[("files", ("공개.txt", "공개 자료: 민원 처리 기간은 7일입니다.".encode()))])
     assert reply.json()["results"][0]["status"] == "ingested"
@@ -65,9 +67,8 @@ def test_an_open_upload_into_an_open_collection_is_embedded(external_embedder):
 @pytest.mark.parametrize("bad", ["secret", "null", "   "])
 def test_an_unknown_upload_grade_is_a_clear_422(external_embedder, bad):
     platform, _ = external_embedder
-    headers = {"Authorization": f"Bearer {platform.admin_key}"}
-    collection = httpx.post(platform.url + "/api/collections", headers=headers, timeout=30,
-                            json={"name": "x", "grade": "O"}).json()["id"]
+    headers = platform.headers(platform.admin_key)
+    collection = new_collection(platform, "x", "O")
     reply = httpx.post(f"{platform.url}/api/collections/{collection}/documents", headers=headers, timeout=60,
                        data={"grade": bad}, files=[("files", ("a.txt", "내용".encode()))])
     assert reply.status_code == 422 and "O (공개)" in reply.json()["error"]["message"]
@@ -79,7 +80,7 @@ def test_embeddings_at_ingest_and_query_are_gateway_calls_on_the_record(external
     from hanchang.store.tables import AuditRecord, UsageRecord
 
     platform, external = external_embedder
-    headers = {"Authorization": f"Bearer {platform.admin_key}"}
+    headers = platform.headers(platform.admin_key)
     collection = httpx.post(platform.url + "/api/collections", headers=headers, timeout=30,
                             json={"name": "공개자료", "grade": "O"}).json()["id"]
     httpx.post(f"{platform.url}/api/collections/{collection}/documents", headers=headers, timeout=60,
