@@ -119,7 +119,9 @@ class CollectionIndex:
         return {int(c) for c in self.chunk_ids[in_force(self.valid_from, self.valid_to, day)]}
 
     def valid_until(self, chunk_ids: set[int]) -> dict[int, int]:
-        return {int(c): int(v) for c, v in zip(self.chunk_ids, self.valid_to, strict=True) if int(c) in chunk_ids}
+        # Called for every search with the few hits: select them in numpy, not a Python loop over all chunks.
+        wanted = np.isin(self.chunk_ids, np.fromiter(chunk_ids, dtype=np.int64, count=len(chunk_ids)))
+        return dict(zip(self.chunk_ids[wanted].tolist(), self.valid_to[wanted].tolist(), strict=True))
 
     def search(self, morphemes: list[str], text: str, k: int, as_of: date | None = None,
                vector: np.ndarray | None = None) -> list[Hit]:
