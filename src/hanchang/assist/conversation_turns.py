@@ -19,7 +19,7 @@ from hanchang.assist import answer, conversations, qa
 from hanchang.assist.platform import Platform
 from hanchang.core.errors import HanchangError
 from hanchang.core.grades import Grade
-from hanchang.core.policy import GradedItem, effective_grade
+from hanchang.core.policy import GradedItem
 from hanchang.core.principal import Principal
 
 
@@ -92,7 +92,7 @@ class Turn:
                 return
             call = stream.call
             if stream.no_sources:
-                effective = effective_grade(call.grade, call.items).grade.value
+                effective = call.report()["data_grade"]  # set when the gateway recorded it
                 meta = {"citations": [], "no_sources": True}
                 text = qa.NO_SOURCES
                 message_id = await run_in_threadpool(self._save, "assistant", text, meta, self.model, effective)
