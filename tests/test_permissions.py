@@ -52,6 +52,15 @@ USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR = (caller(r) for r in
     ("connectors.register", Thing(OTHER), {PLATFORM_ADMIN}),
     ("templates.manage", None, {AGENCY_ADMIN, PLATFORM_ADMIN}),
     ("window.admin_pages", None, {AGENCY_ADMIN, PLATFORM_ADMIN}),
+    # operations: an agency's admins see and review their own agency; platform admins all
+    ("operations.read", None, {AGENCY_ADMIN, PLATFORM_ADMIN}),
+    ("operations.read", Thing(OTHER), {PLATFORM_ADMIN}),
+    ("feedback.review", None, {AGENCY_ADMIN, PLATFORM_ADMIN}),
+    ("feedback.review", Thing(OTHER), {PLATFORM_ADMIN}),
+    # budgets: an agency's budget only by platform admins; a user's also by their agency's admins
+    ("budgets.agency", Thing(OWN), {PLATFORM_ADMIN}),
+    ("budgets.user", Thing(OWN), {AGENCY_ADMIN, PLATFORM_ADMIN}),
+    ("budgets.user", Thing(OTHER), {PLATFORM_ADMIN}),
 ])
 def test_who_may(action, resource, allowed):
     for principal in (USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR):
@@ -61,7 +70,7 @@ def test_who_may(action, resource, allowed):
 def test_every_rule_is_tested_and_refuses_in_korean():
     tested = {"agencies.see_all", "collections.read", "collections.change", "collections.create", "users.create",
               "users.list", "users.grant", "audit.read", "connectors.register", "templates.manage",
-              "window.admin_pages"}
+              "window.admin_pages", "operations.read", "feedback.review", "budgets.agency", "budgets.user"}
     assert set(RULES) == tested  # a new rule gets a row in test_who_may
     with pytest.raises(NotAllowed) as refused:
         require(USER, "collections.change", Thing(OWN))

@@ -33,6 +33,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ModelPrice(_Strict):
+    """What a model costs, in won per 1,000 tokens (costs and budgets are shown in won)."""
+
+    input_per_1k_tokens: float = Field(default=0.0, ge=0)
+    output_per_1k_tokens: float = Field(default=0.0, ge=0)
+
+
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
     backend: str  # openai | llamacpp | a kind a plugin registers (hanchang.backends)
@@ -52,6 +59,7 @@ class ModelConfig(_Strict):
     # Source text a grounded answer gives this model, in tokens. Unset: sized from the model's
     # measured reading speed so answers meet the SLO (slo.first_token_seconds).
     grounding_tokens: int | None = Field(default=None, ge=100)
+    price: ModelPrice = ModelPrice()
 
     @field_validator("max_grade", mode="before")
     @classmethod
@@ -96,6 +104,8 @@ class ModelConfig(_Strict):
             kind=self.kind,
             timeout_s=self.timeout_s,
             max_retries=self.max_retries,
+            price_in=self.price.input_per_1k_tokens,
+            price_out=self.price.output_per_1k_tokens,
             extra={"home": str(home), **({"threads": self.threads} if self.threads else {}),
                    **({"grounding_tokens": self.grounding_tokens} if self.grounding_tokens else {})},
         )
@@ -121,6 +131,55 @@ class LimitsConfig(_Strict):
     per_key: KeyRateLimit = KeyRateLimit()
     per_agency: AgencyRateLimit = AgencyRateLimit()
     agencies: dict[str, RateLimit] = {}  # per-agency overrides by agency code
+
+
+class BudgetLimit(_Strict):
+    """What one agency or user may use per budget period; 0 means unlimited."""
+
+    requests: int = Field(default=0, ge=0)
+    tokens: int = Field(default=0, ge=0)
+    won: float = Field(default=0.0, ge=0)
+
+    @property
+    def unlimited(self) -> bool:
+        return not (self.requests or self.tokens or self.won)
+
+
+class BudgetsConfig(_Strict):
+    """Monthly (or daily) budgets per agency and per user, reset by the calendar in `timezone`."""
+
+    period: Literal["month", "day"] = "month"
+    timezone: str = "Asia/Seoul"
+    warn_at: float = Field(default=0.8, gt=0, le=1)  # the window warns from this share on
+    per_agency: BudgetLimit = BudgetLimit()
+    per_user: BudgetLimit = BudgetLimit()
+    agencies: dict[str, BudgetLimit] = {}  # per-agency budgets by agency code
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. Asia/Seoul)") from None
+        return value
+
+
+class MetricsConfig(_Strict):
+    # GET /metrics answers a platform admin's API key, or this token (from the environment
+    # variable named here) for a Prometheus scraper that should hold no API key.
+    token_env: str = "HANCHANG_METRICS_TOKEN"
+    health_probe_seconds: float = Field(default=60.0, ge=5)  # model reachability, for availability
+
+
+class ReportConfig(_Strict):
+    # The KPI report's stated assumption: staff minutes one successful call saves, per service
+    # (usage endpoint, e.g. service.qa); "*" for any other. Shown beside the figure it makes.
+    minutes_saved: dict[str, float] = {"service.qa": 10.0, "service.counsel": 10.0, "service.draft": 30.0,
+                                       "service.summarize": 15.0, "service.translate": 15.0,
+                                       "chat.completions": 5.0, "*": 3.0}
 
 
 class PolicyConfig(_Strict):
@@ -177,11 +236,15 @@ class ServicesConfig(_Strict):
 
 
 class SloConfig(_Strict):
-    """Service-level objectives (guideline 3.2.5): 90 % of Q&A answered within `qa_seconds`."""
+    """Service-level objectives (guideline 3.2.5, table 20): 90 % of Q&A answered within
+    `qa_seconds`, of other inference within `inference_seconds`; monthly availability; capacity."""
 
     qa_seconds: float = Field(default=7.0, gt=0)
     first_token_seconds: float = Field(default=2.0, gt=0)  # grounding is sized to read within this
     inference_seconds: float = Field(default=10.0, gt=0)
+    latency_percentile: float = Field(default=90.0, gt=0, lt=100)
+    availability: float = Field(default=0.9999, gt=0, lt=1)
+    capacity_users: int = Field(default=100, ge=1)  # concurrent users the platform is sized for
 
 
 class AgencyConfig(_Strict):
@@ -227,6 +290,9 @@ class Settings(BaseSettings):
     knowledge: KnowledgeConfig = KnowledgeConfig()
     services: ServicesConfig = ServicesConfig()
     slo: SloConfig = SloConfig()
+    budgets: BudgetsConfig = BudgetsConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    report: ReportConfig = ReportConfig()
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     @field_validator("home", mode="after")

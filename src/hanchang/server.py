@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hanchang import __version__
-from hanchang.api import audit_routes, knowledge_routes, openai_routes, service_routes
+from hanchang.api import audit_routes, knowledge_routes, openai_routes, operations_routes, service_routes
 from hanchang.api.readiness import readiness
 from hanchang.assist.embedding_calls import gateway_embedder
 from hanchang.assist.platform import Platform
@@ -29,6 +29,7 @@ from hanchang.audit.recorder import Recorder
 from hanchang.audit.trail import PromptSealer
 from hanchang.config import ConfigError, Settings
 from hanchang.gateway.limits import create_limiter
+from hanchang.gateway.quotas import BudgetPlan, create_quota_store
 from hanchang.gateway.registry import ModelRegistry
 from hanchang.gateway.router import Gateway
 from hanchang.http.auth import KeyAuthenticator
@@ -36,6 +37,8 @@ from hanchang.http.body_limit import BodySizeLimit
 from hanchang.http.errors import install_error_handlers
 from hanchang.http.responses import JSONResponse
 from hanchang.knowledge.index_store import IndexStore
+from hanchang.ops.budgets import overrides_loader
+from hanchang.ops.health import HealthSampler
 from hanchang.store.db import Database
 from hanchang.web import routes as web_routes
 
@@ -47,9 +50,13 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
     recorder = Recorder(db, checkpoints=CheckpointBook(settings.home))
     recorder.start()
     limiter = create_limiter(settings.redis_url, settings.redis_prefix)
+    quotas = create_quota_store(settings.redis_url, settings.redis_prefix)
     sealer = PromptSealer(settings.audit.store_prompts_for, os.environ.get(settings.audit.key_env))
     gateway = Gateway(ModelRegistry(settings.model_specs(), settings.default_model), limiter, settings.limits,
-                      recorder, settings.policy, settings.pii, sealer)
+                      recorder, settings.policy, settings.pii, sealer,
+                      budget_plan=BudgetPlan(settings.budgets, overrides_loader(db)), quota_store=quotas)
+    health = HealthSampler(db, gateway, settings.metrics.health_probe_seconds)
+    health.start()
     try:
         # Embeddings (ingest and query) go through this same gateway: policy, guard, usage, audit.
         embedder = gateway_embedder(settings, gateway, asyncio.get_running_loop())
@@ -59,8 +66,10 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
             await gateway.warm_up()
         yield platform
     finally:
+        await health.aclose()
         await gateway.aclose()
         await limiter.aclose()
+        await quotas.aclose()
         await recorder.aclose()
 
 
@@ -88,7 +97,7 @@ def create_app(settings: Settings, database: Database | None = None, *,
     app.state.authenticator = KeyAuthenticator(db)
     install_error_handlers(app)
     for router in (openai_routes.router, knowledge_routes.router, audit_routes.router, service_routes.router,
-                   service_routes.connector_router, web_routes.router):
+                   service_routes.connector_router, operations_routes.router, web_routes.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(web_routes.STATIC)), name="static")
 

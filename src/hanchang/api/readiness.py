@@ -9,11 +9,9 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from hanchang.gateway.engine.supervisor import brief
+from hanchang.gateway.probe import USABLE_STATES
 from hanchang.gateway.router import Gateway
 from hanchang.store.db import Database
-
-# An embedded model that has not started yet starts on the first question: not a failure.
-_USABLE = {"ready", "idle", "reachable"}
 
 
 def _database_answers(db: Database) -> bool:
@@ -30,7 +28,7 @@ async def readiness(db: Database, gateway: Gateway) -> dict[str, Any]:
         run_in_threadpool(_database_answers, db), gateway.limiter.ping(),
         *(gateway.model_status(spec) for spec in gateway.registry))
     default = gateway.registry.default_model
-    default_usable = any(m.get("name") == default and m.get("state") in _USABLE for m in models)
+    default_usable = any(m.get("name") == default and m.get("state") in USABLE_STATES for m in models)
     shown = ("name", "kind", "state", "restarts", "last_problem", "detail",
              "prefill_tokens_per_s", "decode_tokens_per_s", "pending")
     for m in models:  # unauthenticated: what happened in a few words, never log lines or paths

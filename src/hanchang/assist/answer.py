@@ -32,6 +32,7 @@ from hanchang.gateway.errors import ClientClosed, GatewayError, UpstreamUnavaila
 from hanchang.gateway.router import Call, StreamStart
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.embedder import acting
+from hanchang.audit import metrics
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +72,19 @@ async def prepare(platform: Platform, principal: Principal, request: AnswerReque
         slo = platform.settings.slo
         budget = reading_budget(spec, question, prefill_tps=speed.prefill_tps, decode_tps=speed.decode_tps,
                                 first_token_s=slo.first_token_seconds, answer_s=slo.qa_seconds)
+        searching = time.perf_counter()
         passages = await run_in_threadpool(
             qa.gather_passages, platform.knowledge, chosen, question, budget.source_chars,
             top_k=platform.settings.knowledge.top_k, as_of=request.as_of,
             embedder=acting(platform.embedder, principal, "embeddings.query"),
             grade=request.grade)
+        metrics.observe_retrieval(time.perf_counter() - searching)
         body["messages"] = qa.grounded_messages(body["messages"], passages)
         if budget.answer_tokens and not (body.get("max_tokens") or body.get("max_completion_tokens")):
             body["max_tokens"] = budget.answer_tokens  # a grounded answer within the SLO
     call = chat_call(principal, body, request.grade, request.attachments, endpoint=request.endpoint)
     call.items += request.carried + qa.passage_items(passages)
+    call.grounded = bool(request.collections)
     call.source_ids = [f"doc:{p.result.document_id}#chunk:{p.result.chunk_id}" for p in passages]
     citations = [p.citation() for p in passages] if request.collections else None
     return PreparedAnswer(call, citations, unanswerable=bool(request.collections) and not passages)

@@ -29,6 +29,11 @@ class Usage:
     latency_ms: int = 0
     ttft_ms: int | None = None
     error_code: str | None = None
+    cost_won: float = 0.0
+    grounded: bool = False
+    data_grade: str | None = None
+    rerouted: bool = False
+    pii_masked: int = 0
     created_at: datetime = field(default_factory=utcnow)
 
 

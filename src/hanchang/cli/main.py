@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from hanchang.cli import accounts as accounts_cli
-from hanchang.cli import audit, knowledge, pii, templates
+from hanchang.cli import audit, knowledge, operations, pii, templates
 from hanchang.cli.common import (
     ConfigOption,
     err,
@@ -36,6 +36,9 @@ app.add_typer(knowledge.collections_app, name="collections")
 app.add_typer(templates.templates_app, name="templates")
 app.command("ingest")(knowledge.ingest)
 app.command("search")(knowledge.search)
+app.command("slo")(operations.slo)
+app.command("report")(operations.report)
+app.add_typer(operations.budget_app, name="budget")
 
 
 @app.callback()
@@ -77,12 +80,19 @@ def serve(
     config: ConfigOption = None,
 ) -> None:
     """Serve the API (/v1) and the window (/) — refuses to start on a bad config."""
+    import os
+
     import uvicorn
 
+    from hanchang.audit import metrics
     from hanchang.server import create_app
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_or_exit(config, **overrides)
+    if not os.environ.get(metrics.MULTIPROC_ENV):  # Prometheus samples of every worker, added up at /metrics
+        samples = settings.home / "run" / f"metrics-{settings.port}"
+        metrics.prepare_multiprocess_dir(str(samples))
+        os.environ[metrics.MULTIPROC_ENV] = str(samples)
     db = open_database(settings)
     try:
         application = create_app(settings, db, warm_models=True)

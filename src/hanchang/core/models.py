@@ -36,7 +36,13 @@ class ModelSpec:
     kind: str = "chat"  # "chat" | "embedding"
     timeout_s: float = 60.0
     max_retries: int = 2
+    # Price in won per 1,000 tokens read (input) and written (output); 0 for own hardware.
+    price_in: float = 0.0
+    price_out: float = 0.0
     extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def cost_won(self, tokens_in: int, tokens_out: int) -> float:
+        return (tokens_in * self.price_in + tokens_out * self.price_out) / 1000
 
     def clears(self, grade: Grade) -> bool:
         return grade <= self.max_grade

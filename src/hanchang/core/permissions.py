@@ -81,6 +81,14 @@ RULES: dict[str, Rule] = {
                                 "admins register connectors"),
     "templates.manage": Rule(_admin_of, "서식은 기관 관리자만 바꿀 수 있습니다.",
                              "only agency admins manage templates"),
+    "budgets.agency": Rule(_platform, "기관 예산은 플랫폼 관리자만 바꿀 수 있습니다.",
+                           "only platform admins change agency budgets"),
+    "budgets.user": Rule(_admin_of, "사용자 예산은 그 기관의 관리자만 바꿀 수 있습니다.",
+                         "only the user's agency admins change their budget"),
+    "operations.read": Rule(_admin_of, "운영 현황은 관리자만, 자기 기관의 것만 볼 수 있습니다.",
+                            "admins see their own agency's operations figures"),
+    "feedback.review": Rule(_admin_of, "답변 평가 검토는 그 기관의 관리자만 할 수 있습니다.",
+                            "only the agency's admins review its feedback"),
     "window.admin_pages": Rule(lambda p, _: p.role in ADMINS, "관리자만 볼 수 있는 화면입니다.", "admins only"),
 }
 

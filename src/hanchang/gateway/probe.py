@@ -7,6 +7,10 @@ from typing import Any
 from hanchang.core.models import ModelSpec
 from hanchang.gateway.backends import create_backend
 
+# States in which a model can answer now. An embedded model that has not started yet ("idle")
+# starts on the first question: not a failure.
+USABLE_STATES = frozenset({"ready", "idle", "reachable"})
+
 
 async def probe_upstream(spec: ModelSpec) -> dict[str, Any]:
     """The backend's own reachability check (state, detail), or 'unknown' if it has none."""

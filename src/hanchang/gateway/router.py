@@ -9,11 +9,13 @@ one audit record.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from hanchang.audit.recorder import Recorder
@@ -46,6 +48,7 @@ from hanchang.gateway.errors import (
     WrongModelKind,
 )
 from hanchang.gateway.limits import Budget, RateLimiter
+from hanchang.gateway.quotas import BudgetExhausted, BudgetPlan, Period, QuotaStore, current_period
 from hanchang.gateway.registry import ModelRegistry
 from hanchang.guard.links import known_links
 from hanchang.guard.output import OutputGuard
@@ -56,6 +59,7 @@ from hanchang.guard.request_guard import (
     PersonalDataBlocked,
     guard_request,
 )
+from hanchang.audit import metrics
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,7 @@ class Call:
     items: list[GradedItem] = field(default_factory=list)  # attachments, retrieved passages
     source_ids: list[str] = field(default_factory=list)
     stream: bool = False
+    grounded: bool = False  # asked to answer from knowledge bases
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
     # Filled in on the way:
@@ -80,6 +85,9 @@ class Call:
     guarded: GuardedRequest | None = None
     output: OutputGuard | None = None
     ttft_ms: int | None = None
+    budget_scopes: list[str] = field(default_factory=list)  # budgets this call spends from
+    budget_period: Period | None = None
+    budget_notice: dict[str, Any] | None = None  # set when a budget is nearly used up
 
     @property
     def rerouted_from(self) -> str | None:
@@ -96,6 +104,7 @@ class Call:
             "pii": {"mode": self.guarded.mode.value, "counts": self.guarded.counts}
             if self.guarded else None,
             "links_removed": self.output.links_removed if self.output else 0,
+            **({"budget": self.budget_notice} if self.budget_notice else {}),
         }
 
 
@@ -126,6 +135,8 @@ class Gateway:
         pii: PiiConfig | None = None,
         sealer: PromptSealer | None = None,
         backend_factory: Callable[[ModelSpec], Backend] = create_backend,
+        budget_plan: BudgetPlan | None = None,
+        quota_store: QuotaStore | None = None,
     ):
         self.registry = registry
         self.limiter = limiter
@@ -135,6 +146,8 @@ class Gateway:
         self.pii = pii or PiiConfig()
         self.sealer = sealer
         self._factory = backend_factory
+        self.budget_plan = budget_plan
+        self.quota_store = quota_store
         self._backends: dict[str, Backend] = {}
         self._speeds: dict[str, ModelSpeed] = {}
 
@@ -194,6 +207,62 @@ class Gateway:
             budgets.append(Budget(f"key:{principal.api_key_id}", key.requests_per_minute,
                                   key.tokens_per_minute))
         return budgets
+
+    async def admit(self, call: Call) -> None:
+        """Rate limits, then budgets: count the request, or refuse it before any model is called."""
+        await self.limiter.admit(self.budgets(call.principal))
+        plan, store = self.budget_plan, self.quota_store
+        if plan is None or store is None:
+            return
+        if plan.stale:
+            try:
+                await asyncio.to_thread(plan.reload)
+            except Exception:  # keep the last overrides; the counters themselves fail closed
+                log.exception("could not read budget overrides; using the ones read before")
+        now = time.time()
+        period = current_period(plan.config, now)
+        quotas = plan.quotas(call.principal, _today(period, now))
+        if not quotas:
+            return
+        try:
+            standing = await store.admit(quotas, period, now)
+        except BudgetExhausted as exc:
+            metrics.observe_budget_refusal(exc.scope, exc.kind)
+            raise
+        call.budget_scopes, call.budget_period = [q.scope for q in quotas], period
+        for quota in quotas:
+            for kind, limit in quota.limits().items():
+                if limit:
+                    metrics.set_budget_used(quota.scope, kind, standing.used[quota.scope][kind] / limit)
+        fullest = standing.highest()
+        if fullest and fullest[2] >= plan.config.warn_at:
+            quota, kind, share = fullest
+            call.budget_notice = {
+                "scope": quota.scope, "kind": kind, "used_share": round(share, 3), "resets_at":
+                period.resets_at.isoformat(),
+                "message": f"{quota.label_ko}의 {period.label_ko} 예산을 {share:.0%} 사용했습니다 "
+                           f"({period.resets_at:%m월 %d일}에 다시 채워집니다). "
+                           f"(Budget {share:.0%} used; resets {period.resets_at:%Y-%m-%d}.)"}
+
+    async def spend(self, call: Call, counts: dict[str, Any]) -> None:
+        """After a call: its tokens to the rate limits, its tokens and cost to its budgets."""
+        tokens = _tokens(counts)
+        await self.limiter.add_tokens(self.budgets(call.principal), tokens)
+        if call.budget_scopes and self.quota_store is not None and call.budget_period is not None:
+            try:
+                await self.quota_store.spend(call.budget_scopes, call.budget_period, tokens,
+                                             self._cost(call, counts))
+            except GatewayError:  # the call happened; the next admit() fails closed if Redis is gone
+                log.warning("could not count %s tokens against budgets %s", tokens, call.budget_scopes)
+
+    def _cost(self, call: Call, counts: dict[str, Any]) -> float:
+        if not call.model_used:
+            return 0.0
+        try:
+            spec = self.registry.get(call.model_used)
+        except GatewayError:
+            return 0.0
+        return spec.cost_won(int(counts.get("prompt_tokens") or 0), int(counts.get("completion_tokens") or 0))
 
     # -- the policy seam ---------------------------------------------------------------
     def route(self, call: Call, kind: str) -> list[ModelSpec]:
@@ -263,12 +332,11 @@ class Gateway:
         error: GatewayError | None = None
         try:
             candidates = self.route(call, kind)
-            budgets = self.budgets(call.principal)
-            await self.limiter.admit(budgets)
+            await self.admit(call)
             result, spec = await self._first_available(candidates, invoke)
             counts = result.get("usage") or {}
             call.model_used = spec.name
-            await self.limiter.add_tokens(budgets, _tokens(counts))
+            await self.spend(call, counts)
             result["model"] = spec.name
             return result
         except GatewayError as exc:
@@ -284,9 +352,13 @@ class Gateway:
         problems: list[UpstreamUnavailable] = []
         for spec in candidates:
             try:
-                return await invoke(spec), spec
+                result = await invoke(spec)
             except UpstreamUnavailable as exc:
+                metrics.set_upstream_up(spec.name, False)
                 problems.append(exc)
+                continue
+            metrics.set_upstream_up(spec.name, True)
+            return result, spec
         raise _none_available(problems, candidates)
 
     async def start_stream(self, call: Call) -> StreamStart:
@@ -294,7 +366,7 @@ class Gateway:
         call.stream = True
         try:
             candidates = self.route(call, "chat")
-            await self.limiter.admit(self.budgets(call.principal))
+            await self.admit(call)
             problems: list[UpstreamUnavailable] = []
             for spec in candidates:
                 stream = _guard_stream(self.backend(spec).chat_stream(self._guard(call, spec)),
@@ -304,8 +376,10 @@ class Gateway:
                 except StopAsyncIteration:
                     first = {}
                 except UpstreamUnavailable as exc:
+                    metrics.set_upstream_up(spec.name, False)
                     problems.append(exc)
                     continue
+                metrics.set_upstream_up(spec.name, True)
                 call.model_used = spec.name
                 call.ttft_ms = int((time.perf_counter() - call.started) * 1000)
                 return StreamStart(spec, first, stream)
@@ -318,7 +392,7 @@ class Gateway:
                             error: GatewayError | None) -> None:
         if error is None and counts:
             self._learn_speed(call, counts)
-        await self.limiter.add_tokens(self.budgets(call.principal), _tokens(counts or {}))
+        await self.spend(call, counts or {})
         self._finish(call, counts or {}, error)
 
     def record_unanswered(self, call: Call, outcome: str) -> None:
@@ -329,20 +403,36 @@ class Gateway:
     # -- records ---------------------------------------------------------------------------
     def _finish(self, call: Call, counts: dict[str, Any], error: GatewayError | None,
                 outcome: str | None = None) -> None:
-        if self.recorder is None:
-            return
         p = call.principal
         status, code = (error.status, error.code) if error else (200, outcome)
-        latency_ms = int((time.perf_counter() - call.started) * 1000)
+        latency_s = time.perf_counter() - call.started
+        latency_ms = int(latency_s * 1000)
         requested = self.registry.requested(call.body.get("model"))[:200]
         tokens_in = int(counts.get("prompt_tokens") or 0)
         tokens_out = int(counts.get("completion_tokens") or 0)
+        cost = self._cost(call, counts)
+        grade = call.effective.grade.value if call.effective else call.grade.value
+        metrics.observe_call(model=call.model_used or requested, agency=p.agency_code, service=call.endpoint,
+                             outcome=code or "ok", latency_s=latency_s,
+                             ttft_s=call.ttft_ms / 1000 if call.ttft_ms is not None else None,
+                             tokens_in=tokens_in, tokens_out=tokens_out, cost_won=cost)
+        if call.rerouted_from:
+            metrics.observe_policy(grade, "reroute")
+        elif error is not None and isinstance(error, PolicyRefused):
+            metrics.observe_policy(grade, "refuse")
+        if call.guarded is not None and call.guarded.counts:
+            metrics.observe_pii(call.guarded.counts, call.guarded.mode.value)
+        if self.recorder is None:
+            return
         usage = Usage(
             request_id=call.request_id, endpoint=call.endpoint, model_requested=requested,
             status=status, error_code=code, user_id=p.user_id, user_name=p.user_name,
             api_key_id=p.api_key_id, agency_id=p.agency_id, agency_code=p.agency_code,
             model_used=call.model_used, stream=call.stream, tokens_in=tokens_in,
-            tokens_out=tokens_out, latency_ms=latency_ms, ttft_ms=call.ttft_ms,
+            tokens_out=tokens_out, latency_ms=latency_ms, ttft_ms=call.ttft_ms, cost_won=cost,
+            grounded=call.grounded, data_grade=grade, rerouted=call.rerouted_from is not None,
+            pii_masked=sum(call.guarded.counts.values()) if call.guarded and call.guarded.mode is not PiiMode.ALLOW
+            else 0,
         )
         report = call.report()
         entry = AuditEntry(
@@ -410,6 +500,11 @@ async def _guard_stream(stream: AsyncIterator[dict[str, Any]],
         chunk = tail_chunk("")
         chunk["choices"][0]["delta"] = {"tool_calls": held}
         yield chunk
+
+
+def _today(period: Period, now: float) -> date:
+    """Today's date in the budget's time zone (an override's `until` is a calendar day)."""
+    return datetime.fromtimestamp(now, period.resets_at.tzinfo).date()
 
 
 def _tokens(counts: dict[str, Any]) -> int:

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -99,6 +100,12 @@ class UsageRecord(Base):
     ttft_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[int] = mapped_column(Integer)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # For the operations page, SLOs and the KPI report (migration 0008):
+    cost_won: Mapped[float] = mapped_column(Float, default=0.0)  # at the model's configured price
+    grounded: Mapped[bool] = mapped_column(Boolean, default=False)  # answered from knowledge bases
+    data_grade: Mapped[str | None] = mapped_column(String(1), nullable=True)  # effective grade
+    rerouted: Mapped[bool] = mapped_column(Boolean, default=False)  # the grade policy chose another model
+    pii_masked: Mapped[int] = mapped_column(Integer, default=0)  # personal-data entities masked
 
 
 class AuditRecord(Base):
@@ -280,6 +287,43 @@ class Feedback(Base):
     rating: Mapped[int] = mapped_column(Integer)  # +1 / -1
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # An administrator's review of a 👎 answer (open | resolved | knowledge_gap | model_error).
+    review_status: Mapped[str] = mapped_column(String(16), default="open")
+    expected_answer: Mapped[str] = mapped_column(Text, default="")
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class BudgetOverride(Base):
+    """An administrator's budget for one agency or user, replacing the configured one.
+
+    A limit left empty keeps the configured value; 0 means unlimited. `until` ends the override.
+    """
+
+    __tablename__ = "budget_overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(64), unique=True)  # agency:MOIS | user:12
+    requests: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    won: Mapped[float | None] = mapped_column(Float, nullable=True)
+    until: Mapped[date | None] = mapped_column(Date, nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    set_by: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HealthSample(Base):
+    """One reachability probe of one model, for availability against the SLO."""
+
+    __tablename__ = "health_samples"
+    __table_args__ = (Index("ix_health_samples_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    model: Mapped[str] = mapped_column(String(200))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    latency_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Connector(Base):

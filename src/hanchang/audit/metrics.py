@@ -1,0 +1,160 @@
+"""Prometheus metrics, with the official client, right with one process or several.
+
+`hanchang serve` points `PROMETHEUS_MULTIPROC_DIR` at a fresh directory before the first
+metric exists, so every worker writes its samples there and `/metrics` (whichever worker
+answers) adds them up (prometheus-client's multiprocess mode). An application built in-process
+(tests, embedding) without that variable keeps the client's ordinary in-memory registry.
+
+Metrics are made on first use, not at import, so the mode follows the environment at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Seconds. The guideline's SLO lines (7 s Q&A, 10 s inference) are bucket edges, so the share
+# of requests within them is read exactly.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0, 30.0, 60.0, 120.0)
+TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
+RETRIEVAL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass(frozen=True)
+class _Metrics:
+    requests: Any
+    latency: Any
+    ttft: Any
+    tokens: Any
+    cost: Any
+    policy: Any
+    pii: Any
+    retrieval: Any
+    upstream_up: Any
+    budget_used: Any
+    budget_refusals: Any
+
+
+_made: _Metrics | None = None
+_lock = threading.Lock()
+
+
+def _create() -> _Metrics:
+    from prometheus_client import Counter, Gauge, Histogram, values
+
+    if os.environ.get(MULTIPROC_ENV) and values.ValueClass.__name__ != "MmapedValue":
+        # prometheus_client was imported (by someone) before the directory was set: switch now,
+        # before any metric exists, as the client itself would have at import.
+        values.ValueClass = values.get_value_class()
+    by_call = ("model", "agency", "service", "outcome")
+    return _Metrics(
+        requests=Counter("hanchang_requests", "Model calls by model, agency, service and outcome "
+                         "(ok, no_sources, or the error code).", by_call),
+        latency=Histogram("hanchang_request_duration_seconds", "Whole-request latency of model calls.",
+                          by_call, buckets=LATENCY_BUCKETS),
+        ttft=Histogram("hanchang_time_to_first_token_seconds", "Time to the first streamed token.",
+                       ("model", "agency", "service"), buckets=TTFT_BUCKETS),
+        tokens=Counter("hanchang_tokens", "Tokens read (in) and written (out).",
+                       ("model", "agency", "service", "direction")),
+        cost=Counter("hanchang_cost_won", "Cost of model calls in won, at the configured prices.",
+                     ("model", "agency")),
+        policy=Counter("hanchang_policy_decisions", "Grade-policy reroutes and refusals by data grade.",
+                       ("grade", "decision")),
+        pii=Counter("hanchang_pii_entities", "Personal-data entities found in requests, by type and "
+                    "what the guard did (mask, pseudonymize, allow, block).", ("type", "mode")),
+        retrieval=Histogram("hanchang_retrieval_duration_seconds", "Knowledge-base search latency.",
+                            buckets=RETRIEVAL_BUCKETS),
+        upstream_up=Gauge("hanchang_upstream_up", "1 when the model answered its last probe or call.",
+                          ("model",), multiprocess_mode="mostrecent"),
+        budget_used=Gauge("hanchang_budget_used_ratio", "Share of the current period's budget used, "
+                          "by scope (agency:CODE, user:ID) and kind (requests, tokens, won).",
+                          ("scope", "kind"), multiprocess_mode="mostrecent"),
+        budget_refusals=Counter("hanchang_budget_refusals", "Requests refused because a budget was "
+                                "used up.", ("scope", "kind")),
+    )
+
+
+def _m() -> _Metrics:
+    global _made
+    if _made is None:
+        with _lock:
+            if _made is None:
+                _made = _create()
+    return _made
+
+
+def observe_call(*, model: str, agency: str, service: str, outcome: str, latency_s: float,
+                 ttft_s: float | None, tokens_in: int, tokens_out: int, cost_won: float) -> None:
+    m = _m()
+    m.requests.labels(model, agency, service, outcome).inc()
+    m.latency.labels(model, agency, service, outcome).observe(latency_s)
+    if ttft_s is not None:
+        m.ttft.labels(model, agency, service).observe(ttft_s)
+    if tokens_in:
+        m.tokens.labels(model, agency, service, "in").inc(tokens_in)
+    if tokens_out:
+        m.tokens.labels(model, agency, service, "out").inc(tokens_out)
+    if cost_won:
+        m.cost.labels(model, agency).inc(cost_won)
+
+
+def observe_policy(grade: str, decision: str) -> None:
+    _m().policy.labels(grade, decision).inc()
+
+
+def observe_pii(counts: Mapping[str, int], mode: str) -> None:
+    m = _m()
+    for kind, count in counts.items():
+        if count:
+            m.pii.labels(kind, mode).inc(count)
+
+
+def observe_retrieval(seconds: float) -> None:
+    _m().retrieval.observe(seconds)
+
+
+def set_upstream_up(model: str, up: bool) -> None:
+    _m().upstream_up.labels(model).set(1 if up else 0)
+
+
+def set_budget_used(scope: str, kind: str, ratio: float) -> None:
+    _m().budget_used.labels(scope, kind).set(ratio)
+
+
+def observe_budget_refusal(scope: str, kind: str) -> None:
+    _m().budget_refusals.labels(scope, kind).inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text a Prometheus scrape reads: every process's samples in multiprocess mode."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+    _m()  # so the families exist (with no samples) before the first call
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def prepare_multiprocess_dir(path: str) -> None:
+    """Empty (or create) the samples directory before any worker starts, as the client requires."""
+    import shutil
+
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    os.makedirs(path, mode=0o700, exist_ok=True)
+
+
+def process_exited(pid: int) -> None:
+    """Drop a dead worker's live gauges (call from the supervisor when a worker exits)."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
