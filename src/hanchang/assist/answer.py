@@ -24,6 +24,7 @@ from hanchang.assist import qa
 from hanchang.assist.chat import AttachedText, chat_call
 from hanchang.assist.platform import Platform
 from hanchang.assist.reading_budget import reading_budget
+from hanchang.audit import metrics
 from hanchang.core.grades import Grade
 from hanchang.core.policy import GradedItem
 from hanchang.core.principal import Principal
@@ -32,7 +33,6 @@ from hanchang.gateway.errors import ClientClosed, GatewayError, UpstreamUnavaila
 from hanchang.gateway.router import Call, StreamStart
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.embedder import acting
-from hanchang.audit import metrics
 
 log = logging.getLogger(__name__)
 

@@ -101,11 +101,12 @@ def budget_show(agency: Annotated[str | None, typer.Option(help="Agency code.")]
                   "below are this command's (empty). Set Redis to share and see them.[/yellow]")
     table = Table("scope", "requests", "tokens", "won", "override", title=f"예산 Budgets {found['period']} "
                   f"(resets {found['resets_at'][:16]})")
+    def cell(row: dict, kind: str) -> str:
+        limit, used = row["limits"][kind], row["used"][kind]
+        return f"{used:,.0f} / {'무제한' if not limit else f'{limit:,.0f}'}"
     for row in found["data"]:
-        def cell(kind: str) -> str:
-            limit, used = row["limits"][kind], row["used"][kind]
-            return f"{used:,.0f} / {'무제한' if not limit else f'{limit:,.0f}'}"
-        table.add_row(row["label"], cell("requests"), cell("tokens"), cell("won"), "yes" if row["overridden"] else "")
+        table.add_row(row["label"], *(cell(row, kind) for kind in ("requests", "tokens", "won")),
+                      "yes" if row["overridden"] else "")
     out.print(table)
 
 

@@ -203,7 +203,7 @@ class RedisQuotas:
     async def admit(self, quotas: list[Quota], period: Period, now: float) -> Standing:
         args: list[float] = [self._keep_until(period), len(quotas)]
         for quota in quotas:
-            args += [quota.requests, quota.tokens, int(round(quota.won * MILLI))]
+            args += [quota.requests, quota.tokens, round(quota.won * MILLI)]
         try:
             result = await self._admit(keys=[self._key(q.scope, period) for q in quotas], args=args)
         except Exception as exc:  # any Redis failure: refuse rather than spend unmetered
@@ -222,7 +222,7 @@ class RedisQuotas:
                 for scope in scopes:
                     key = self._key(scope, period)
                     pipe.hincrby(key, "tokens", tokens)
-                    pipe.hincrby(key, "mwon", int(round(won * MILLI)))
+                    pipe.hincrby(key, "mwon", round(won * MILLI))
                     pipe.expireat(key, self._keep_until(period))
                 await pipe.execute()
         except Exception as exc:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from hanchang.audit import metrics
 from hanchang.audit.recorder import Recorder
 from hanchang.audit.trail import AuditEntry, PromptSealer
 from hanchang.audit.usage import Usage
@@ -59,7 +60,6 @@ from hanchang.guard.request_guard import (
     PersonalDataBlocked,
     guard_request,
 )
-from hanchang.audit import metrics
 
 log = logging.getLogger(__name__)
 

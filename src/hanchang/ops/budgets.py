@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from hanchang.audit.trail import append, record_by
 from hanchang.audit.trail import admin_entry as audit_admin_entry
+from hanchang.audit.trail import append, record_by
 from hanchang.config import BudgetLimit
 from hanchang.core.errors import InvalidInput, NotFound
 from hanchang.core.permissions import SEE_EVERY_AGENCY, can, require
