@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hmac
 import os
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
@@ -65,7 +66,7 @@ async def ops_overview(request: Request, start: date | None = None, end: date | 
     """Figures over time for the operations page (`start`/`end` are calendar days, inclusive)."""
     scope = _agency(principal, agency)
     settings = platform_of(request).settings
-    last = end or date.today()
+    last = end or datetime.now(ZoneInfo(settings.budgets.timezone)).date()
     span = Range.of_days(start or last - timedelta(days=13), last, settings.budgets.timezone)
     lines = {"qa": settings.slo.qa_seconds, "inference": settings.slo.inference_seconds}
     data = await run_in_threadpool(overview, platform_of(request).db, span, scope, lines)
@@ -161,7 +162,8 @@ async def feedback_export(request: Request, status: str | None = None, rating: i
             return list(feedback_review.evaluation_lines(session, principal, status=status or None,
                                                          rating=rating, agency=scope))
     lines = await run_in_threadpool(work)
-    name = f"hanchang-feedback-{scope or 'all'}-{date.today():%Y%m%d}.jsonl"
+    today = datetime.now(ZoneInfo(platform_of(request).settings.budgets.timezone)).date()
+    name = f"hanchang-feedback-{scope or 'all'}-{today:%Y%m%d}.jsonl"
     return StreamingResponse(iter(lines), media_type="application/x-ndjson",
                              headers=_download(name))
 
