@@ -428,14 +428,19 @@ def test_kpi_report_from_generated_usage_reads_back(platform, tmp_path):
 
     from hanchang.knowledge.parsers.hwpx import parse_hwpx
 
-    october = datetime(2026, 10, 15, 3, 0, tzinfo=ZoneInfo("Asia/Seoul"))
+    def seoul(*when) -> datetime:  # stored as the platform stores times: in UTC
+        return datetime(*when, tzinfo=ZoneInfo("Asia/Seoul")).astimezone(UTC)
+
+    october = seoul(2026, 10, 15, 3, 0)
     with platform.db.session() as session:
         user_id = session.scalar(select(User.id).where(User.name == "kim"))
         session.add_all([_usage(at=october, grounded=True, endpoint="service.qa", latency_ms=3000, user_id=user_id,
                                 tokens_in=100, tokens_out=50, cost_won=1.5) for _ in range(8)])
         session.add_all([_usage(at=october, latency_ms=5000, user_id=user_id, pii_masked=2) for _ in range(4)])
         session.add(_usage(at=october, status=403, error_code="data_grade_refused", user_id=user_id))
-        session.add(_usage(at=october + timedelta(days=30)))  # November: not in the report
+        # Past midnight in Seoul on 1 November (still 31 October in UTC): not in October's report.
+        session.add(_usage(at=seoul(2026, 11, 1, 0, 30)))
+        session.add(_usage(at=seoul(2026, 10, 31, 23, 30), user_id=user_id))
         _rated_answer(session, "MOIS", "kim", "질문", "답", 1)
         _rated_answer(session, "MOIS", "kim", "질문2", "답2", -1)
         for f in session.scalars(select(Feedback)):
@@ -445,14 +450,14 @@ def test_kpi_report_from_generated_usage_reads_back(platform, tmp_path):
                        headers=boss, timeout=10).json()
     figures = {i["name"]: i for i in report["indicators"]}
     assert {i["group"] for i in report["indicators"]} == {"투입", "과정", "산출", "결과"}
-    assert figures["전체 호출 수"]["value"] == 13
+    assert figures["전체 호출 수"]["value"] == 14
     assert figures["서비스별 호출 수: service.qa"]["value"] == 8
     assert figures["토큰 사용량"]["value"] == 8 * 150 and figures["모델 사용 비용"]["value"] == 12.0
     assert figures["질의응답 응답시간 (p90)"]["value"] == 3.0
     assert figures["등급·개인정보 정책 차단"]["value"] == 1 and figures["개인정보 보호조치"]["value"] == 8
-    assert figures["근거 기반 답변 비율"]["value"] == pytest.approx(8 / 12 * 100, abs=0.1)
+    assert figures["근거 기반 답변 비율"]["value"] == pytest.approx(8 / 13 * 100, abs=0.1)
     assert figures["답변 만족도 (👍 비율)"]["value"] == 50.0
-    assert figures["추정 절감 업무시간"]["value"] == pytest.approx((8 * 10 + 4 * 5) / 60, abs=0.05)
+    assert figures["추정 절감 업무시간"]["value"] == pytest.approx((8 * 10 + 5 * 5) / 60, abs=0.06)  # shown to 0.1 h
     assert "10분" in figures["추정 절감 업무시간"]["definition"]  # the assumption is stated
 
     xlsx = httpx.get(platform.url + "/api/ops/report", params={"period": "2026-10", "format": "xlsx"},
@@ -460,7 +465,7 @@ def test_kpi_report_from_generated_usage_reads_back(platform, tmp_path):
     assert xlsx.status_code == 200 and "hanchang-kpi-MOIS-2026-10.xlsx" in xlsx.headers["content-disposition"]
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
     rows = {row[1]: row for row in sheet.iter_rows(min_row=5, values_only=True)}
-    assert rows["전체 호출 수"][2] == 13 and rows["전체 호출 수"][0] == "산출"
+    assert rows["전체 호출 수"][2] == 14 and rows["전체 호출 수"][0] == "산출"
     hwpx = httpx.get(platform.url + "/api/ops/report", params={"period": "2026-10", "format": "hwpx"},
                      headers=boss, timeout=10)
     path = tmp_path / "kpi.hwpx"
@@ -470,7 +475,7 @@ def test_kpi_report_from_generated_usage_reads_back(platform, tmp_path):
     csv_text = httpx.get(platform.url + "/api/ops/report", params={"period": "2026-10", "format": "csv"},
                          headers=boss, timeout=10).content.decode("utf-8-sig")
     table = list(csv.reader(io.StringIO(csv_text)))
-    assert table[0] == ["구분", "지표", "값", "단위", "정의", "출처"] and ["산출", "전체 호출 수", "13"] == table[
+    assert table[0] == ["구분", "지표", "값", "단위", "정의", "출처"] and ["산출", "전체 호출 수", "14"] == table[
         next(i for i, r in enumerate(table) if r[1] == "전체 호출 수")][:3]
     # Another agency's report is not this admin's to read; a bad period is a clear 422.
     assert httpx.get(platform.url + "/api/ops/report", params={"agency": "OTHER"}, headers=boss,

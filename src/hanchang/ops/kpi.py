@@ -61,6 +61,7 @@ class KpiReport:
 
 
 def month_range(period: str, zone: str) -> tuple[datetime, datetime]:
+    """The month's first and next month's first instant in the zone, as UTC."""
     match = _PERIOD.match(period)
     if not match:
         raise InvalidInput("기간은 YYYY-MM 형식으로 주세요 (예: 2026-10).", "period must be YYYY-MM, e.g. 2026-10",
@@ -69,7 +70,7 @@ def month_range(period: str, zone: str) -> tuple[datetime, datetime]:
     tz = ZoneInfo(zone)
     start = datetime(year, month, 1, tzinfo=tz)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=tz)
-    return start, end
+    return start.astimezone(UTC), end.astimezone(UTC)  # compared in UTC: SQLite keeps times without zone
 
 
 def build(db: Database, settings: Settings, period: str, agency: str | None) -> KpiReport:

@@ -17,8 +17,10 @@ import numpy as np
 from sqlalchemy import select
 
 from hanchang.core.errors import InvalidInput
+from hanchang.core.permissions import SEE_EVERY_AGENCY, can
+from hanchang.core.principal import Principal
 from hanchang.store.db import Database
-from hanchang.store.tables import Feedback, UsageRecord
+from hanchang.store.tables import Agency, Feedback, UsageRecord
 
 MAX_DAYS = 366
 REFUSALS = {"data_grade_refused": "grade", "personal_data_blocked": "pii", "budget_exhausted": "budget",
@@ -57,13 +59,14 @@ class Range:
 def overview(db: Database, span: Range, agency: str | None, slo_lines: dict[str, float]) -> dict[str, Any]:
     buckets = span.buckets()
     n = len(buckets)
+    # Compared in UTC: SQLite keeps times as text without their zone.
+    start, end = span.start.astimezone(UTC), span.end.astimezone(UTC)
     usage = select(UsageRecord.created_at, UsageRecord.model_used, UsageRecord.model_requested,
                    UsageRecord.endpoint, UsageRecord.status, UsageRecord.error_code, UsageRecord.latency_ms,
                    UsageRecord.tokens_in, UsageRecord.tokens_out, UsageRecord.cost_won, UsageRecord.user_id,
                    UsageRecord.rerouted, UsageRecord.grounded, UsageRecord.agency_code, UsageRecord.user_name
-                   ).where(UsageRecord.created_at >= span.start, UsageRecord.created_at < span.end)
-    ratings = select(Feedback.created_at, Feedback.rating).where(
-        Feedback.created_at >= span.start, Feedback.created_at < span.end)
+                   ).where(UsageRecord.created_at >= start, UsageRecord.created_at < end)
+    ratings = select(Feedback.created_at, Feedback.rating).where(Feedback.created_at >= start, Feedback.created_at < end)
     if agency:
         usage = usage.where(UsageRecord.agency_code == agency)
         ratings = ratings.where(Feedback.agency_code == agency)
@@ -151,3 +154,12 @@ def overview(db: Database, span: Range, agency: str | None, slo_lines: dict[str,
 
 def _iso(when: datetime) -> str:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).isoformat()
+
+
+def visible_agencies(db: Database, principal: Principal) -> list[dict[str, str]]:
+    """The agencies whose figures the caller may pick (every one for a platform admin)."""
+    query = select(Agency.code, Agency.name).order_by(Agency.code)
+    if not can(principal, SEE_EVERY_AGENCY):
+        query = query.where(Agency.id == principal.agency_id)
+    with db.session() as session:
+        return [{"code": code, "name": name} for code, name in session.execute(query)]

@@ -18,13 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from hanchang import __version__
 from hanchang.assist import conversation_turns, conversations, users
 from hanchang.core.grades import Grade
-from hanchang.core.permissions import can
+from hanchang.core.permissions import SEE_EVERY_AGENCY, can, require
 from hanchang.core.principal import Principal
 from hanchang.http.auth import require_principal
 from hanchang.http.deps import platform_of
 from hanchang.http.responses import JSONResponse
 from hanchang.http.types import DbId, GradeIn
 from hanchang.knowledge.search import open_passage
+from hanchang.ops.overview import visible_agencies
 from hanchang.store import sessions
 
 HERE = Path(__file__).resolve().parent
@@ -42,15 +43,20 @@ PAGE_HEADERS = {
 }
 
 
+async def _signed_in(request: Request) -> tuple[Principal, str] | None:
+    token = request.cookies.get(sessions.COOKIE)
+    if not token:
+        return None
+
+    def lookup():
+        with platform_of(request).db.session() as session:
+            return sessions.principal_for(session, token)
+    return await run_in_threadpool(lookup)
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def index(request: Request):
-    token = request.cookies.get(sessions.COOKIE)
-    found = None
-    if token:
-        def lookup():
-            with platform_of(request).db.session() as session:
-                return sessions.principal_for(session, token)
-        found = await run_in_threadpool(lookup)
+    found = await _signed_in(request)
     if found is None:
         return _login_page(request)
     principal, csrf = found
@@ -58,6 +64,20 @@ async def index(request: Request):
         "csrf": csrf, "user": principal.user_name, "agency": principal.agency_code,
         "role": principal.role.value, "is_admin": can(principal, "window.admin_pages"), "version": __version__},
         headers=PAGE_HEADERS)
+
+
+@router.get("/ops", response_class=HTMLResponse, include_in_schema=False)
+async def operations_page(request: Request):
+    """The operations page (운영 현황) for platform and agency admins."""
+    found = await _signed_in(request)
+    if found is None:
+        return RedirectResponse("/", status_code=303)
+    principal, csrf = found
+    require(principal, "operations.read")
+    agencies = await run_in_threadpool(visible_agencies, platform_of(request).db, principal)
+    return templates.TemplateResponse(request, "ops.html", {
+        "csrf": csrf, "user": principal.user_name, "agency": principal.agency_code, "agencies": agencies,
+        "platform_admin": can(principal, SEE_EVERY_AGENCY), "version": __version__}, headers=PAGE_HEADERS)
 
 
 def _login_page(request: Request, error: str = "", status: int = 200, agency: str = "", user: str = ""):

@@ -1,22 +1,8 @@
 // The single window: conversations, streamed answers, grades, knowledge bases, citations, feedback.
-const csrf = document.querySelector('meta[name="csrf-token"]').content;
-const $ = (selector) => document.querySelector(selector);
+// (api, getJson, csrf and $ come from http.js.)
 const GRADE_KO = { O: "공개", S: "민감", C: "기밀" };
 const state = { conversation: null, models: [], collections: [], controller: null, citations: {} };
 
-async function api(path, options = {}) {
-  const headers = { "X-CSRF-Token": csrf, ...(options.headers || {}) };
-  if (options.json !== undefined) { headers["Content-Type"] = "application/json"; options.body = JSON.stringify(options.json); }
-  const response = await fetch(path, { ...options, headers, credentials: "same-origin" });
-  if (response.status === 401) { location.href = "/"; throw new Error("signed out"); }
-  if (!response.ok && response.status !== 204) {
-    let message = response.statusText;
-    try { message = (await response.json()).error.message; } catch (_) { /* keep status text */ }
-    throw new Error(message);
-  }
-  return response.status === 204 ? null : response;
-}
-const getJson = async (path) => (await api(path)).json();
 
 function gradeBadge(grade) {
   const span = document.createElement("span");
@@ -267,6 +253,8 @@ async function send({ regenerate = false } = {}) {
           answer.id = data.message_id; answer.meta = data.meta; answer.model = data.model;
           view.dataset.id = data.message_id;
           fillMessage(view, answer);
+          const budget = data.meta && data.meta.hanchang && data.meta.hanchang.budget;
+          if (budget) view.append(noticeLine(`⚠ ${budget.message}`, "budget"));  // 80 % of a budget used
         } else if (name === "failed") {
           view.className = "message notice";
           view.querySelector(".message-head strong").textContent = "알림";

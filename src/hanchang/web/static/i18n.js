@@ -10,6 +10,14 @@ const I18N = {
     close: "Close", role: "Role", create: "Create", copy: "Copy", regenerate: "Regenerate", good: "Helpful",
     bad: "Not helpful", rename: "Rename", delete: "Delete", sources: "Sources", stopped: "(stopped)",
     services: "Work tools", run: "Run", working: "Working…", download: "download",
+    opsTitle: "Operations", from: "From", to: "To", today: "Today", days7: "7 days", days30: "30 days",
+    days90: "90 days", agencyFilter: "Agency", allAgencies: "All agencies", show: "Show",
+    chartCalls: "Calls by model", chartServices: "Calls by service", chartTokens: "Tokens",
+    chartLatency: "Latency (s) with SLO lines", chartUsers: "Active users", chartPolicy: "Policy refusals and reroutes",
+    chartFeedback: "Thumbs-up rate", sloTitle: "Service-level objectives", budgetTitle: "Budget use",
+    budgetScope: "Scope", requests: "Requests", tokens: "Tokens", won: "Won", note: "Reason", adjust: "Adjust budget",
+    feedbackTitle: "Review 👎 answers", exportJsonl: "Export evaluation set (JSONL)", reportTitle: "KPI report",
+    month: "Month", failuresTitle: "Recent failures", budgetWarning: "Budget",
   },
 };
 const KO = {};
