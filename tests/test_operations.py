@@ -475,8 +475,8 @@ def test_kpi_report_from_generated_usage_reads_back(platform, tmp_path):
     csv_text = httpx.get(platform.url + "/api/ops/report", params={"period": "2026-10", "format": "csv"},
                          headers=boss, timeout=10).content.decode("utf-8-sig")
     table = list(csv.reader(io.StringIO(csv_text)))
-    assert table[0] == ["구분", "지표", "값", "단위", "정의", "출처"] and ["산출", "전체 호출 수", "14"] == table[
-        next(i for i, r in enumerate(table) if r[1] == "전체 호출 수")][:3]
+    assert table[0] == ["구분", "지표", "값", "단위", "정의", "출처"] and table[
+        next(i for i, r in enumerate(table) if r[1] == "전체 호출 수")][:3] == ["산출", "전체 호출 수", "14"]
     # Another agency's report is not this admin's to read; a bad period is a clear 422.
     assert httpx.get(platform.url + "/api/ops/report", params={"agency": "OTHER"}, headers=boss,
                      timeout=5).status_code == 403

@@ -66,7 +66,8 @@ def overview(db: Database, span: Range, agency: str | None, slo_lines: dict[str,
                    UsageRecord.tokens_in, UsageRecord.tokens_out, UsageRecord.cost_won, UsageRecord.user_id,
                    UsageRecord.rerouted, UsageRecord.grounded, UsageRecord.agency_code, UsageRecord.user_name
                    ).where(UsageRecord.created_at >= start, UsageRecord.created_at < end)
-    ratings = select(Feedback.created_at, Feedback.rating).where(Feedback.created_at >= start, Feedback.created_at < end)
+    ratings = select(Feedback.created_at, Feedback.rating).where(Feedback.created_at >= start,
+                                                                 Feedback.created_at < end)
     if agency:
         usage = usage.where(UsageRecord.agency_code == agency)
         ratings = ratings.where(Feedback.agency_code == agency)
