@@ -3,6 +3,13 @@ through Hanchang, plain and streamed. Prints p50/p95/p99, requests/s and the add
 writes benchmarks/results/gateway_overhead.json.
 
     .venv/bin/python benchmarks/gateway_overhead.py [--requests 2000] [--concurrency 64]
+    .venv/bin/python benchmarks/gateway_overhead.py --baseline REV   # before/after in one run
+
+With --baseline, a second Hanchang runs the source of git revision REV (a temporary worktree)
+beside this one, and both take the same load in turns: the report adds each server's CPU time
+per request (user + system, from /proc) and the difference, so a change's cost is measured on
+one machine at one time. This tree's server runs with budgets configured (so the budget path
+runs on every request) and, like every `hanchang serve`, with Prometheus metrics.
 """
 
 from __future__ import annotations
@@ -46,16 +53,20 @@ def start_upstream(port: int) -> subprocess.Popen:
     )
 
 
-def start_hanchang(home: Path, upstream_port: int, port: int) -> tuple[subprocess.Popen, str]:
+def start_hanchang(home: Path, upstream_port: int, port: int, source: Path | None = None,
+                   extra: dict | None = None) -> tuple[subprocess.Popen, str]:
     config = {
         "models": [{"name": "bench", "backend": "openai", "zone": "internal", "max_grade": "C",
                     "base_url": f"http://127.0.0.1:{upstream_port}/v1"}],
         "limits": {"per_key": {"requests_per_minute": 0, "tokens_per_minute": 0},
                    "per_agency": {"requests_per_minute": 0, "tokens_per_minute": 0}},
         "log_level": "warning",
+        **(extra or {}),
     }
     (home / "hanchang.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "HANCHANG_HOME": str(home), "HANCHANG_CONFIG": str(home / "hanchang.yaml")}
+    if source is not None:  # another revision's code, with this environment's packages
+        env["PYTHONPATH"] = str(source / "src")
     hanchang = [sys.executable, "-m", "hanchang"]
     subprocess.run([*hanchang, "users", "create", "--user", "bench", "--agency", "DEMO"], env=env,
                    check=True, capture_output=True)
@@ -66,8 +77,14 @@ def start_hanchang(home: Path, upstream_port: int, port: int) -> tuple[subproces
     return process, key
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(port: int, key: str | None, stream: bool, total: int, concurrency: int,
-            rate: float | None = None) -> dict:
+            rate: float | None = None, pid: int | None = None) -> dict:
     question = "보도자료 초안을 한 문단으로 작성해 주세요"
     body = json.dumps({"model": "bench", "stream": stream,
                        "messages": [{"role": "user", "content": question}]})
@@ -76,9 +93,70 @@ def measure(port: int, key: str | None, stream: bool, total: int, concurrency: i
                                   min(200, total), concurrency))
     if warmup.errors:
         raise RuntimeError(f"warm-up had {warmup.errors} errors")
+    before = cpu_seconds(pid) if pid else 0.0
     result = asyncio.run(run_load("127.0.0.1", port, "/v1/chat/completions", body.encode(), headers,
                                   total, concurrency, rate))
-    return result.summary()
+    summary = result.summary()
+    if pid:
+        summary["server_cpu_ms_per_request"] = round((cpu_seconds(pid) - before) * 1000 / total, 4)
+    return summary
+
+
+def compare(baseline: str, args) -> None:
+    """This tree against revision `baseline`, the same load in turns: CPU per request and latency."""
+    upstream_port = free_port()
+    processes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        worktree = Path(tmp) / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), baseline],
+                       check=True, capture_output=True)
+        try:
+            processes.append(start_upstream(upstream_port))
+            wait_ready(f"http://127.0.0.1:{upstream_port}/v1/models")
+            servers = {}
+            budgets = {"budgets": {"per_agency": {"requests": 10**9, "tokens": 10**12, "won": 10**9}},
+                       "models": [{"name": "bench", "backend": "openai", "zone": "internal", "max_grade": "C",
+                                   "base_url": f"http://127.0.0.1:{upstream_port}/v1",
+                                   "price": {"input_per_1k_tokens": 1.0, "output_per_1k_tokens": 3.0}}]}
+            for label, source, extra in (("before", worktree, None), ("after", None, budgets)):
+                home, port = Path(tmp) / label, free_port()
+                home.mkdir()
+                process, key = start_hanchang(home, upstream_port, port, source, extra)
+                processes.append(process)
+                wait_ready(f"http://127.0.0.1:{port}/healthz")
+                servers[label] = (port, key, process.pid)
+            report: dict = {"baseline": baseline, "requests": args.requests, "concurrency": args.concurrency,
+                            "rounds": args.rounds, "modes": {}}
+            for mode, stream in (("plain", False), ("streamed", True)):
+                runs: dict[str, list[dict]] = {"before": [], "after": []}
+                for _ in range(args.rounds):  # in turns, so drift on the machine hits both alike
+                    for label, (port, key, pid) in servers.items():
+                        runs[label].append(measure(port, key, stream, args.requests, args.concurrency, pid=pid))
+                row = {}
+                for label, found in runs.items():
+                    cpu = sorted(r["server_cpu_ms_per_request"] for r in found)
+                    row[label] = {"cpu_ms_per_request": cpu[len(cpu) // 2], "cpu_runs": cpu,
+                                  "p50_ms": sorted(r["p50_ms"] for r in found)[len(found) // 2],
+                                  "requests_per_s": sorted(r["requests_per_s"] for r in found)[len(found) // 2]}
+                row["added_cpu_ms_per_request"] = round(row["after"]["cpu_ms_per_request"]
+                                                        - row["before"]["cpu_ms_per_request"], 4)
+                row["cpu_ratio"] = round(row["after"]["cpu_ms_per_request"] / row["before"]["cpu_ms_per_request"], 3)
+                report["modes"][mode] = row
+                print(f"\n[{mode}] {args.rounds} rounds of {args.requests} requests, before = {baseline}")
+                print(f"{'':8}{'CPU ms/req':>12}{'p50 ms':>9}{'req/s':>9}")
+                for label in ("before", "after"):
+                    r = row[label]
+                    print(f"{label:8}{r['cpu_ms_per_request']:12.4f}{r['p50_ms']:9.2f}{r['requests_per_s']:9.0f}")
+                print(f"added CPU per request: {row['added_cpu_ms_per_request']:+.4f} ms  (x{row['cpu_ratio']})")
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=15)
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
+                           capture_output=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "gateway_overhead_compare.json").write_text(json.dumps(report, indent=2))
+    print(f"\nwritten {RESULTS / 'gateway_overhead_compare.json'}")
 
 
 def main() -> None:
@@ -87,7 +165,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--rate", type=float, default=500.0,
                         help="arrival rate (requests/s) of the open-loop run; 0 skips it")
+    parser.add_argument("--baseline", help="git revision to compare this tree with (CPU per request)")
+    parser.add_argument("--rounds", type=int, default=3, help="turns per server with --baseline")
     args = parser.parse_args()
+    if args.baseline:
+        compare(args.baseline, args)
+        return
 
     upstream_port, hanchang_port = free_port(), free_port()
     processes = []

@@ -41,6 +41,26 @@ class _Metrics:
 
 _made: _Metrics | None = None
 _lock = threading.Lock()
+# Labelled children by (metric name, label values): `.labels()` validates and locks on every call,
+# which costs more than the increment itself on the request path.
+_children: dict[tuple, Any] = {}
+# The last value set per gauge child, so an unchanged gauge is not written again.
+_last_set: dict[tuple, float] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (id(metric), labels)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*labels)
+    return child
+
+
+def _set_changed(metric: Any, value: float, *labels: str) -> None:
+    key = (id(metric), labels)
+    if _last_set.get(key) != value:
+        _last_set[key] = value
+        _child(metric, *labels).set(value)
 
 
 def _create() -> _Metrics:
@@ -89,44 +109,51 @@ def _m() -> _Metrics:
 
 def observe_call(*, model: str, agency: str, service: str, outcome: str, latency_s: float,
                  ttft_s: float | None, tokens_in: int, tokens_out: int, cost_won: float) -> None:
-    m = _m()
-    m.requests.labels(model, agency, service, outcome).inc()
-    m.latency.labels(model, agency, service, outcome).observe(latency_s)
+    m = _made or _m()
+    _child(m.requests, model, agency, service, outcome).inc()
+    _child(m.latency, model, agency, service, outcome).observe(latency_s)
     if ttft_s is not None:
-        m.ttft.labels(model, agency, service).observe(ttft_s)
+        _child(m.ttft, model, agency, service).observe(ttft_s)
     if tokens_in:
-        m.tokens.labels(model, agency, service, "in").inc(tokens_in)
+        _child(m.tokens, model, agency, service, "in").inc(tokens_in)
     if tokens_out:
-        m.tokens.labels(model, agency, service, "out").inc(tokens_out)
+        _child(m.tokens, model, agency, service, "out").inc(tokens_out)
     if cost_won:
-        m.cost.labels(model, agency).inc(cost_won)
+        _child(m.cost, model, agency).inc(cost_won)
 
 
 def observe_policy(grade: str, decision: str) -> None:
-    _m().policy.labels(grade, decision).inc()
+    _child(_m().policy, grade, decision).inc()
 
 
 def observe_pii(counts: Mapping[str, int], mode: str) -> None:
     m = _m()
     for kind, count in counts.items():
         if count:
-            m.pii.labels(kind, mode).inc(count)
+            _child(m.pii, kind, mode).inc(count)
 
 
 def observe_retrieval(seconds: float) -> None:
     _m().retrieval.observe(seconds)
 
 
-def set_upstream_up(model: str, up: bool) -> None:
-    _m().upstream_up.labels(model).set(1 if up else 0)
+def set_upstream_up(model: str, up: bool, *, probe: bool = False) -> None:
+    """A call's outcome writes only a change; a health probe always writes (it is the heartbeat
+    that keeps this process's value the most recent one across workers)."""
+    if probe:
+        _last_set[(id(_m().upstream_up), (model,))] = 1.0 if up else 0.0
+        _child(_m().upstream_up, model).set(1.0 if up else 0.0)
+    else:
+        _set_changed(_m().upstream_up, 1.0 if up else 0.0, model)
 
 
 def set_budget_used(scope: str, kind: str, ratio: float) -> None:
-    _m().budget_used.labels(scope, kind).set(ratio)
+    """The share used, to the nearest 0.1 % (finer changes are not written again)."""
+    _set_changed(_m().budget_used, round(ratio, 3), scope, kind)
 
 
 def observe_budget_refusal(scope: str, kind: str) -> None:
-    _m().budget_refusals.labels(scope, kind).inc()
+    _child(_m().budget_refusals, scope, kind).inc()
 
 
 def exposition() -> tuple[bytes, str]:

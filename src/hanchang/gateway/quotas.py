@@ -267,9 +267,25 @@ class BudgetPlan:
         self._clock = clock
         self._overrides: dict[str, Override] = {}
         self._loaded_at = float("-inf")
+        self._period: Period | None = None
+        self._period_day: tuple[float, date] | None = None  # (next midnight, today) in the zone
+        self._quotas: dict[tuple[str, int, date], list[Quota]] = {}  # per caller, until a reload
+        # No budget configured and no override: nothing to count (the embedded default).
+        self.empty = config.per_agency.unlimited and config.per_user.unlimited and not any(
+            not b.unlimited for b in config.agencies.values())
 
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")
+
+    def period(self, now: float) -> tuple[Period, date]:
+        """The current period and today's date in the zone (computed again only after midnight)."""
+        if self._period is None or self._period_day is None or now >= self._period_day[0]:
+            self._period = current_period(self.config, now)
+            zone = self._period.resets_at.tzinfo
+            today = datetime.fromtimestamp(now, zone).date()
+            midnight = datetime(today.year, today.month, today.day, tzinfo=zone) + timedelta(days=1)
+            self._period_day = (midnight.timestamp(), today)
+        return self._period, self._period_day[1]
 
     @property
     def stale(self) -> bool:
@@ -279,6 +295,7 @@ class BudgetPlan:
         """Read the overrides again (blocking: call it from a thread)."""
         if self._load is not None:
             self._overrides = {o.scope: o for o in self._load()}
+            self._quotas = {}
             self._loaded_at = self._clock()
 
     def limit(self, scope: str, configured: BudgetLimit, today: date) -> BudgetLimit:
@@ -292,6 +309,17 @@ class BudgetPlan:
 
     def quotas(self, principal: Principal, today: date) -> list[Quota]:
         """The budgets a request of this caller spends from (the unlimited ones left out)."""
+        if self.empty and not self._overrides:
+            return []
+        key = (principal.agency_code, principal.user_id, today)
+        found = self._quotas.get(key)
+        if found is None:
+            if len(self._quotas) > 10_000:
+                self._quotas.clear()
+            found = self._quotas[key] = self._resolve(principal, today)
+        return found
+
+    def _resolve(self, principal: Principal, today: date) -> list[Quota]:
         agency = self.limit(f"agency:{principal.agency_code}",
                             self.config.agencies.get(principal.agency_code, self.config.per_agency), today)
         user = self.limit(f"user:{principal.user_id}", self.config.per_user, today)

@@ -15,7 +15,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any
 
 from hanchang.audit import metrics
@@ -49,7 +48,7 @@ from hanchang.gateway.errors import (
     WrongModelKind,
 )
 from hanchang.gateway.limits import Budget, RateLimiter
-from hanchang.gateway.quotas import BudgetExhausted, BudgetPlan, Period, QuotaStore, current_period
+from hanchang.gateway.quotas import BudgetExhausted, BudgetPlan, Period, QuotaStore
 from hanchang.gateway.registry import ModelRegistry
 from hanchang.guard.links import known_links
 from hanchang.guard.output import OutputGuard
@@ -220,8 +219,8 @@ class Gateway:
             except Exception:  # keep the last overrides; the counters themselves fail closed
                 log.exception("could not read budget overrides; using the ones read before")
         now = time.time()
-        period = current_period(plan.config, now)
-        quotas = plan.quotas(call.principal, _today(period, now))
+        period, today = plan.period(now)
+        quotas = plan.quotas(call.principal, today)
         if not quotas:
             return
         try:
@@ -500,11 +499,6 @@ async def _guard_stream(stream: AsyncIterator[dict[str, Any]],
         chunk = tail_chunk("")
         chunk["choices"][0]["delta"] = {"tool_calls": held}
         yield chunk
-
-
-def _today(period: Period, now: float) -> date:
-    """Today's date in the budget's time zone (an override's `until` is a calendar day)."""
-    return datetime.fromtimestamp(now, period.resets_at.tzinfo).date()
 
 
 def _tokens(counts: dict[str, Any]) -> int:

@@ -36,7 +36,7 @@ class HealthSampler:
             except Exception:  # a probe that fails is an unavailable model
                 state = "unreachable"
             ok = state in USABLE_STATES
-            metrics.set_upstream_up(spec.name, ok)
+            metrics.set_upstream_up(spec.name, ok, probe=True)
             return {"created_at": utcnow(), "model": spec.name, "ok": ok,
                     "latency_ms": int((time.perf_counter() - started) * 1000)}
 
