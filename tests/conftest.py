@@ -213,3 +213,17 @@ def booking():
     server = ThreadedServer(app).start()
     yield server, app.openapi()
     server.stop()
+
+
+# -- the browser (Debian's Chromium driven by Playwright) ---------------------------------------
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def sign_in_window(page, url: str, agency: str, user: str, password: str) -> None:
+    """Fill the window's sign-in form and send it."""
+    page.goto(url + "/")
+    page.fill("#agency", agency)
+    page.fill("#user", user)
+    page.fill("#password", password)
+    page.click("button[type=submit]")

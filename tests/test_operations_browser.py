@@ -14,6 +14,7 @@ import pytest
 from hanchang_devtools.demo_usage import generate
 from sqlalchemy import select
 
+from conftest import CHROMIUM_ARGS, sign_in_window
 from hanchang.core.principal import Role
 from hanchang.store import accounts
 from hanchang.store.tables import Feedback
@@ -51,9 +52,7 @@ def ops(platform_factory, upstream, tmp_path):
     generate(platform.db, "MOIS", days=14, calls_per_day=90, models=("int",))
     generate(platform.db, "MOLEG", days=14, calls_per_day=500, models=("int",), seed=3)
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(20_000)
         yield platform, page
@@ -62,11 +61,7 @@ def ops(platform_factory, upstream, tmp_path):
 
 def test_an_agency_admin_reviews_operations_in_the_browser(ops, tmp_path):
     platform, page = ops
-    page.goto(platform.url + "/")
-    page.fill("#agency", "MOIS")
-    page.fill("#user", "hong")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in_window(page, platform.url, "MOIS", "hong", PASSWORD)
     # A real answer in the window, rated 👎 with a reason.
     page.fill("#question", "출장비 정산 서류는 무엇인가요?")
     page.press("#question", "Enter")
@@ -126,11 +121,7 @@ def test_an_agency_admin_reviews_operations_in_the_browser(ops, tmp_path):
 
 def test_the_operations_page_is_for_admins(ops):
     platform, page = ops
-    page.goto(platform.url + "/")
-    page.fill("#agency", "MOLEG")
-    page.fill("#user", "park")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    sign_in_window(page, platform.url, "MOLEG", "park", PASSWORD)
     page.wait_for_selector("#question")
     assert page.locator("#open-ops").count() == 0
     response = page.goto(platform.url + "/ops")

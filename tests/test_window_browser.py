@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from conftest import CHROMIUM_ARGS, sign_in_window
 from hanchang.core.principal import Role
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.index_store import IndexStore
@@ -46,9 +47,7 @@ def window(request, platform_factory, upstreams, tmp_path):
     ingest_sources(platform.db, IndexStore(platform.settings.home, platform.db), collection_id,
                    [SourceFile(rule, "upload:복무규정.txt", "복무규정.txt")])
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.set_default_timeout(20_000)
         yield platform, page, tmp_path
@@ -56,11 +55,7 @@ def window(request, platform_factory, upstreams, tmp_path):
 
 
 def sign_in(page, url, password=PASSWORD):
-    page.goto(url + "/")
-    page.fill("#agency", "MOIS")
-    page.fill("#user", "hong")
-    page.fill("#password", password)
-    page.click("button[type=submit]")
+    sign_in_window(page, url, "MOIS", "hong", password)
 
 
 def ask(page, question):
