@@ -89,7 +89,9 @@ def test_metrics_count_known_traffic(platform_factory, upstream, monkeypatch):
 
     ok = {"model": "internal-a", "agency": "MOIS", "service": "chat.completions", "outcome": "ok"}
     assert delta("hanchang_requests_total", **ok) == 3
-    assert delta("hanchang_requests_total", **{**ok, "model": "nope", "outcome": "model_not_found"}) == 1
+    # A model name a caller made up never becomes a label of its own (no unbounded series).
+    assert delta("hanchang_requests_total", **{**ok, "model": "unknown", "outcome": "model_not_found"}) == 1
+    assert not any(tuple(v for k, v in labels if k == "model") == ("nope",) for _, labels in after)
     assert delta("hanchang_request_duration_seconds_count", **ok) == 3
     assert delta("hanchang_time_to_first_token_seconds_count", model="internal-a", agency="MOIS",
                  service="chat.completions") == 1

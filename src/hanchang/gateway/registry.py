@@ -26,6 +26,10 @@ class ModelRegistry:
         """The label a caller asked for (a body's `model`, a form's choice), or the default model."""
         return str(name_or_alias or self.default_model or "")
 
+    def canonical(self, name_or_alias: str) -> str | None:
+        """The configured model a label names, or None (e.g. a caller's typo)."""
+        return self._labels.get(name_or_alias)
+
     def get(self, name_or_alias: str) -> ModelSpec:
         name = self._labels.get(name_or_alias)
         if name is None:

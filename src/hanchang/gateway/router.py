@@ -411,7 +411,9 @@ class Gateway:
         tokens_out = int(counts.get("completion_tokens") or 0)
         cost = self._cost(call, counts)
         grade = call.effective.grade.value if call.effective else call.grade.value
-        metrics.observe_call(model=call.model_used or requested, agency=p.agency_code, service=call.endpoint,
+        # A metric label only ever names a configured model: what a caller types must not create series.
+        model_label = call.model_used or self.registry.canonical(requested) or "unknown"
+        metrics.observe_call(model=model_label, agency=p.agency_code, service=call.endpoint,
                              outcome=code or "ok", latency_s=latency_s,
                              ttft_s=call.ttft_ms / 1000 if call.ttft_ms is not None else None,
                              tokens_in=tokens_in, tokens_out=tokens_out, cost_won=cost)
