@@ -87,6 +87,7 @@ class Call:
     budget_scopes: list[str] = field(default_factory=list)  # budgets this call spends from
     budget_period: Period | None = None
     budget_notice: dict[str, Any] | None = None  # set when a budget is nearly used up
+    cost_won: float | None = None  # at the answering model's price, once its usage is known
 
     @property
     def rerouted_from(self) -> str | None:
@@ -246,11 +247,11 @@ class Gateway:
     async def spend(self, call: Call, counts: dict[str, Any]) -> None:
         """After a call: its tokens to the rate limits, its tokens and cost to its budgets."""
         tokens = _tokens(counts)
+        call.cost_won = self._cost(call, counts)
         await self.limiter.add_tokens(self.budgets(call.principal), tokens)
         if call.budget_scopes and self.quota_store is not None and call.budget_period is not None:
             try:
-                await self.quota_store.spend(call.budget_scopes, call.budget_period, tokens,
-                                             self._cost(call, counts))
+                await self.quota_store.spend(call.budget_scopes, call.budget_period, tokens, call.cost_won)
             except GatewayError:  # the call happened; the next admit() fails closed if Redis is gone
                 log.warning("could not count %s tokens against budgets %s", tokens, call.budget_scopes)
 
@@ -409,7 +410,7 @@ class Gateway:
         requested = self.registry.requested(call.body.get("model"))[:200]
         tokens_in = int(counts.get("prompt_tokens") or 0)
         tokens_out = int(counts.get("completion_tokens") or 0)
-        cost = self._cost(call, counts)
+        cost = call.cost_won if call.cost_won is not None else self._cost(call, counts)
         grade = call.effective.grade.value if call.effective else call.grade.value
         # A metric label only ever names a configured model: what a caller types must not create series.
         model_label = call.model_used or self.registry.canonical(requested) or "unknown"
