@@ -492,3 +492,35 @@ def test_kpi_report_from_generated_usage_reads_back(platform, tmp_path):
                                      "HANCHANG_DATABASE_URL": platform.settings.resolved_database_url})
     assert result.exit_code == 0, result.output
     assert "전체 호출 수" in parse_hwpx(out).text
+
+
+def test_budget_and_review_changes_commit_only_with_their_audit_record(platform):
+    """When the audit record cannot be written, the change it records is not kept either."""
+    from sqlalchemy import func, text
+
+    from hanchang.store.tables import BudgetOverride
+
+    with platform.db.session() as session:
+        bad = _rated_answer(session, "MOIS", "kim", "질문", "답", -1)
+    root = platform.headers(platform.new_user_key("root", Role.PLATFORM_ADMIN))
+    first = httpx.put(platform.url + "/api/ops/budgets/agency:MOIS", json={"requests": 10}, headers=root, timeout=5)
+    assert first.status_code == 200
+    with platform.db.session() as session:
+        last = session.scalar(select(func.max(AuditRecord.id)))
+        good_hash = session.scalar(text("SELECT last_hash FROM audit_chain_head WHERE id = 1"))
+        # The chain head now points one record back: the next append collides with an existing id.
+        session.execute(text("UPDATE audit_chain_head SET last_id = :i WHERE id = 1"), {"i": last - 1})
+    try:
+        changed = httpx.put(platform.url + "/api/ops/budgets/agency:MOIS", json={"requests": 99}, headers=root,
+                            timeout=5)
+        reviewed = httpx.post(platform.url + f"/api/ops/feedback/{bad}/review", json={"status": "resolved"},
+                              headers=root, timeout=5)
+        assert changed.status_code == 500 and reviewed.status_code == 500
+        with platform.db.session() as session:
+            assert session.scalar(select(BudgetOverride.requests).where(BudgetOverride.scope == "agency:MOIS")) == 10
+            assert session.get(Feedback, bad).review_status == "open"
+            assert session.scalar(select(func.max(AuditRecord.id))) == last
+    finally:
+        with platform.db.session() as session:
+            session.execute(text("UPDATE audit_chain_head SET last_id = :i, last_hash = :h WHERE id = 1"),
+                            {"i": last, "h": good_hash})

@@ -178,10 +178,3 @@ def prepare_multiprocess_dir(path: str) -> None:
         shutil.rmtree(path)
     os.makedirs(path, mode=0o700, exist_ok=True)
 
-
-def process_exited(pid: int) -> None:
-    """Drop a dead worker's live gauges (call from the supervisor when a worker exits)."""
-    if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)
