@@ -55,6 +55,15 @@ def world(request, platform_factory, tmp_path):
     external.server.stop()
 
 
+def agent_on_s(platform) -> str:
+    """An agent of the caller's agency over the S collection, preferring the external model."""
+    made = httpx.post(platform.url + "/api/agents", headers=platform.headers(), timeout=30, json={
+        "name": f"감사 도우미 {len(platform.internal.behaviour.received)}", "instructions": "감사 결과를 요약하세요.",
+        "collections": [platform.secret], "model": "outside", "services": ["qa", "summarize"]})
+    assert made.status_code == 201, made.text
+    return made.json()["id"]
+
+
 def v1(platform, body, path="/chat/completions"):
     return httpx.post(platform.v1 + path, headers=platform.headers(), timeout=30, json=body)
 
@@ -83,6 +92,11 @@ PATHS = {
     "draft declared S": lambda p: service(p, "draft", {"template": "report", "request": S_TEXT}, "S"),
     "analyze declared S": lambda p: service(p, "analyze", {"csv": S_TEXT.split(": ", 1)[1], "question": MARKER}, "S"),
     "analyze file declared S": lambda p: service(p, "analyze", {"file": CSV_FILE, "question": MARKER}, "S"),
+    "agent grounded on S": lambda p: v1(p, {"model": agent_on_s(p), "messages": ASK}),
+    "agent stream grounded on S": lambda p: v1(p, {"model": agent_on_s(p), "messages": ASK, "stream": True}),
+    "qa service as an agent on S": lambda p: httpx.post(
+        f"{p.url}/api/services/qa", headers=p.headers(), timeout=30,
+        json={"inputs": {"question": f"{MARKER} 결과"}, "agent": agent_on_s(p)}),
     "upload labelled O into S (embedding)": lambda p: httpx.post(
         f"{p.url}/api/collections/{p.secret}/documents", headers=p.headers(p.admin_key), timeout=30,
         data={"grade": "O"}, files=[("files", ("또.txt", S_TEXT.encode()))]),

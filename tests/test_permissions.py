@@ -21,6 +21,7 @@ def caller(role: Role) -> Principal:
 class Thing:
     agency_id: int
     is_common: bool = False
+    created_by: int | None = None
 
 
 USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR = (caller(r) for r in
@@ -61,6 +62,19 @@ USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR = (caller(r) for r in
     ("budgets.agency", Thing(OWN), {PLATFORM_ADMIN}),
     ("budgets.user", Thing(OWN), {AGENCY_ADMIN, PLATFORM_ADMIN}),
     ("budgets.user", Thing(OTHER), {PLATFORM_ADMIN}),
+    # agents and snippets: built by anyone of the agency but auditors; changed and published by
+    # their author or the agency's admins; publications reviewed by platform admins
+    ("agents.create", None, {USER, AGENCY_ADMIN, PLATFORM_ADMIN}),
+    ("agents.create", Thing(OTHER), {PLATFORM_ADMIN}),
+    ("agents.change", Thing(OWN, created_by=10), {USER, AGENCY_ADMIN, PLATFORM_ADMIN}),
+    ("agents.change", Thing(OWN, created_by=11), {AGENCY_ADMIN, PLATFORM_ADMIN}),
+    ("agents.change", Thing(OTHER, created_by=10), {PLATFORM_ADMIN}),
+    ("assets.publish", Thing(OWN, created_by=10), {USER, AGENCY_ADMIN, PLATFORM_ADMIN}),
+    ("assets.publish", Thing(OWN, created_by=11), {AGENCY_ADMIN, PLATFORM_ADMIN}),
+    ("assets.review", None, {PLATFORM_ADMIN}),
+    # the adoption checklist: the agency's admins
+    ("checklist.answer", Thing(OWN), {AGENCY_ADMIN, PLATFORM_ADMIN}),
+    ("checklist.answer", Thing(OTHER), {PLATFORM_ADMIN}),
 ])
 def test_who_may(action, resource, allowed):
     for principal in (USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR):
@@ -70,7 +84,8 @@ def test_who_may(action, resource, allowed):
 def test_every_rule_is_tested_and_refuses_in_korean():
     tested = {"agencies.see_all", "collections.read", "collections.change", "collections.create", "users.create",
               "users.list", "users.grant", "audit.read", "connectors.register", "templates.manage",
-              "window.admin_pages", "operations.read", "feedback.review", "budgets.agency", "budgets.user"}
+              "window.admin_pages", "operations.read", "feedback.review", "budgets.agency", "budgets.user",
+              "agents.create", "agents.change", "assets.publish", "assets.review", "checklist.answer"}
     assert set(RULES) == tested  # a new rule gets a row in test_who_may
     with pytest.raises(NotAllowed) as refused:
         require(USER, "collections.change", Thing(OWN))

@@ -235,6 +235,14 @@ class ServicesConfig(_Strict):
         return self
 
 
+class LibraryConfig(_Strict):
+    """The common asset library (공유 자산)."""
+
+    # A platform admin approves each published version before other agencies see it.
+    review_required: bool = False
+    default_licence: str = "공공누리 제1유형(출처표시) / KOGL Type 1"
+
+
 class SloConfig(_Strict):
     """Service-level objectives (guideline 3.2.5, table 20): 90 % of Q&A answered within
     `qa_seconds`, of other inference within `inference_seconds`; monthly availability; capacity."""
@@ -289,6 +297,7 @@ class Settings(BaseSettings):
     audit: AuditConfig = AuditConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
     services: ServicesConfig = ServicesConfig()
+    library: LibraryConfig = LibraryConfig()
     slo: SloConfig = SloConfig()
     budgets: BudgetsConfig = BudgetsConfig()
     metrics: MetricsConfig = MetricsConfig()

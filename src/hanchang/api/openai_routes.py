@@ -9,9 +9,10 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from hanchang.api.openai_schemas import ChatCompletionRequest, EmbeddingRequest
-from hanchang.assist import answer
+from hanchang.assist import agents, answer
 from hanchang.assist.chat import AttachedText
 from hanchang.assist.embedding_calls import embed
 from hanchang.core.grades import Grade
@@ -37,6 +38,15 @@ async def list_models(request: Request, principal: Principal = Depends(require_p
         }
         for spec in platform_of(request).gateway.registry
     ]
+
+    def usable_agents() -> list[agents.Definition]:
+        with platform_of(request).db.session() as session:
+            return agents.list_usable(session, principal)
+    # Agents are called like models (`agent:<id>`), so an OpenAI client's model list shows them.
+    data += [{"id": a.ref, "object": "model", "created": created, "owned_by": a.agency_code, "kind": "agent",
+              "name": a.name, "description_ko": a.description or a.name, "shared": a.shared,
+              "examples": list(a.examples)}
+             for a in await run_in_threadpool(usable_agents)]
     return JSONResponse({"object": "list", "data": data})
 
 

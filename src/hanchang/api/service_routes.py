@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from hanchang.assist import connectors, templates
+from hanchang.assist import agents, connectors, templates
 from hanchang.assist.services import ServiceContext
 from hanchang.assist.services.export import EXPORT_FORMATS
 from hanchang.core.errors import HanchangError, NotFound
@@ -32,7 +32,7 @@ class RunRequest(BaseModel):
     inputs: dict[str, Any]
     data_grade: GradeIn = Grade.OPEN
     model: str | None = None
-
+    agent: str | None = Field(default=None, max_length=40)  # agent:<id>: run as that agent
 
 
 class ExportRequest(BaseModel):
@@ -64,8 +64,17 @@ async def run_service(service_id: str, body: RunRequest, request: Request,
     service = platform_of(request).services.get(service_id)
     if service is None or not service.offered_to(principal):
         raise NotFound(f"서비스 '{service_id}'이(가) 없습니다.", f"no service '{service_id}'")
-    inputs = service.validate(body.inputs)
-    result = await service.run(ServiceContext(platform_of(request), principal, body.data_grade, body.model), inputs)
+    model, agent_id = body.model, None
+    raw = dict(body.inputs)
+    if body.agent:
+        def as_agent():
+            with platform_of(request).db.session() as session:
+                return agents.for_service(session, principal, body.agent, service.id, raw)
+        definition, agent_model, raw = await run_in_threadpool(as_agent)
+        model, agent_id = model if service.id != "qa" and model else agent_model, definition.id
+    inputs = service.validate(raw)
+    context = ServiceContext(platform_of(request), principal, body.data_grade, model, agent_id)
+    result = await service.run(context, inputs)
     return JSONResponse({"service": service.id, **result.as_dict()})
 
 

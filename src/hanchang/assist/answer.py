@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 from starlette.concurrency import run_in_threadpool
 
-from hanchang.assist import qa
+from hanchang.assist import agents, qa
 from hanchang.assist.chat import AttachedText, chat_call
 from hanchang.assist.platform import Platform
 from hanchang.assist.reading_budget import reading_budget
@@ -55,14 +55,42 @@ class PreparedAnswer:
     unanswerable: bool = False  # grounded, but nothing relevant was found
 
 
+@dataclass(frozen=True)
+class AgentUse:
+    definition: agents.Definition
+    collections_skipped: int  # the agent's collections the caller may not read (not used)
+
+
+async def _as_agent(platform: Platform, principal: Principal, request: AnswerRequest) -> AgentUse | None:
+    """For `model: "agent:<id>"`: the agent's instructions first, its model (or the default),
+    and those of its collections the caller may read added to the request's own."""
+    if not agents.is_ref(request.body.get("model")):
+        return None
+
+    def load() -> tuple[agents.Definition, list[int], int]:
+        with platform.db.session() as session:
+            definition = agents.usable(session, principal, request.body["model"])
+            return definition, *agents.readable_collections(session, principal, definition)
+
+    definition, kept, skipped = await run_in_threadpool(load)
+    registry = platform.gateway.registry
+    model = definition.model if definition.model and registry.canonical(definition.model) else None
+    request.body = {**request.body, "model": registry.requested(model),
+                    "messages": [definition.system_message(), *(request.body.get("messages") or ())]}
+    request.collections = list(dict.fromkeys([*request.collections, *kept]))
+    return AgentUse(definition, skipped)
+
+
 async def prepare(platform: Platform, principal: Principal, request: AnswerRequest) -> PreparedAnswer:
     """Resolve readable collections (404 otherwise), gather passages, build the gateway call."""
+    agent = await _as_agent(platform, principal, request)
     body = dict(request.body)
     passages: list[qa.Passage] = []
     if request.collections:
         def readable() -> list:  # 404 for a collection the caller may not read
             with platform.db.session() as session:
-                return [kc.get_readable(session, principal, ref) for ref in request.collections]
+                found = [kc.get_readable(session, principal, ref) for ref in request.collections]
+                return list({c.id: c for c in found}.values())
 
         chosen = await run_in_threadpool(readable)
         gateway = platform.gateway
@@ -85,6 +113,10 @@ async def prepare(platform: Platform, principal: Principal, request: AnswerReque
     call = chat_call(principal, body, request.grade, request.attachments, endpoint=request.endpoint)
     call.items += request.carried + qa.passage_items(passages)
     call.grounded = bool(request.collections)
+    if agent is not None:
+        call.agent_id = agent.definition.id
+        call.agent_info = {"id": agent.definition.ref, "name": agent.definition.name,
+                           "shared": agent.definition.shared, "collections_skipped": agent.collections_skipped}
     call.source_ids = [f"doc:{p.result.document_id}#chunk:{p.result.chunk_id}" for p in passages]
     citations = [p.citation() for p in passages] if request.collections else None
     return PreparedAnswer(call, citations, unanswerable=bool(request.collections) and not passages)

@@ -70,14 +70,17 @@ class Turn:
         self.platform, self.principal, self.conversation_id = platform, principal, conversation_id
         self.question = question
         self.model = platform.gateway.registry.requested(question.model)
+        self.agent_id: int | None = None  # known once the answer is prepared
         self.request = answer.AnswerRequest({"model": self.model, "messages": history}, question.grade,
                                             collections=list(question.collections), carried=carried)
 
     def _save(self, role: str, content: str, meta: dict, model: str | None = None, grade: str = "") -> int:
-        # An answer is stored with the grade of everything that went into it (effective grade).
+        # An answer is stored with the grade of everything that went into it (effective grade),
+        # and with the agent that gave it (its 👍 rate in the library counts this answer).
         with self.platform.db.session() as session:
             c = conversations.owned(session, self.principal.user_id, self.conversation_id)
-            return conversations.add(session, c, role, content, grade or self.question.grade.value, model, meta).id
+            return conversations.add(session, c, role, content, grade or self.question.grade.value, model, meta,
+                                     self.agent_id).id
 
     async def events(self) -> AsyncIterator[TurnEvent]:
         text, meta, model_used, stored = "", {}, None, False
@@ -91,6 +94,7 @@ class Turn:
                 yield Refused(exc.message, notice_id)
                 return
             call = stream.call
+            self.agent_id = call.agent_id
             if stream.no_sources:
                 effective = call.report()["data_grade"]  # set when the gateway recorded it
                 meta = {"citations": [], "no_sources": True}

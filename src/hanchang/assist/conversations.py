@@ -66,9 +66,9 @@ def history(session: Session, conversation: Conversation) -> tuple[list[dict[str
 
 
 def add(session: Session, conversation: Conversation, role: str, content: str, grade: str,
-        model: str | None = None, meta: dict | None = None) -> Message:
+        model: str | None = None, meta: dict | None = None, agent_id: int | None = None) -> Message:
     message = Message(conversation_id=conversation.id, role=role, content=content, grade=grade, model=model,
-                      meta=json.dumps(meta or {}, ensure_ascii=False))
+                      meta=json.dumps(meta or {}, ensure_ascii=False), agent_id=agent_id)
     session.add(message)
     conversation.updated_at = utcnow()
     if role == "user" and conversation.title == "새 대화":

@@ -63,7 +63,12 @@ def grounded_messages(messages: list[dict[str, Any]], passages: list[Passage]) -
         f"[{p.index}] {p.result.title[:30]}" + (f" · {p.result.section[:15]}" if p.result.section else "")
         + ("(이전 버전)" if p.result.superseded else "") + f"\n{p.result.text}"
         for p in passages)
-    return [{"role": "system", "content": f"{INSTRUCTIONS}\n\n[자료]\n{sources}"}, *messages]
+    # One system message: a leading one of the caller's (or an agent's instructions) joins ours,
+    # since some models' chat templates accept a single system message only.
+    own = ""
+    if messages and messages[0].get("role") == "system" and isinstance(messages[0].get("content"), str):
+        own, messages = messages[0]["content"].strip() + "\n\n", messages[1:]
+    return [{"role": "system", "content": f"{INSTRUCTIONS}\n\n{own}[자료]\n{sources}"}, *messages]
 
 
 def passage_items(passages: list[Passage]) -> list[GradedItem]:

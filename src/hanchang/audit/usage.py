@@ -34,6 +34,7 @@ class Usage:
     data_grade: str | None = None
     rerouted: bool = False
     pii_masked: int = 0
+    agent_id: int | None = None
     created_at: datetime = field(default_factory=utcnow)
 
 

@@ -42,6 +42,21 @@ def _admin_creating(p: Principal, resource: Any) -> bool:
     return p.role in ADMINS
 
 
+def _builder(p: Principal, resource: Any) -> bool:
+    """Users and admins build agents and snippets in their own agency; auditors only read."""
+    if p.role is Role.AUDITOR:
+        return False
+    return p.role is Role.PLATFORM_ADMIN or getattr(resource, "agency_id", p.agency_id) == p.agency_id
+
+
+def _author_or_admin(p: Principal, resource: Any) -> bool:
+    """Who made a thing changes it; so do the admins of its agency."""
+    if _admin_of(p, resource):
+        return True
+    return (p.role is not Role.AUDITOR and getattr(resource, "agency_id", None) == p.agency_id
+            and getattr(resource, "created_by", None) == p.user_id)
+
+
 def _auditor_of(p: Principal, resource: Any) -> bool:
     if p.role is Role.PLATFORM_ADMIN:
         return True
@@ -89,6 +104,17 @@ RULES: dict[str, Rule] = {
                             "admins see their own agency's operations figures"),
     "feedback.review": Rule(_admin_of, "답변 평가 검토는 그 기관의 관리자만 할 수 있습니다.",
                             "only the agency's admins review its feedback"),
+    "agents.create": Rule(_builder, "에이전트와 프롬프트는 기관의 사용자·관리자가 만듭니다"
+                          "(감사 담당자는 볼 수만 있습니다).",
+                          "users and admins of the agency build agents"),
+    "agents.change": Rule(_author_or_admin, "이 에이전트는 만든 사람이나 기관 관리자만 바꿀 수 있습니다.",
+                          "only its author or the agency's admins change it"),
+    "assets.publish": Rule(_author_or_admin, "공유 자산은 만든 사람이나 기관 관리자만 게시·회수할 수 있습니다.",
+                           "only its author or the agency's admins publish or withdraw it"),
+    "assets.review": Rule(_platform, "공유 자산 게시 검토는 플랫폼 관리자만 합니다.",
+                          "platform admins review publications"),
+    "checklist.answer": Rule(_admin_of, "도입 체크리스트는 기관 관리자가 작성합니다.",
+                             "agency admins fill in the adoption checklist"),
     "window.admin_pages": Rule(lambda p, _: p.role in ADMINS, "관리자만 볼 수 있는 화면입니다.", "admins only"),
 }
 

@@ -75,6 +75,8 @@ class Call:
     source_ids: list[str] = field(default_factory=list)
     stream: bool = False
     grounded: bool = False  # asked to answer from knowledge bases
+    agent_id: int | None = None  # answered as an agent (업무 에이전트)
+    agent_info: dict[str, Any] | None = None  # what the caller is told of it
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
     # Filled in on the way:
@@ -105,6 +107,7 @@ class Call:
             if self.guarded else None,
             "links_removed": self.output.links_removed if self.output else 0,
             **({"budget": self.budget_notice} if self.budget_notice else {}),
+            **({"agent": self.agent_info} if self.agent_info else {}),
         }
 
 
@@ -434,7 +437,7 @@ class Gateway:
             tokens_out=tokens_out, latency_ms=latency_ms, ttft_ms=call.ttft_ms, cost_won=cost,
             grounded=call.grounded, data_grade=grade, rerouted=call.rerouted_from is not None,
             pii_masked=sum(call.guarded.counts.values()) if call.guarded and call.guarded.mode is not PiiMode.ALLOW
-            else 0,
+            else 0, agent_id=call.agent_id,
         )
         report = call.report()
         entry = AuditEntry(
@@ -449,6 +452,7 @@ class Gateway:
             latency_ms=latency_ms,
             detail={k: v for k, v in (("rerouted_from", call.rerouted_from),
                                       ("links_removed", report["links_removed"]),
+                                      ("agent_id", call.agent_id),
                                       ("stream", call.stream)) if v},
             prompt_encrypted=self.sealer.seal(p.agency_code, call.body.get("messages") or [])
             if self.sealer else None,

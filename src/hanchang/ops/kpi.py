@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from hanchang.config import Settings
 from hanchang.core.errors import InvalidInput
+from hanchang.ops import table_files
 from hanchang.store.db import Database
 from hanchang.store.tables import Agency, Collection, Document, Feedback, HealthSample, UsageRecord, User
 
@@ -175,47 +176,14 @@ def to_csv(report: KpiReport) -> bytes:
 
 
 def to_xlsx(report: KpiReport) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-
-    book = Workbook()
-    sheet = book.active
-    sheet.title = "성과지표"
-    sheet.append([report.title])
-    sheet["A1"].font = Font(bold=True, size=14)
-    sheet.append([f"작성 {report.made_at} · 한창 자동 집계"])
-    sheet.append([])
-    sheet.append(HEADER)
-    for cell in sheet[4]:
-        cell.font = Font(bold=True)
-        cell.fill = PatternFill("solid", fgColor="DDE6F3")
-    for indicator in report.indicators:
-        value = indicator.value if isinstance(indicator.value, int | float) else indicator.shown()
-        sheet.append([indicator.group, indicator.name, value, indicator.unit, indicator.definition,
-                      indicator.source])
-    for column, width in zip("ABCDEF", (8, 30, 14, 8, 70, 36), strict=True):
-        sheet.column_dimensions[column].width = width
-    for row in sheet.iter_rows(min_row=5):
-        row[4].alignment = Alignment(wrap_text=True, vertical="top")
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+    rows = [[i.group, i.name, i.value if isinstance(i.value, int | float) else i.shown(), i.unit, i.definition,
+             i.source] for i in report.indicators]
+    return table_files.to_xlsx(report.title, f"작성 {report.made_at} · 한창 자동 집계", "성과지표", HEADER, rows,
+                               (8, 30, 14, 8, 70, 36), wrap=(4,))
 
 
 def to_hwpx(report: KpiReport) -> bytes:
-    from hwpx import HwpxDocument
-
-    document = HwpxDocument.new()
-    title_run = document.styles.ensure_run(bold=True, size=16, font="맑은 고딕")
-    first = document.paragraphs[0]
-    first.text, first.char_pr_id_ref = report.title, title_run
-    document.add_paragraph(f"작성 {report.made_at} · 한창 자동 집계")
-    rows = [HEADER, *report.rows()]
-    table = document.add_table(len(rows), len(HEADER))
-    for r, row in enumerate(rows):
-        for c, value in enumerate(row):
-            table.cell(r, c).text = value
-    return document.to_bytes()
+    return table_files.to_hwpx(report.title, f"작성 {report.made_at} · 한창 자동 집계", HEADER, report.rows())
 
 
 WRITERS = {

@@ -106,6 +106,7 @@ class UsageRecord(Base):
     data_grade: Mapped[str | None] = mapped_column(String(1), nullable=True)  # effective grade
     rerouted: Mapped[bool] = mapped_column(Boolean, default=False)  # the grade policy chose another model
     pii_masked: Mapped[int] = mapped_column(Integer, default=0)  # personal-data entities masked
+    agent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the agent answering (0009)
 
 
 class AuditRecord(Base):
@@ -273,6 +274,7 @@ class Message(Base):
     grade: Mapped[str] = mapped_column(String(1), default="O")
     model: Mapped[str | None] = mapped_column(String(200), nullable=True)
     meta: Mapped[str] = mapped_column(Text, default="{}")  # JSON: citations, route notice, pii …
+    agent_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the agent that answered
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -375,5 +377,125 @@ class DraftTemplate(Base):
     sections: Mapped[str] = mapped_column(Text)  # JSON list of section titles
     instructions: Mapped[str] = mapped_column(Text)
     example: Mapped[str] = mapped_column(Text, default="")
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Agent(Base):
+    """A work agent (업무 에이전트): instructions over an agency's knowledge, used like a model.
+
+    Lists are JSON: `collections` ids, `services` work-service ids, `connectors` names,
+    `examples` questions. It runs with the caller's rights, so none of them widens access.
+    """
+
+    __tablename__ = "agents"
+    __table_args__ = (UniqueConstraint("agency_id", "name", name="uq_agents_agency_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    instructions: Mapped[str] = mapped_column(Text)
+    collections: Mapped[str] = mapped_column(Text, default="[]")
+    services: Mapped[str] = mapped_column(Text, default="[]")
+    connectors: Mapped[str] = mapped_column(Text, default="[]")
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    examples: Mapped[str] = mapped_column(Text, default="[]")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    forked_from: Mapped[int | None] = mapped_column(Integer, nullable=True)  # shared_assets.id
+    forked_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PromptSnippet(Base):
+    """A prompt snippet an agency keeps (프롬프트 조각)."""
+
+    __tablename__ = "prompt_snippets"
+    __table_args__ = (UniqueConstraint("agency_id", "title", name="uq_prompt_snippets_agency_title"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    forked_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SharedAsset(Base):
+    """An asset an agency published to the common library (공유 자산).
+
+    `source_ref` names the original in its agency (an agent id, a template key, …). Others see
+    `published_version`; a newer version may wait for review. Withdrawing hides it from the
+    library; copies already made (forks) are independent rows and keep working.
+    """
+
+    __tablename__ = "shared_assets"
+    __table_args__ = (UniqueConstraint("kind", "agency_id", "source_ref", name="uq_shared_assets_source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # agent | prompt | template | service | connector
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    source_ref: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[str] = mapped_column(Text, default="[]")
+    licence: Mapped[str] = mapped_column(String(200), default="")
+    published_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SharedAssetVersion(Base):
+    """One published (or waiting, or refused) version: the portable document, as JSON."""
+
+    __tablename__ = "shared_asset_versions"
+    __table_args__ = (UniqueConstraint("asset_id", "version", name="uq_shared_asset_versions"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("shared_assets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    document: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending | published | rejected
+    note: Mapped[str] = mapped_column(Text, default="")
+    submitted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    review_note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AssetUse(Base):
+    """An agency took a shared asset: forked (copied) or imported it."""
+
+    __tablename__ = "asset_uses"
+    __table_args__ = (Index("ix_asset_uses_asset", "asset_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("shared_assets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    action: Mapped[str] = mapped_column(String(16))  # fork
+    target_ref: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ChecklistAnswer(Base):
+    """One answer of an agency's adoption checklist (guideline 3.3) for one project."""
+
+    __tablename__ = "checklist_answers"
+    __table_args__ = (UniqueConstraint("agency_id", "project", "item", name="uq_checklist_answers"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    project: Mapped[str] = mapped_column(String(100))
+    item: Mapped[str] = mapped_column(String(16))
+    answer: Mapped[str] = mapped_column(String(8))  # yes | no | na
+    note: Mapped[str] = mapped_column(Text, default="")
+    evidence: Mapped[str] = mapped_column(String(500), default="")
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

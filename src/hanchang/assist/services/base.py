@@ -33,6 +33,7 @@ class ServiceContext:
     principal: Principal
     grade: Grade
     model: str | None
+    agent_id: int | None = None  # run as this agent (its usage and audit name it)
 
     @property
     def gateway(self) -> Gateway:
@@ -56,6 +57,7 @@ class ServiceContext:
             body["response_format"] = {"type": "json_schema",
                                        "json_schema": {"name": f"{service_id}_plan", "schema": schema}}
         call = chat_call(self.principal, body, self.grade, [], endpoint=f"service.{service_id}")
+        call.agent_id = self.agent_id
         result = await self.gateway.chat(call)
         return (result["choices"][0]["message"].get("content") or "").strip()
 

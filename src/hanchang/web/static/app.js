@@ -17,15 +17,27 @@ function selectedCollections() { return [...document.querySelectorAll("#collecti
 // -- models and collections ---------------------------------------------------------------
 async function loadModels() {
   const { data } = await getJson("/v1/models");
-  state.models = data.filter((m) => m.kind === "chat");
+  // Models, then work agents (업무 에이전트), which are picked and called like models.
+  state.models = data.filter((m) => m.kind === "chat" || m.kind === "agent");
   const select = $("#model");
   select.innerHTML = "";
-  for (const model of state.models) {
-    const option = document.createElement("option");
-    option.value = model.id;
-    option.textContent = `${model.id} — ${model.description_ko}`;
-    select.append(option);
+  const groups = { chat: "모델", agent: "업무 에이전트" };
+  for (const kind of ["chat", "agent"]) {
+    const items = state.models.filter((m) => m.kind === kind);
+    if (!items.length) continue;
+    const group = document.createElement("optgroup");
+    group.label = groups[kind];
+    for (const model of items) {
+      const option = document.createElement("option");
+      option.value = model.id;
+      option.textContent = kind === "agent"
+        ? `${model.name}${model.shared ? ` · 공유(${model.owned_by})` : ""}` : `${model.id} — ${model.description_ko}`;
+      group.append(option);
+    }
+    select.append(group);
   }
+  const wanted = new URLSearchParams(location.search).get("model");
+  if (wanted && state.models.some((m) => m.id === wanted)) select.value = wanted;
 }
 async function loadCollections() {
   const { data } = await getJson("/api/collections");

@@ -18,6 +18,18 @@ const I18N = {
     budgetScope: "Scope", requests: "Requests", tokens: "Tokens", won: "Won", note: "Reason", adjust: "Adjust budget",
     feedbackTitle: "Review 👎 answers", exportJsonl: "Export evaluation set (JSONL)", reportTitle: "KPI report",
     month: "Month", failuresTitle: "Recent failures", budgetWarning: "Budget",
+    libraryTitle: "Agents · shared assets", checklistTitle: "Adoption checklist", tabAgents: "Our agents",
+    tabLibrary: "Find shared assets", tabPrompts: "Prompts", tabReview: "Review", agentsTitle: "Work agents",
+    newAgent: "New agent", agentsHint: "An agent bundles instructions and knowledge bases. Pick it like a model in the window, or call model: \"agent:<id>\" over the API. It always acts with the caller's rights.",
+    agentName: "Name", agentDescription: "Description", agentInstructions: "Instructions", agentServices: "Work tools it may use",
+    agentConnectors: "Connectors it may use", agentModel: "Preferred model", agentExamples: "Example questions (one per line)",
+    save: "Save", cancel: "Cancel", tryQuestion: "Test question", tryIt: "Try it", libraryCommon: "Assets in the common space",
+    kind: "Kind", searchButton: "Search", importFile: "Import file (YAML/JSON)", promptsTitle: "Prompt snippets",
+    promptTitle: "Title", promptText: "Text", reviewTitle: "Waiting for review", publishTitle: "Publish to the common space",
+    tags: "Tags (comma separated)", licence: "Licence", versionNote: "What changed in this version",
+    publishHint: "Assets with personal data or references to sensitive/classified knowledge bases cannot be published.",
+    publish: "Publish", project: "Project", progress: "Progress",
+    checklistHint: "'Auto' answers were filled in by Hanchang from its own state; an agency's answer wins.",
   },
 };
 const KO = {};
