@@ -336,3 +336,59 @@ def test_library_figures_count_calls_agencies_and_ratings(world):
     assert figures["thumbs_up_rate"] == 1.0 and figures["ratings"] == 1
     with platform.db.session() as session:
         assert session.scalar(select(UsageRecord.agent_id).order_by(UsageRecord.id.desc()).limit(1)) == agent["number"]
+
+
+# -- the adoption checklist (3.3) ----------------------------------------------------------------
+def test_the_adoption_checklist_prefills_saves_and_exports(world, tmp_path):
+    import io
+
+    from openpyxl import load_workbook
+
+    from hanchang.knowledge.parsers.hwpx import parse_hwpx
+
+    platform, _ = world
+    project = "민원 챗봇 2026"
+    view = call(platform, "GET", "/api/checklist", platform.a_user, params={"project": project}).json()
+    items = {i["id"]: i for i in view["items"]}
+    assert view["total"] == len(items) == 61 and [s["id"] for s in view["sections"]] == list("0123456")
+    # Pre-filled from the platform's own state, marked as such.
+    assert items["1.2"]["auto"] and items["1.2"]["answer"] == "yes"
+    assert "민감 1개" in items["1.2"]["evidence"] and "공개 2개" in items["1.2"]["evidence"]
+    assert items["3.5.3"]["auto"] and "문서 3건" in items["3.5.3"]["evidence"]
+    assert items["5.8"]["auto"] and "7초" in items["5.8"]["evidence"]
+    assert items["0.1.1"]["answer"] is None and not view["may_answer"]
+    # A user reads it; only the agency's admins answer.
+    answer = {"project": project, "answer": "no", "note": "검토 예정", "evidence": "https://wiki.example/ai"}
+    assert call(platform, "PUT", "/api/checklist/0.1.1", platform.a_user, json=answer).status_code == 403
+    assert call(platform, "PUT", "/api/checklist/0.1.1", platform.a_admin, json=answer).status_code == 200
+    override = {"project": project, "answer": "na", "note": "기관 판단"}
+    assert call(platform, "PUT", "/api/checklist/1.2", platform.a_admin, json=override).status_code == 200
+    bad = call(platform, "PUT", "/api/checklist/9.9", platform.a_admin, json=answer)
+    assert bad.status_code == 422 and "9.9" in bad.json()["error"]["message"]
+    # Another agency sees its own checklist (nothing of MOIS's answers), and cannot ask for MOIS's.
+    theirs = call(platform, "GET", "/api/checklist", platform.b_admin, params={"project": project}).json()
+    assert {i["id"]: i for i in theirs["items"]}["0.1.1"]["answer"] is None
+    assert call(platform, "GET", "/api/checklist", platform.b_admin,
+                params={"project": project, "agency": "MOIS"}).status_code == 403
+
+    view = call(platform, "GET", "/api/checklist", platform.a_admin, params={"project": project}).json()
+    items = {i["id"]: i for i in view["items"]}
+    assert items["0.1.1"]["answer"] == "no" and items["0.1.1"]["note"] == "검토 예정" and not items["0.1.1"]["auto"]
+    assert items["1.2"]["answer"] == "na" and not items["1.2"]["auto"]  # the agency's answer wins
+    assert project in view["projects"] and view["may_answer"]
+
+    xlsx = call(platform, "GET", "/api/checklist/export", platform.a_admin, params={"project": project})
+    assert xlsx.status_code == 200
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    rows = {row[0]: row for row in sheet.iter_rows(min_row=5, values_only=True)}
+    assert "도입 체크리스트" in sheet["A1"].value and project in sheet["A1"].value
+    assert rows["0.1.1"][3] == "아니오" and rows["0.1.1"][5] == "https://wiki.example/ai"
+    assert rows["5.8"][6] == "자동" and rows["1.2"][3] == "해당 없음"
+    hwpx = call(platform, "GET", "/api/checklist/export", platform.a_admin, params={"project": project, "format": "hwpx"})
+    path = tmp_path / "checklist.hwpx"
+    path.write_bytes(hwpx.content)
+    text = parse_hwpx(path).text
+    assert "범정부 초거대 AI 공통기반 활용" in text and "검토 예정" in text
+    with platform.db.session() as session:
+        actions = [r.action for r in session.scalars(select(AuditRecord).where(AuditRecord.action == "checklist.answer"))]
+    assert len(actions) == 2

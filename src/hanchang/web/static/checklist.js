@@ -9,12 +9,6 @@ function cell(tag, text, props = {}) {
   Object.assign(node, props);
   return node;
 }
-function notify(message, isError = false) {
-  const box = $("#notice");
-  box.textContent = message;
-  box.hidden = !message;
-  box.classList.toggle("error", isError);
-}
 function query(extra = {}) {
   const params = new URLSearchParams({ project: $("#project").value.trim() || "기본", ...extra });
   if ($("#agency")) params.set("agency", $("#agency").value);

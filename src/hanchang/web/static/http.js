@@ -15,3 +15,10 @@ async function api(path, options = {}) {
   return response.status === 204 ? null : response;
 }
 const getJson = async (path) => (await api(path)).json();
+// A page's status line (#notice): green for done, red for an error.
+function notify(message, isError = false) {
+  const box = $("#notice");
+  box.textContent = message;
+  box.hidden = !message;
+  box.classList.toggle("ok", !isError);
+}

@@ -15,12 +15,6 @@ function el(tag, props = {}, ...children) {
   for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child);
   return node;
 }
-function notify(message, isError = false) {
-  const box = $("#notice");
-  box.textContent = message;
-  box.hidden = !message;
-  box.classList.toggle("error", isError);
-}
 async function act(work, done) {
   try { const result = await work(); if (done) notify(done); return result; } catch (error) { notify(error.message, true); return null; }
 }
@@ -169,7 +163,7 @@ $("#publish-form").addEventListener("submit", async (event) => {
 function stats(asset) {
   const s = asset.stats || {};
   const rate = s.thumbs_up_rate === null || s.thumbs_up_rate === undefined ? "–" : `${Math.round(s.thumbs_up_rate * 100)}%`;
-  return `복사 ${s.forks || 0} · 호출 ${s.calls || 0} · 👍 ${rate} · 쓰는 기관 ${(s.agencies || []).length}`;
+  return `복사 ${s.forks || 0} · 호출 ${s.calls || 0} · 좋아요 ${rate} · 쓰는 기관 ${(s.agencies || []).length}`;
 }
 function assetCard(asset, review = false) {
   const head = el("p", { class: "muted small" }, `${asset.kind_ko} · ${asset.author_agency_name || asset.author_agency} · `
