@@ -384,11 +384,12 @@ def test_the_adoption_checklist_prefills_saves_and_exports(world, tmp_path):
     assert "도입 체크리스트" in sheet["A1"].value and project in sheet["A1"].value
     assert rows["0.1.1"][3] == "아니오" and rows["0.1.1"][5] == "https://wiki.example/ai"
     assert rows["5.8"][6] == "자동" and rows["1.2"][3] == "해당 없음"
-    hwpx = call(platform, "GET", "/api/checklist/export", platform.a_admin, params={"project": project, "format": "hwpx"})
+    hwpx = call(platform, "GET", "/api/checklist/export", platform.a_admin,
+                params={"project": project, "format": "hwpx"})
     path = tmp_path / "checklist.hwpx"
     path.write_bytes(hwpx.content)
     text = parse_hwpx(path).text
     assert "범정부 초거대 AI 공통기반 활용" in text and "검토 예정" in text
     with platform.db.session() as session:
-        actions = [r.action for r in session.scalars(select(AuditRecord).where(AuditRecord.action == "checklist.answer"))]
+        actions = list(session.scalars(select(AuditRecord.action).where(AuditRecord.action == "checklist.answer")))
     assert len(actions) == 2

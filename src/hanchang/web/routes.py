@@ -66,46 +66,45 @@ async def index(request: Request):
         headers=PAGE_HEADERS)
 
 
+def _page(request: Request, template: str, principal: Principal, csrf: str, **context: Any) -> HTMLResponse:
+    """A signed-in page of the window: who is signed in, the CSRF token, the page's own context."""
+    return templates.TemplateResponse(request, template, {
+        "csrf": csrf, "user": principal.user_name, "agency": principal.agency_code, "version": __version__,
+        **context}, headers=PAGE_HEADERS)
+
+
 @router.get("/ops", response_class=HTMLResponse, include_in_schema=False)
 async def operations_page(request: Request):
     """The operations page (운영 현황) for platform and agency admins."""
-    found = await _signed_in(request)
-    if found is None:
+    if (found := await _signed_in(request)) is None:
         return RedirectResponse("/", status_code=303)
     principal, csrf = found
     require(principal, "operations.read")
     agencies = await run_in_threadpool(visible_agencies, platform_of(request).db, principal)
-    return templates.TemplateResponse(request, "ops.html", {
-        "csrf": csrf, "user": principal.user_name, "agency": principal.agency_code, "agencies": agencies,
-        "platform_admin": can(principal, SEE_EVERY_AGENCY), "version": __version__}, headers=PAGE_HEADERS)
+    return _page(request, "ops.html", principal, csrf, agencies=agencies,
+                 platform_admin=can(principal, SEE_EVERY_AGENCY))
 
 
 @router.get("/library", response_class=HTMLResponse, include_in_schema=False)
 async def library_page(request: Request):
     """Agents and the common asset library (에이전트 · 공유 자산), for every signed-in user."""
-    found = await _signed_in(request)
-    if found is None:
+    if (found := await _signed_in(request)) is None:
         return RedirectResponse("/", status_code=303)
     principal, csrf = found
-    return templates.TemplateResponse(request, "library.html", {
-        "csrf": csrf, "user": principal.user_name, "agency": principal.agency_code,
-        "reviewer": can(principal, "assets.review"), "may_build": can(principal, "agents.create"),
-        "review_required": platform_of(request).settings.library.review_required,
-        "version": __version__}, headers=PAGE_HEADERS)
+    return _page(request, "library.html", principal, csrf, reviewer=can(principal, "assets.review"),
+                 may_build=can(principal, "agents.create"),
+                 review_required=platform_of(request).settings.library.review_required)
 
 
 @router.get("/checklist", response_class=HTMLResponse, include_in_schema=False)
 async def checklist_page(request: Request):
     """The adoption checklist (도입 체크리스트, guideline 3.3) of the caller's agency."""
-    found = await _signed_in(request)
-    if found is None:
+    if (found := await _signed_in(request)) is None:
         return RedirectResponse("/", status_code=303)
     principal, csrf = found
-    agencies = await run_in_threadpool(visible_agencies, platform_of(request).db, principal) \
-        if can(principal, SEE_EVERY_AGENCY) else []
-    return templates.TemplateResponse(request, "checklist.html", {
-        "csrf": csrf, "user": principal.user_name, "agency": principal.agency_code, "agencies": agencies,
-        "version": __version__}, headers=PAGE_HEADERS)
+    every = can(principal, SEE_EVERY_AGENCY)
+    agencies = await run_in_threadpool(visible_agencies, platform_of(request).db, principal) if every else []
+    return _page(request, "checklist.html", principal, csrf, agencies=agencies)
 
 
 def _login_page(request: Request, error: str = "", status: int = 200, agency: str = "", user: str = ""):
