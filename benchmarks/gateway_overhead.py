@@ -4,6 +4,7 @@ writes benchmarks/results/gateway_overhead.json.
 
     .venv/bin/python benchmarks/gateway_overhead.py [--requests 2000] [--concurrency 64]
     .venv/bin/python benchmarks/gateway_overhead.py --baseline REV   # before/after in one run
+    .venv/bin/python benchmarks/gateway_overhead.py --baseline REV --instructions --requests 300
 
 With --baseline, a second Hanchang runs the source of git revision REV (a temporary worktree)
 beside this one, and both take the same load in turns: the report adds each server's CPU time
@@ -54,7 +55,7 @@ def start_upstream(port: int) -> subprocess.Popen:
 
 
 def start_hanchang(home: Path, upstream_port: int, port: int, source: Path | None = None,
-                   extra: dict | None = None) -> tuple[subprocess.Popen, str]:
+                   extra: dict | None = None, prefix: list[str] = ()) -> tuple[subprocess.Popen, str]:
     config = {
         "models": [{"name": "bench", "backend": "openai", "zone": "internal", "max_grade": "C",
                     "base_url": f"http://127.0.0.1:{upstream_port}/v1"}],
@@ -72,8 +73,8 @@ def start_hanchang(home: Path, upstream_port: int, port: int, source: Path | Non
                    check=True, capture_output=True)
     key = subprocess.run([*hanchang, "keys", "create", "--user", "bench", "--agency", "DEMO"],
                          env=env, check=True, capture_output=True, text=True).stdout.strip()
-    process = subprocess.Popen([*hanchang, "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL)
+    process = subprocess.Popen([*prefix, *hanchang, "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if prefix else None)
     return process, key
 
 
@@ -102,6 +103,84 @@ def measure(port: int, key: str | None, stream: bool, total: int, concurrency: i
     return summary
 
 
+def callgrind(pid: int, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
+
+
+def instructions_per_request(port: int, key: str, pid: int, out_dir: Path, stream: bool, total: int) -> float:
+    """Instructions the server executes per request (valgrind's callgrind; one request at a time)."""
+    question = "보도자료 초안을 한 문단으로 작성해 주세요"
+    body = json.dumps({"model": "bench", "stream": stream,
+                       "messages": [{"role": "user", "content": question}]}).encode()
+    headers = {"Authorization": f"Bearer {key}"}
+    path = "/v1/chat/completions"
+    asyncio.run(run_load("127.0.0.1", port, path, body, headers, 30, 1))  # warm: caches, lazily made metrics
+    before = set(out_dir.glob(f"cg.{pid}.*"))
+    callgrind(pid, "-z")
+    callgrind(pid, "-i", "on")
+    result = asyncio.run(run_load("127.0.0.1", port, path, body, headers, total, 1))
+    callgrind(pid, "-i", "off")
+    callgrind(pid, "-d")
+    if result.errors:
+        raise RuntimeError(f"{result.errors} errors under callgrind")
+    deadline = time.monotonic() + 60
+    while not (dumps := set(out_dir.glob(f"cg.{pid}.*")) - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    text = max(dumps, key=lambda p: p.stat().st_mtime).read_text(errors="replace")
+    totals = [int(line.split()[1]) for line in text.splitlines() if line.startswith(("totals:", "summary:"))]
+    return totals[0] / total
+
+
+def compare_instructions(baseline: str, args) -> None:
+    """This tree against `baseline` in instructions per request, counted by callgrind: the same
+    figure on every run, whatever else the machine is doing (CPU time per request is not)."""
+    upstream_port = free_port()
+    processes = []
+    with tempfile.TemporaryDirectory() as tmp:
+        worktree, out_dir = Path(tmp) / "baseline", Path(tmp) / "callgrind"
+        out_dir.mkdir()
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), baseline],
+                       check=True, capture_output=True)
+        prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_dir}/cg.%p"]
+        try:
+            processes.append(start_upstream(upstream_port))
+            wait_ready(f"http://127.0.0.1:{upstream_port}/v1/models")
+            servers = {}
+            for label, source, extra in (("before", worktree, None), ("after", None, budgeted_config(upstream_port))):
+                home, port = Path(tmp) / label, free_port()
+                home.mkdir()
+                process, key = start_hanchang(home, upstream_port, port, source, extra, prefix)
+                processes.append(process)
+                wait_ready(f"http://127.0.0.1:{port}/healthz", timeout_s=900)
+                servers[label] = (port, key, process.pid)
+            report: dict = {"baseline": baseline, "requests": args.requests, "method": "callgrind", "modes": {}}
+            for mode, stream in (("plain", False), ("streamed", True)):
+                row = {label: round(instructions_per_request(port, key, pid, out_dir, stream, args.requests))
+                       for label, (port, key, pid) in servers.items()}
+                row["added_instructions"] = row["after"] - row["before"]
+                row["ratio"] = round(row["after"] / row["before"], 4)
+                report["modes"][mode] = row
+                print(f"[{mode}] instructions per request: before {row['before']:,}  after {row['after']:,}  "
+                      f"added {row['added_instructions']:+,} (x{row['ratio']})")
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=60)
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
+                           capture_output=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "gateway_overhead_instructions.json").write_text(json.dumps(report, indent=2))
+    print(f"written {RESULTS / 'gateway_overhead_instructions.json'}")
+
+
+def budgeted_config(upstream_port: int) -> dict:
+    """This tree's server config: budgets on every request, models priced (so costs are computed)."""
+    return {"budgets": {"per_agency": {"requests": 10**9, "tokens": 10**12, "won": 10**9}},
+            "models": [{"name": "bench", "backend": "openai", "zone": "internal", "max_grade": "C",
+                        "base_url": f"http://127.0.0.1:{upstream_port}/v1",
+                        "price": {"input_per_1k_tokens": 1.0, "output_per_1k_tokens": 3.0}}]}
+
+
 def compare(baseline: str, args) -> None:
     """This tree against revision `baseline`, the same load in turns: CPU per request and latency."""
     upstream_port = free_port()
@@ -114,10 +193,7 @@ def compare(baseline: str, args) -> None:
             processes.append(start_upstream(upstream_port))
             wait_ready(f"http://127.0.0.1:{upstream_port}/v1/models")
             servers = {}
-            budgets = {"budgets": {"per_agency": {"requests": 10**9, "tokens": 10**12, "won": 10**9}},
-                       "models": [{"name": "bench", "backend": "openai", "zone": "internal", "max_grade": "C",
-                                   "base_url": f"http://127.0.0.1:{upstream_port}/v1",
-                                   "price": {"input_per_1k_tokens": 1.0, "output_per_1k_tokens": 3.0}}]}
+            budgets = budgeted_config(upstream_port)
             for label, source, extra in (("before", worktree, None), ("after", None, budgets)):
                 home, port = Path(tmp) / label, free_port()
                 home.mkdir()
@@ -167,7 +243,13 @@ def main() -> None:
                         help="arrival rate (requests/s) of the open-loop run; 0 skips it")
     parser.add_argument("--baseline", help="git revision to compare this tree with (CPU per request)")
     parser.add_argument("--rounds", type=int, default=3, help="turns per server with --baseline")
+    parser.add_argument("--instructions", action="store_true",
+                        help="with --baseline: count instructions per request under valgrind's callgrind "
+                             "(repeatable on a busy machine) instead of CPU time")
     args = parser.parse_args()
+    if args.baseline and args.instructions:
+        compare_instructions(args.baseline, args)
+        return
     if args.baseline:
         compare(args.baseline, args)
         return

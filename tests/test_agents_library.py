@@ -393,3 +393,29 @@ def test_the_adoption_checklist_prefills_saves_and_exports(world, tmp_path):
     with platform.db.session() as session:
         actions = list(session.scalars(select(AuditRecord.action).where(AuditRecord.action == "checklist.answer")))
     assert len(actions) == 2
+
+
+def test_assets_round_trip_through_the_command_line(world, tmp_path):
+    from typer.testing import CliRunner
+
+    from hanchang.cli import app as cli
+
+    platform, _ = world
+    agent = make_agent(platform, platform.a_user, collections=[platform.ids["own"], platform.ids["common"]])
+    env = {"HANCHANG_DATABASE_URL": str(platform.db.engine.url.render_as_string(hide_password=False)),
+           "HANCHANG_HOME": str(platform.settings.home)}
+    runner = CliRunner()
+    path = tmp_path / "agent.yaml"
+    exported = runner.invoke(cli, ["assets", "export", "--agency", "MOIS", "--user", "lee", "--kind", "agent",
+                                   "--ref", str(agent["number"]), "-o", str(path)], env=env)
+    assert exported.exit_code == 0, exported.output
+    assert yaml.safe_load(path.read_text(encoding="utf-8"))["content"]["instructions"] == "출장 규정에 따라 짧게 답하세요."
+    imported = runner.invoke(cli, ["assets", "import", str(path), "--agency", "MOEF", "--user", "park"], env=env)
+    assert imported.exit_code == 0, imported.output
+    assert "left out: 내부규정" in imported.output
+    names = [a["name"] for a in call(platform, "GET", "/api/agents", platform.b_user).json()["data"] if not a["shared"]]
+    assert names == ["출장 도우미"]
+    (tmp_path / "bad.yaml").write_text("kind: agent", encoding="utf-8")
+    refused = runner.invoke(cli, ["assets", "import", str(tmp_path / "bad.yaml"), "--agency", "MOEF",
+                                  "--user", "park"], env=env)
+    assert refused.exit_code == 1 and "hanchang.asset/v1" in refused.output
