@@ -409,7 +409,8 @@ def test_assets_round_trip_through_the_command_line(world, tmp_path):
     exported = runner.invoke(cli, ["assets", "export", "--agency", "MOIS", "--user", "lee", "--kind", "agent",
                                    "--ref", str(agent["number"]), "-o", str(path)], env=env)
     assert exported.exit_code == 0, exported.output
-    assert yaml.safe_load(path.read_text(encoding="utf-8"))["content"]["instructions"] == "출장 규정에 따라 짧게 답하세요."
+    written = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert written["content"]["instructions"] == "출장 규정에 따라 짧게 답하세요."
     imported = runner.invoke(cli, ["assets", "import", str(path), "--agency", "MOEF", "--user", "park"], env=env)
     assert imported.exit_code == 0, imported.output
     assert "left out: 내부규정" in imported.output
