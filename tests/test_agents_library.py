@@ -420,3 +420,21 @@ def test_assets_round_trip_through_the_command_line(world, tmp_path):
     refused = runner.invoke(cli, ["assets", "import", str(tmp_path / "bad.yaml"), "--agency", "MOEF",
                                   "--user", "park"], env=env)
     assert refused.exit_code == 1 and "hanchang.asset/v1" in refused.output
+
+
+def test_out_of_range_ids_name_nothing(world):
+    platform, _ = world
+    huge = 2**40
+    ask = {"messages": [{"role": "user", "content": "?"}]}
+    for model in (f"agent:{huge}", "agent:", "agent:-1", "agent:١٢"):
+        response = call(platform, "POST", "/v1/chat/completions", platform.a_user, json={**ask, "model": model})
+        assert response.status_code == 404, (model, response.text)
+    made = call(platform, "POST", "/api/agents", platform.a_user, json={"name": "x", "instructions": "y",
+                                                                       "collections": [huge]})
+    assert made.status_code == 404
+    for path in (f"/api/assets/export?kind=prompt&ref={huge}", f"/api/assets/export?kind=agent&ref={huge}"):
+        assert call(platform, "GET", path, platform.a_user).status_code == 404
+    forged = (f"format: hanchang.asset/v1\nkind: agent\nname: 위조\ncontent:\n  instructions: 안내\n"
+              f"  collections: [{{id: {huge}, name: 없음, grade: O, common: true}}]\n").encode()
+    imported = call(platform, "POST", "/api/assets/import", platform.a_user, content=forged)
+    assert imported.status_code == 201 and imported.json()["collections_skipped"] == ["없음"]

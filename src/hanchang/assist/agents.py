@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from hanchang.audit import trail
 from hanchang.core.errors import AlreadyExists, HanchangError, NotFound
+from hanchang.core.ids import in_range
 from hanchang.core.permissions import require
 from hanchang.core.principal import Principal
 from hanchang.knowledge import collections as kc
@@ -40,7 +41,7 @@ def is_ref(model: Any) -> bool:
 
 def parse_ref(model: str) -> int:
     raw = model[len(PREFIX):]
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit() and in_range(int(raw))):
         raise NotFound(f"에이전트 '{model}'을(를) 찾을 수 없습니다. 'agent:번호' 형식으로 쓰세요.",
                        f"no agent '{model}': use agent:<id>")
     return int(raw)
@@ -137,7 +138,7 @@ def _published(session: Session, agent_id: int) -> tuple[SharedAsset, dict[str, 
 
 def _shared_definition(agent_id: int, asset: SharedAsset, document: dict[str, Any], agency_code: str) -> Definition:
     content = document.get("content") or {}
-    ids = tuple(c["id"] for c in content.get("collections") or () if isinstance(c.get("id"), int))
+    ids = tuple(c["id"] for c in content.get("collections") or () if in_range(c.get("id")))
     return Definition(agent_id, agency_code, document.get("name", asset.name), document.get("description", ""),
                       content.get("instructions", ""), ids, tuple(content.get("services") or ()),
                       tuple(content.get("connectors") or ()), content.get("model"),
@@ -148,6 +149,8 @@ def _shared_definition(agent_id: int, asset: SharedAsset, document: dict[str, An
 def usable(session: Session, principal: Principal, ref: str | int) -> Definition:
     """The agent a caller may use, or 404 (another agency's unpublished agent does not exist)."""
     agent_id = parse_ref(ref) if isinstance(ref, str) else ref
+    if not in_range(agent_id):
+        raise NotFound(f"에이전트 '{PREFIX}{agent_id}'을(를) 찾을 수 없습니다.", f"no agent '{PREFIX}{agent_id}'")
     found = session.execute(select(Agent, Agency.code).join(Agency, Agency.id == Agent.agency_id)
                             .where(Agent.id == agent_id)).first()
     if found is not None and found[0].agency_id == principal.agency_id:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from hanchang.assist import agents, connectors, prompts, templates
 from hanchang.config import CustomServiceConfig
 from hanchang.core.errors import AlreadyExists, HanchangError, NotFound
+from hanchang.core.ids import in_range
 from hanchang.core.principal import Principal
 from hanchang.knowledge import collections as kc
 from hanchang.store.tables import Agent, Collection, Connector, DraftTemplate
@@ -187,7 +188,7 @@ def _readable_collections(session: Session, principal: Principal,
     readable = kc.readable(principal)
     for ref in refs:
         found = None
-        if ref.get("common") and isinstance(ref.get("id"), int):
+        if ref.get("common") and in_range(ref.get("id")):
             found = session.scalar(readable.where(Collection.id == ref["id"], Collection.is_common.is_(True)))
         if found is None:
             found = session.scalar(readable.where(Collection.name == ref["name"],

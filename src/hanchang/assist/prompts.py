@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from hanchang.audit import trail
 from hanchang.core.errors import AlreadyExists, InvalidInput, NotFound
+from hanchang.core.ids import in_range
 from hanchang.core.permissions import require
 from hanchang.core.principal import Principal
 from hanchang.store.tables import PromptSnippet
@@ -26,7 +27,7 @@ def for_agency(session: Session, principal: Principal) -> list[PromptSnippet]:
 
 
 def own(session: Session, principal: Principal, snippet_id: int) -> PromptSnippet:
-    row = session.get(PromptSnippet, snippet_id)
+    row = session.get(PromptSnippet, snippet_id) if in_range(snippet_id) else None
     if row is None or row.agency_id != principal.agency_id:
         raise NotFound(f"프롬프트 {snippet_id}을(를) 찾을 수 없습니다.", f"no prompt {snippet_id}")
     return row

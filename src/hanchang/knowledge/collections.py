@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from hanchang.core.errors import AlreadyExists, HanchangError, NotFound
 from hanchang.core.grades import Grade
+from hanchang.core.ids import in_range
 from hanchang.core.permissions import SEE_EVERY_AGENCY, can, require
 from hanchang.core.principal import Principal
 from hanchang.store.tables import Agency, Collection, utcnow
@@ -41,7 +42,7 @@ def get_readable(session: Session, principal: Principal, ref: str | int) -> Coll
     """A collection by id or name, if the principal may read it (own agency's name wins)."""
     query = readable(principal)
     if isinstance(ref, int) or str(ref).isdigit():
-        found = session.scalar(query.where(Collection.id == int(ref)))
+        found = session.scalar(query.where(Collection.id == int(ref))) if in_range(int(ref)) else None
     else:
         candidates = list(session.scalars(query.where(Collection.name == str(ref))))
         own = [c for c in candidates if c.agency_id == principal.agency_id]
