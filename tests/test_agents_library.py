@@ -293,6 +293,9 @@ def test_services_run_as_an_agent_only_with_what_it_lists(world):
     run = {"inputs": {"text": "긴 보고서 내용입니다. " * 5}, "agent": agent["id"]}
     response = call(platform, "POST", "/api/services/summarize", platform.a_user, json=run)
     assert response.status_code == 200, response.text
+    as_model = call(platform, "POST", "/api/services/summarize", platform.a_user,
+                    json={"inputs": run["inputs"], "model": agent["id"]})  # picked where a model goes
+    assert as_model.status_code == 200, as_model.text
     refused = call(platform, "POST", "/api/services/translate", platform.a_user,
                    json={"inputs": {"text": "안녕", "target": "en"}, "agent": agent["id"]})
     assert refused.status_code == 422 and "translate" in refused.json()["error"]["message"]

@@ -64,12 +64,14 @@ async def run_service(service_id: str, body: RunRequest, request: Request,
     service = platform_of(request).services.get(service_id)
     if service is None or not service.offered_to(principal):
         raise NotFound(f"서비스 '{service_id}'이(가) 없습니다.", f"no service '{service_id}'")
-    model, agent_id = body.model, None
+    model, agent_id, agent = body.model, None, body.agent
+    if agent is None and agents.is_ref(model):  # an agent picked where a model goes
+        model, agent = None, model
     raw = dict(body.inputs)
-    if body.agent:
+    if agent:
         def as_agent():
             with platform_of(request).db.session() as session:
-                return agents.for_service(session, principal, body.agent, service.id, raw)
+                return agents.for_service(session, principal, agent, service.id, raw)
         definition, agent_model, raw = await run_in_threadpool(as_agent)
         model, agent_id = model if service.id != "qa" and model else agent_model, definition.id
     inputs = service.validate(raw)
