@@ -104,7 +104,9 @@ def measure(port: int, key: str | None, stream: bool, total: int, concurrency: i
 
 
 def callgrind(pid: int, *args: str) -> None:
-    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
+    done = subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True, text=True)
+    if "OK" not in done.stdout:  # it exits 0 even when it found no such run
+        raise RuntimeError(f"callgrind_control {' '.join(args)} {pid}: {done.stdout}{done.stderr}")
 
 
 def instructions_per_request(port: int, key: str, pid: int, out_dir: Path, stream: bool, total: int) -> float:
@@ -127,7 +129,9 @@ def instructions_per_request(port: int, key: str, pid: int, out_dir: Path, strea
     while not (dumps := set(out_dir.glob(f"cg.{pid}.*")) - before) and time.monotonic() < deadline:
         time.sleep(0.2)
     text = max(dumps, key=lambda p: p.stat().st_mtime).read_text(errors="replace")
-    totals = [int(line.split()[1]) for line in text.splitlines() if line.startswith(("totals:", "summary:"))]
+    totals = [int(line.split()[1]) for line in text.splitlines() if line.startswith("totals:")]
+    if not totals or not totals[0]:
+        raise RuntimeError(f"callgrind counted nothing for process {pid}")
     return totals[0] / total
 
 

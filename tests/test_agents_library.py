@@ -441,3 +441,23 @@ def test_out_of_range_ids_name_nothing(world):
               f"  collections: [{{id: {huge}, name: 없음, grade: O, common: true}}]\n").encode()
     imported = call(platform, "POST", "/api/assets/import", platform.a_user, content=forged)
     assert imported.status_code == 201 and imported.json()["collections_skipped"] == ["없음"]
+
+
+def test_a_config_service_is_shared_by_platform_admins_and_forks_into_an_agent(platform_factory, upstream):
+    platform = platform_factory({"models": default_models(upstream.base_url), "services": {"custom": [
+        {"id": "complaint_polish", "name_ko": "민원 답변 다듬기", "instructions": "민원 답변을 정중하게 다듬으세요."}]}})
+    with platform.db.session() as session:
+        accounts.create_agency(session, "MOEF", "기획재정부")
+    admin = platform.new_user_key("boss", Role.AGENCY_ADMIN)
+    root = platform.new_user_key("root", Role.PLATFORM_ADMIN)
+    other = platform.new_user_key("park", Role.USER, agency="MOEF")
+    share = {"kind": "service", "ref": "complaint_polish", "tags": ["민원"]}
+    assert call(platform, "POST", "/api/library", admin, json=share).status_code == 403
+    published = call(platform, "POST", "/api/library", root, json=share)
+    assert published.status_code == 201, published.text
+    made = call(platform, "POST", f"/api/library/{published.json()['id']}/fork", other, json={}).json()
+    assert made["kind"] == "agent" and made["name"] == "민원 답변 다듬기"
+    answered = call(platform, "POST", "/v1/chat/completions", other,
+                    json={"model": made["ref"], "messages": [{"role": "user", "content": "답변 초안입니다"}]})
+    assert answered.status_code == 200
+    assert "민원 답변을 정중하게 다듬으세요." in json.dumps(upstream.behaviour.received[-1], ensure_ascii=False)
