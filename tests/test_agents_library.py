@@ -445,7 +445,8 @@ def test_out_of_range_ids_name_nothing(world):
 
 def test_a_config_service_is_shared_by_platform_admins_and_forks_into_an_agent(platform_factory, upstream):
     platform = platform_factory({"models": default_models(upstream.base_url), "services": {"custom": [
-        {"id": "complaint_polish", "name_ko": "민원 답변 다듬기", "instructions": "민원 답변을 정중하게 다듬으세요."}]}})
+        {"id": "complaint_polish", "name_ko": "민원 답변 다듬기",
+         "instructions": "민원 답변을 정중하게 다듬으세요."}]}})
     with platform.db.session() as session:
         accounts.create_agency(session, "MOEF", "기획재정부")
     admin = platform.new_user_key("boss", Role.AGENCY_ADMIN)
