@@ -462,3 +462,33 @@ def test_a_config_service_is_shared_by_platform_admins_and_forks_into_an_agent(p
                     json={"model": made["ref"], "messages": [{"role": "user", "content": "답변 초안입니다"}]})
     assert answered.status_code == 200
     assert "민원 답변을 정중하게 다듬으세요." in json.dumps(upstream.behaviour.received[-1], ensure_ascii=False)
+
+
+def test_an_asset_action_is_not_kept_without_its_audit_record(world):
+    """Publishing, forking and creating an agent commit together with their audit records."""
+    from sqlalchemy import func, text
+
+    from hanchang.store.tables import AssetUse, SharedAssetVersion
+
+    platform, _ = world
+    agent = make_agent(platform, platform.a_user)
+    asset = publish(platform, platform.a_user, agent).json()
+    with platform.db.session() as session:
+        last = session.scalar(select(func.max(AuditRecord.id)))
+        good_hash = session.scalar(text("SELECT last_hash FROM audit_chain_head WHERE id = 1"))
+        agents_before = session.query(Agent).count()
+        # The chain head now points one record back: the next append collides with an existing id.
+        session.execute(text("UPDATE audit_chain_head SET last_id = :i WHERE id = 1"), {"i": last - 1})
+    try:
+        assert publish(platform, platform.a_user, agent).status_code == 500
+        assert call(platform, "POST", f"/api/library/{asset['id']}/fork", platform.b_user, json={}).status_code == 500
+        assert call(platform, "POST", "/api/agents", platform.a_user,
+                    json={"name": "새것", "instructions": "지침"}).status_code == 500
+        with platform.db.session() as session:
+            assert session.query(SharedAssetVersion).count() == 1  # no v2
+            assert session.query(AssetUse).count() == 0 and session.query(Agent).count() == agents_before
+            assert session.scalar(select(func.max(AuditRecord.id))) == last
+    finally:
+        with platform.db.session() as session:
+            session.execute(text("UPDATE audit_chain_head SET last_id = :i, last_hash = :h WHERE id = 1"),
+                            {"i": last, "h": good_hash})
