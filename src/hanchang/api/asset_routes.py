@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal, TypeVar
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -24,7 +23,7 @@ from hanchang.core.permissions import SEE_EVERY_AGENCY, can, require
 from hanchang.core.principal import Principal
 from hanchang.http.auth import require_principal
 from hanchang.http.deps import platform_of
-from hanchang.http.responses import JSONResponse
+from hanchang.http.responses import JSONResponse, download_headers
 from hanchang.http.types import DbId
 from hanchang.ops import checklist
 from hanchang.store.tables import Agency
@@ -39,9 +38,6 @@ async def _in_session(request: Request, work: Callable[[Session], T]) -> T:
             return work(session)
     return await run_in_threadpool(run)
 
-
-def _download(name: str) -> dict[str, str]:
-    return {"content-disposition": f"attachment; filename*=UTF-8''{quote(name)}", "cache-control": "no-store"}
 
 
 # -- agents -----------------------------------------------------------------------------------
@@ -214,7 +210,7 @@ def _asset_file(doc: dict[str, Any], fmt: str) -> Response:
     media = "application/yaml" if fmt == "yaml" else "application/json"
     name = f"hanchang-{doc['kind']}-{doc['name']}-v{doc.get('version', 0)}.{fmt}"
     return Response(asset_documents.dump(doc, fmt).encode(), media_type=f"{media}; charset=utf-8",
-                    headers=_download(name))
+                    headers=download_headers(name))
 
 
 @router.get("/assets/export")
@@ -302,4 +298,4 @@ async def export_checklist(request: Request, project: str = "기본", agency: st
     body, code = await _in_session(request, work)
     today = datetime.now(ZoneInfo(zone)).date()
     return Response(body, media_type=media_type,
-                    headers=_download(f"hanchang-checklist-{code}-{project}-{today:%Y%m%d}.{format}"))
+                    headers=download_headers(f"hanchang-checklist-{code}-{project}-{today:%Y%m%d}.{format}"))

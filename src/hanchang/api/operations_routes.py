@@ -10,7 +10,6 @@ import hmac
 import os
 from datetime import date, datetime, timedelta
 from typing import Literal
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
@@ -24,7 +23,7 @@ from hanchang.core.permissions import SEE_EVERY_AGENCY, can, require
 from hanchang.core.principal import Principal
 from hanchang.http.auth import require_principal
 from hanchang.http.deps import platform_of
-from hanchang.http.responses import JSONResponse
+from hanchang.http.responses import JSONResponse, download_headers
 from hanchang.http.types import DbId
 from hanchang.ops import budgets, feedback_review, kpi, slo
 from hanchang.ops.overview import Range, overview
@@ -165,7 +164,7 @@ async def feedback_export(request: Request, status: str | None = None, rating: i
     today = datetime.now(ZoneInfo(platform_of(request).settings.budgets.timezone)).date()
     name = f"hanchang-feedback-{scope or 'all'}-{today:%Y%m%d}.jsonl"
     return StreamingResponse(iter(lines), media_type="application/x-ndjson",
-                             headers=_download(name))
+                             headers=download_headers(name))
 
 
 # -- the KPI report ---------------------------------------------------------------------------
@@ -183,8 +182,5 @@ async def kpi_report(request: Request, period: str | None = None, agency: str | 
     write, media_type = kpi.WRITERS[format]
     body = await run_in_threadpool(write, report)
     return Response(body, media_type=media_type,
-                    headers=_download(f"hanchang-kpi-{scope or 'all'}-{month}.{format}"))
+                    headers=download_headers(f"hanchang-kpi-{scope or 'all'}-{month}.{format}"))
 
-
-def _download(name: str) -> dict[str, str]:
-    return {"content-disposition": f"attachment; filename*=UTF-8''{quote(name)}", "cache-control": "no-store"}

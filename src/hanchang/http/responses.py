@@ -1,8 +1,10 @@
-"""A JSON response rendered by orjson (fast, and UTF-8 Korean text stays readable)."""
+"""Responses the doors share: JSON rendered by orjson (fast, and UTF-8 Korean text stays readable),
+and the headers of a file to download."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from starlette.responses import Response
@@ -20,3 +22,8 @@ class JSONResponse(Response):
 
 
 NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def download_headers(name: str) -> dict[str, str]:
+    """A file to save as `name` (any characters, Korean too), never cached."""
+    return {"content-disposition": f"attachment; filename*=UTF-8''{quote(name)}", "cache-control": "no-store"}
