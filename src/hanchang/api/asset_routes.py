@@ -226,8 +226,6 @@ async def export_own(request: Request, kind: Kind, ref: str, format: Literal["ya
 async def import_asset(request: Request, principal: Principal = Depends(require_principal)):
     """The body is the file itself (YAML or JSON, up to 256 KB)."""
     raw = await request.body()
-    if len(raw) > asset_documents.MAX_BYTES:
-        raise asset_documents.AssetFormatError("자산 파일은 256 KB 이하여야 합니다.", "an asset file is at most 256 KB")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -126,14 +126,21 @@ def _definition(row: Agent, agency_code: str) -> Definition:
                       shared=False, created_by=row.created_by, forked_from=row.forked_from)
 
 
+def _published_agents() -> Select:
+    """Agents in the library as other agencies see them: each with its published version's document."""
+    return (select(SharedAsset, SharedAssetVersion.document)
+            .join(SharedAssetVersion, (SharedAssetVersion.asset_id == SharedAsset.id)
+                  & (SharedAssetVersion.version == SharedAsset.published_version))
+            .where(SharedAsset.kind == "agent", SharedAsset.withdrawn.is_(False)))
+
+
 def _published(session: Session, agent_id: int) -> tuple[SharedAsset, dict[str, Any]] | None:
-    found = session.execute(
-        select(SharedAsset, SharedAssetVersion.document)
-        .join(SharedAssetVersion, (SharedAssetVersion.asset_id == SharedAsset.id)
-              & (SharedAssetVersion.version == SharedAsset.published_version))
-        .where(SharedAsset.kind == "agent", SharedAsset.source_ref == str(agent_id),
-               SharedAsset.withdrawn.is_(False))).first()
+    found = session.execute(_published_agents().where(SharedAsset.source_ref == str(agent_id))).first()
     return (found[0], json.loads(found[1])) if found else None
+
+
+def _no_agent(agent_id: int) -> NotFound:
+    return NotFound(f"에이전트 '{PREFIX}{agent_id}'을(를) 찾을 수 없습니다.", f"no agent '{PREFIX}{agent_id}'")
 
 
 def _shared_definition(agent_id: int, asset: SharedAsset, document: dict[str, Any], agency_code: str) -> Definition:
@@ -150,7 +157,7 @@ def usable(session: Session, principal: Principal, ref: str | int) -> Definition
     """The agent a caller may use, or 404 (another agency's unpublished agent does not exist)."""
     agent_id = parse_ref(ref) if isinstance(ref, str) else ref
     if not in_range(agent_id):
-        raise NotFound(f"에이전트 '{PREFIX}{agent_id}'을(를) 찾을 수 없습니다.", f"no agent '{PREFIX}{agent_id}'")
+        raise _no_agent(agent_id)
     found = session.execute(select(Agent, Agency.code).join(Agency, Agency.id == Agent.agency_id)
                             .where(Agent.id == agent_id)).first()
     if found is not None and found[0].agency_id == principal.agency_id:
@@ -159,7 +166,7 @@ def usable(session: Session, principal: Principal, ref: str | int) -> Definition
         published = _published(session, agent_id)
         if published is not None:
             return _shared_definition(agent_id, *published, found[1])
-    raise NotFound(f"에이전트 '{PREFIX}{agent_id}'을(를) 찾을 수 없습니다.", f"no agent '{PREFIX}{agent_id}'")
+    raise _no_agent(agent_id)
 
 
 def list_usable(session: Session, principal: Principal) -> list[Definition]:
@@ -168,12 +175,8 @@ def list_usable(session: Session, principal: Principal) -> list[Definition]:
                           .where(Agent.agency_id == principal.agency_id).order_by(Agent.name))
     result = [_definition(row, code) for row, code in own]
     shared = session.execute(
-        select(SharedAsset, SharedAssetVersion.document, Agency.code)
-        .join(SharedAssetVersion, (SharedAssetVersion.asset_id == SharedAsset.id)
-              & (SharedAssetVersion.version == SharedAsset.published_version))
-        .join(Agency, Agency.id == SharedAsset.agency_id)
-        .where(SharedAsset.kind == "agent", SharedAsset.withdrawn.is_(False),
-               SharedAsset.agency_id != principal.agency_id).order_by(SharedAsset.name))
+        _published_agents().add_columns(Agency.code).join(Agency, Agency.id == SharedAsset.agency_id)
+        .where(SharedAsset.agency_id != principal.agency_id).order_by(SharedAsset.name))
     result += [_shared_definition(int(asset.source_ref), asset, json.loads(document), code)
                for asset, document, code in shared]
     return result
@@ -197,7 +200,7 @@ def _resolve_collections(session: Session, principal: Principal, refs: list[int 
 def _own_row(session: Session, principal: Principal, agent_id: int) -> Agent:
     row = session.get(Agent, agent_id)
     if row is None or row.agency_id != principal.agency_id:
-        raise NotFound(f"에이전트 '{PREFIX}{agent_id}'을(를) 찾을 수 없습니다.", f"no agent '{PREFIX}{agent_id}'")
+        raise _no_agent(agent_id)
     return row
 
 

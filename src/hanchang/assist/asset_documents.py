@@ -133,7 +133,7 @@ def _strings(content: dict[str, Any], key: str) -> list[str]:
 
 def parse(text: str | bytes) -> dict[str, Any]:
     """A document from a YAML or JSON file, checked; a clear error says what to fix."""
-    if len(text) > MAX_BYTES:
+    if len(text.encode() if isinstance(text, str) else text) > MAX_BYTES:
         raise AssetFormatError(f"자산 파일은 {MAX_BYTES // 1000} KB 이하여야 합니다.",
                                f"an asset file is at most {MAX_BYTES // 1000} KB")
     try:

@@ -94,9 +94,7 @@ def publish(session: Session, principal: Principal, kind: str, ref: str, *, desc
     if problems:
         raise PublishRefused("공통 공간에 게시할 수 없습니다: " + "; ".join(problems) + ".",
                              "cannot publish: personal data or a non-public collection in the asset")
-    source_ref = str(doc["content"].get("key") or doc["content"].get("id") if kind in ("template", "service")
-                     else doc["name"] if kind == "connector" else ref)
-    asset = _asset_for(session, principal, kind, source_ref)
+    asset = _asset_for(session, principal, kind, str(ref))  # `document` found the thing by this very ref
     # The version number is taken in one statement, so two publishers at once get 1 and 2.
     version = session.execute(update(SharedAsset).where(SharedAsset.id == asset.id)
                               .values(latest_version=SharedAsset.latest_version + 1)
@@ -221,35 +219,43 @@ def get_visible(session: Session, principal: Principal, asset_id: int) -> Shared
     return asset
 
 
+def _mine(principal: Principal, asset: SharedAsset) -> bool:
+    """The publishing agency (and reviewers) also see pending, refused and withdrawn versions."""
+    return asset.agency_id == principal.agency_id or can(principal, "assets.review")
+
+
 def published_document(session: Session, principal: Principal, asset_id: int,
                        version: int | None = None) -> dict[str, Any]:
     """The document of a published version (the latest by default); an agency sees its own pending ones."""
-    asset = get_visible(session, principal, asset_id)
+    return _document_of(session, principal, get_visible(session, principal, asset_id), version)
+
+
+def _document_of(session: Session, principal: Principal, asset: SharedAsset, version: int | None) -> dict[str, Any]:
     row = _version(session, asset, version or asset.published_version)
-    mine = asset.agency_id == principal.agency_id or can(principal, "assets.review")
+    mine = _mine(principal, asset)
     if row is None and mine:
         row = _version(session, asset, asset.latest_version)
     if row is None or (row.status != "published" and not mine) or (asset.withdrawn and not mine):
-        raise NotFound(f"공유 자산 {asset_id}의 게시된 버전이 없습니다.", f"asset {asset_id} has no published version")
+        raise NotFound(f"공유 자산 {asset.id}의 게시된 버전이 없습니다.", f"asset {asset.id} has no published version")
     return json.loads(row.document)
 
 
 def preview(session: Session, principal: Principal, asset_id: int) -> dict[str, Any]:
     asset = get_visible(session, principal, asset_id)
-    mine = asset.agency_id == principal.agency_id or can(principal, "assets.review")
+    mine = _mine(principal, asset)
     versions = session.scalars(select(SharedAssetVersion).where(SharedAssetVersion.asset_id == asset_id)
                                .order_by(SharedAssetVersion.version.desc()))
     history = [{"version": v.version, "status": v.status, "note": v.note, "review_note": v.review_note,
                 "created_at": v.created_at.isoformat()} for v in versions if mine or v.status == "published"]
     return {**describe(session, principal, asset, stats(session, [asset_id]).get(asset_id)),
-            "document": published_document(session, principal, asset_id), "versions": history}
+            "document": _document_of(session, principal, asset, None), "versions": history}
 
 
 def fork(session: Session, principal: Principal, asset_id: int, name: str | None = None,
          version: int | None = None) -> dict[str, Any]:
     """Copy a published asset into the caller's agency; the copy is theirs (audited)."""
     asset = get_visible(session, principal, asset_id)
-    doc = published_document(session, principal, asset_id, version)
+    doc = _document_of(session, principal, asset, version)
     made = docs.install(session, principal, doc, name=name, forked_from=asset.id, forked_version=doc.get("version"))
     session.add(AssetUse(asset_id=asset.id, version=int(doc.get("version") or 0), agency_id=principal.agency_id,
                          user_id=principal.user_id, action="fork", target_ref=made.ref))

@@ -215,7 +215,7 @@ def answer(session: Session, agency_id: int, project: str, item: str, value: str
         raise InvalidInput(f"체크리스트 항목 '{item}'은(는) 없습니다.", f"no checklist item '{item}'")
     if value is not None and value not in ANSWERS:
         raise InvalidInput("답은 yes(예), no(아니오), na(해당 없음) 중 하나입니다.", "answer: yes, no or na")
-    if evidence and not evidence.startswith(("http://", "https://", "/")) and len(evidence) > 500:
+    if len(evidence.strip()) > 500:
         raise InvalidInput("근거는 500자 이내로 넣어 주세요.", "evidence: at most 500 characters")
     row = session.scalar(select(ChecklistAnswer).where(ChecklistAnswer.agency_id == agency_id,
                                                        ChecklistAnswer.project == project,
@@ -227,7 +227,7 @@ def answer(session: Session, agency_id: int, project: str, item: str, value: str
     if row is None:
         row = ChecklistAnswer(agency_id=agency_id, project=project, item=item)
         session.add(row)
-    row.answer, row.note, row.evidence = value, note.strip()[:4000], evidence.strip()[:500]
+    row.answer, row.note, row.evidence = value, note.strip()[:4000], evidence.strip()
     row.updated_by, row.updated_at = user_id, utcnow()
     session.flush()
 
