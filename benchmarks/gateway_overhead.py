@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -135,46 +137,33 @@ def instructions_per_request(port: int, key: str, pid: int, out_dir: Path, strea
     return totals[0] / total
 
 
-def compare_instructions(baseline: str, args) -> None:
-    """This tree against `baseline` in instructions per request, counted by callgrind: the same
-    figure on every run, whatever else the machine is doing (CPU time per request is not)."""
+@contextlib.contextmanager
+def before_and_after(baseline: str, tmp: Path, prefix: list[str] = (),
+                     ready_s: float = 60) -> Iterator[dict[str, tuple[int, str, int]]]:
+    """A fast upstream, and two Hanchang servers in front of it: revision `baseline` (a temporary
+    worktree) as "before", this tree with budgets and prices as "after" — each (port, key, pid)."""
     upstream_port = free_port()
+    worktree = tmp / "baseline"
     processes = []
-    with tempfile.TemporaryDirectory() as tmp:
-        worktree, out_dir = Path(tmp) / "baseline", Path(tmp) / "callgrind"
-        out_dir.mkdir()
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), baseline],
-                       check=True, capture_output=True)
-        prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_dir}/cg.%p"]
-        try:
-            processes.append(start_upstream(upstream_port))
-            wait_ready(f"http://127.0.0.1:{upstream_port}/v1/models")
-            servers = {}
-            for label, source, extra in (("before", worktree, None), ("after", None, budgeted_config(upstream_port))):
-                home, port = Path(tmp) / label, free_port()
-                home.mkdir()
-                process, key = start_hanchang(home, upstream_port, port, source, extra, prefix)
-                processes.append(process)
-                wait_ready(f"http://127.0.0.1:{port}/healthz", timeout_s=900)
-                servers[label] = (port, key, process.pid)
-            report: dict = {"baseline": baseline, "requests": args.requests, "method": "callgrind", "modes": {}}
-            for mode, stream in (("plain", False), ("streamed", True)):
-                row = {label: round(instructions_per_request(port, key, pid, out_dir, stream, args.requests))
-                       for label, (port, key, pid) in servers.items()}
-                row["added_instructions"] = row["after"] - row["before"]
-                row["ratio"] = round(row["after"] / row["before"], 4)
-                report["modes"][mode] = row
-                print(f"[{mode}] instructions per request: before {row['before']:,}  after {row['after']:,}  "
-                      f"added {row['added_instructions']:+,} (x{row['ratio']})")
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=60)
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
-                           capture_output=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "gateway_overhead_instructions.json").write_text(json.dumps(report, indent=2))
-    print(f"written {RESULTS / 'gateway_overhead_instructions.json'}")
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), baseline],
+                   check=True, capture_output=True)
+    try:
+        processes.append(start_upstream(upstream_port))
+        wait_ready(f"http://127.0.0.1:{upstream_port}/v1/models")
+        servers = {}
+        for label, source, extra in (("before", worktree, None), ("after", None, budgeted_config(upstream_port))):
+            home, port = tmp / label, free_port()
+            home.mkdir()
+            process, key = start_hanchang(home, upstream_port, port, source, extra, prefix)
+            processes.append(process)
+            wait_ready(f"http://127.0.0.1:{port}/healthz", timeout_s=ready_s)
+            servers[label] = (port, key, process.pid)
+        yield servers
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=60)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], capture_output=True)
 
 
 def budgeted_config(upstream_port: int) -> dict:
@@ -185,55 +174,54 @@ def budgeted_config(upstream_port: int) -> dict:
                         "price": {"input_per_1k_tokens": 1.0, "output_per_1k_tokens": 3.0}}]}
 
 
+def compare_instructions(baseline: str, args) -> None:
+    """This tree against `baseline` in instructions per request, counted by callgrind: the same
+    figure on every run, whatever else the machine is doing (CPU time per request is not)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out_dir = Path(tmp) / "callgrind"
+        out_dir.mkdir()
+        prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out_dir}/cg.%p"]
+        with before_and_after(baseline, Path(tmp), prefix, ready_s=900) as servers:
+            report: dict = {"baseline": baseline, "requests": args.requests, "method": "callgrind", "modes": {}}
+            for mode, stream in (("plain", False), ("streamed", True)):
+                row = {label: round(instructions_per_request(port, key, pid, out_dir, stream, args.requests))
+                       for label, (port, key, pid) in servers.items()}
+                row["added_instructions"] = row["after"] - row["before"]
+                row["ratio"] = round(row["after"] / row["before"], 4)
+                report["modes"][mode] = row
+                print(f"[{mode}] instructions per request: before {row['before']:,}  after {row['after']:,}  "
+                      f"added {row['added_instructions']:+,} (x{row['ratio']})")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "gateway_overhead_instructions.json").write_text(json.dumps(report, indent=2))
+    print(f"written {RESULTS / 'gateway_overhead_instructions.json'}")
+
+
 def compare(baseline: str, args) -> None:
     """This tree against revision `baseline`, the same load in turns: CPU per request and latency."""
-    upstream_port = free_port()
-    processes = []
-    with tempfile.TemporaryDirectory() as tmp:
-        worktree = Path(tmp) / "baseline"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), baseline],
-                       check=True, capture_output=True)
-        try:
-            processes.append(start_upstream(upstream_port))
-            wait_ready(f"http://127.0.0.1:{upstream_port}/v1/models")
-            servers = {}
-            budgets = budgeted_config(upstream_port)
-            for label, source, extra in (("before", worktree, None), ("after", None, budgets)):
-                home, port = Path(tmp) / label, free_port()
-                home.mkdir()
-                process, key = start_hanchang(home, upstream_port, port, source, extra)
-                processes.append(process)
-                wait_ready(f"http://127.0.0.1:{port}/healthz")
-                servers[label] = (port, key, process.pid)
-            report: dict = {"baseline": baseline, "requests": args.requests, "concurrency": args.concurrency,
-                            "rounds": args.rounds, "modes": {}}
-            for mode, stream in (("plain", False), ("streamed", True)):
-                runs: dict[str, list[dict]] = {"before": [], "after": []}
-                for _ in range(args.rounds):  # in turns, so drift on the machine hits both alike
-                    for label, (port, key, pid) in servers.items():
-                        runs[label].append(measure(port, key, stream, args.requests, args.concurrency, pid=pid))
-                row = {}
-                for label, found in runs.items():
-                    cpu = sorted(r["server_cpu_ms_per_request"] for r in found)
-                    row[label] = {"cpu_ms_per_request": cpu[len(cpu) // 2], "cpu_runs": cpu,
-                                  "p50_ms": sorted(r["p50_ms"] for r in found)[len(found) // 2],
-                                  "requests_per_s": sorted(r["requests_per_s"] for r in found)[len(found) // 2]}
-                row["added_cpu_ms_per_request"] = round(row["after"]["cpu_ms_per_request"]
-                                                        - row["before"]["cpu_ms_per_request"], 4)
-                row["cpu_ratio"] = round(row["after"]["cpu_ms_per_request"] / row["before"]["cpu_ms_per_request"], 3)
-                report["modes"][mode] = row
-                print(f"\n[{mode}] {args.rounds} rounds of {args.requests} requests, before = {baseline}")
-                print(f"{'':8}{'CPU ms/req':>12}{'p50 ms':>9}{'req/s':>9}")
-                for label in ("before", "after"):
-                    r = row[label]
-                    print(f"{label:8}{r['cpu_ms_per_request']:12.4f}{r['p50_ms']:9.2f}{r['requests_per_s']:9.0f}")
-                print(f"added CPU per request: {row['added_cpu_ms_per_request']:+.4f} ms  (x{row['cpu_ratio']})")
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=15)
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
-                           capture_output=True)
+    with tempfile.TemporaryDirectory() as tmp, before_and_after(baseline, Path(tmp)) as servers:
+        report: dict = {"baseline": baseline, "requests": args.requests, "concurrency": args.concurrency,
+                        "rounds": args.rounds, "modes": {}}
+        for mode, stream in (("plain", False), ("streamed", True)):
+            runs: dict[str, list[dict]] = {"before": [], "after": []}
+            for _ in range(args.rounds):  # in turns, so drift on the machine hits both alike
+                for label, (port, key, pid) in servers.items():
+                    runs[label].append(measure(port, key, stream, args.requests, args.concurrency, pid=pid))
+            row = {}
+            for label, found in runs.items():
+                cpu = sorted(r["server_cpu_ms_per_request"] for r in found)
+                row[label] = {"cpu_ms_per_request": cpu[len(cpu) // 2], "cpu_runs": cpu,
+                              "p50_ms": sorted(r["p50_ms"] for r in found)[len(found) // 2],
+                              "requests_per_s": sorted(r["requests_per_s"] for r in found)[len(found) // 2]}
+            row["added_cpu_ms_per_request"] = round(row["after"]["cpu_ms_per_request"]
+                                                    - row["before"]["cpu_ms_per_request"], 4)
+            row["cpu_ratio"] = round(row["after"]["cpu_ms_per_request"] / row["before"]["cpu_ms_per_request"], 3)
+            report["modes"][mode] = row
+            print(f"\n[{mode}] {args.rounds} rounds of {args.requests} requests, before = {baseline}")
+            print(f"{'':8}{'CPU ms/req':>12}{'p50 ms':>9}{'req/s':>9}")
+            for label in ("before", "after"):
+                r = row[label]
+                print(f"{label:8}{r['cpu_ms_per_request']:12.4f}{r['p50_ms']:9.2f}{r['requests_per_s']:9.0f}")
+            print(f"added CPU per request: {row['added_cpu_ms_per_request']:+.4f} ms  (x{row['cpu_ratio']})")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "gateway_overhead_compare.json").write_text(json.dumps(report, indent=2))
     print(f"\nwritten {RESULTS / 'gateway_overhead_compare.json'}")
