@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from typer.testing import CliRunner
@@ -107,6 +109,32 @@ def test_metrics_count_known_traffic(platform_factory, upstream, monkeypatch):
     assert delta("hanchang_pii_entities_total", type="PHONE", mode="mask") == 1
     assert value(after, "hanchang_upstream_up", model="internal-a") == 1
     assert "hanchang_retrieval_duration_seconds_count" in {name for name, _ in after}
+
+
+def test_batched_histogram_writes_equal_one_by_one_observation():
+    """Call figures are written in batches (audit.metrics.flush): per bucket and sum once each. The
+    exposition must be what observing each value in turn gives, edges of buckets included."""
+    from prometheus_client import Histogram
+
+    from hanchang.audit import metrics
+
+    values = [0.0, 0.05, 0.0500001, 0.1, 6.99, 7.0, 7.01, 10.0, 119.9, 120.0, 500.0, 0.3, 0.3, 2.0]
+    exposed = []
+    for batched in (False, True):
+        registry = CollectorRegistry()
+        histogram = Histogram("h", "test", ("model",), buckets=metrics.LATENCY_BUCKETS, registry=registry)
+        child = histogram.labels("m")
+        if batched:
+            metrics._observe_all(child, values[:5])
+            metrics._observe_all(child, values[5:])
+        else:
+            for v in values:
+                child.observe(v)
+        exposed.append({k: v for k, v in samples(generate_latest(registry).decode()).items()
+                        if k[0] != "h_created"})
+    assert exposed[0] == exposed[1]
+    assert value(exposed[1], "h_bucket", model="m", le="7.0") == 9  # 0 … 6.99, 7.0, 0.3 twice, 2.0
+    assert value(exposed[1], "h_count", model="m") == len(values)
 
 
 def test_metrics_count_policy_reroutes_and_refusals(platform_factory, upstreams):
@@ -286,9 +314,26 @@ def test_budgets_hold_across_two_server_processes(tmp_path, database_url, upstre
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             answered = sum(pool.map(drain, urls))
         assert 12 <= answered <= 12 + 2  # 60 / 5 = 12, plus at most one in flight per process
-        # Both processes' Prometheus samples add up in one scrape (multiprocess mode, per server).
-        found = scrape(urls[0], setup.headers(root_key))
-        assert value(found, "hanchang_budget_refusals_total", scope="agency:MOIS", kind="requests") >= 1
+        # Each server's figures reach its multiprocess samples directory within a second without a
+        # scrape (metrics.flush_periodically), as a sibling worker's /metrics would read them.
+        time.sleep(1.5)
+        written = {}
+        for port in ports:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=str(setup.settings.home / "run" / f"metrics-{port}"))
+            for name, count in samples(generate_latest(registry).decode()).items():
+                written[name] = written.get(name, 0) + count
+
+        def requests_total(found, outcome):
+            return sum(v for (name, labels), v in found.items()
+                       if name == "hanchang_requests_total" and ("outcome", outcome) in labels)
+        assert requests_total(written, "ok") == 40 + answered
+        assert requests_total(written, "budget_exhausted") == 20 + 2  # the first 20, then each drain's last
+        # Each server (one scrape target a host) reports its own share; together the same figures.
+        scraped = [scrape(url, setup.headers(root_key)) for url in urls]
+        assert sum(requests_total(found, "ok") for found in scraped) == 40 + answered
+        assert sum(value(found, "hanchang_budget_refusals_total", scope="agency:MOIS", kind="requests")
+                   for found in scraped) == 20
     finally:
         for server in servers:
             server.terminate()

@@ -8,6 +8,7 @@ gateway with its limiter and engines, recorder, embedder) is made here and close
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from hanchang.assist.platform import Platform
 from hanchang.assist.services import SERVICES
 from hanchang.assist.services.base import Service
 from hanchang.assist.services.custom import ServiceConflict, catalogue
+from hanchang.audit import metrics
 from hanchang.audit.checkpoints import CheckpointBook
 from hanchang.audit.recorder import Recorder
 from hanchang.audit.trail import PromptSealer
@@ -57,6 +59,7 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
                       budget_plan=BudgetPlan(settings.budgets, overrides_loader(db)), quota_store=quotas)
     health = HealthSampler(db, gateway, settings.metrics.health_probe_seconds)
     health.start()
+    metrics_writer = asyncio.create_task(metrics.flush_periodically(), name="metrics-flush")
     try:
         # Embeddings (ingest and query) go through this same gateway: policy, guard, usage, audit.
         embedder = gateway_embedder(settings, gateway, asyncio.get_running_loop())
@@ -66,6 +69,9 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
             await gateway.warm_up()
         yield platform
     finally:
+        metrics_writer.cancel()  # it flushes once more as it stops
+        with contextlib.suppress(asyncio.CancelledError):
+            await metrics_writer
         await health.aclose()
         await gateway.aclose()
         await limiter.aclose()

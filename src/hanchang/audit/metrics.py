@@ -6,15 +6,28 @@ answers) adds them up (prometheus-client's multiprocess mode). An application bu
 (tests, embedding) without that variable keeps the client's ordinary in-memory registry.
 
 Metrics are made on first use, not at import, so the mode follows the environment at start-up.
+
+A model call's figures (count, latency, time to first token, tokens, cost) and the budget
+gauges are not written to the client one by one: in multiprocess mode every write takes a lock,
+checks the process id and packs a value into the shared file, ~60 Python calls a request.
+They are added up in this process (one call, a few dict and list operations) and written in
+batches by `flush()`: every second (`flush_periodically`, run by the server), before every
+scrape this process answers, and at shutdown. Another worker's figures are therefore at most
+a second old in a scrape; Prometheus scrapes every 15 s or more.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import threading
-from collections.abc import Mapping
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds. The guideline's SLO lines (7 s Q&A, 10 s inference) are bucket edges, so the share
@@ -46,6 +59,32 @@ _lock = threading.Lock()
 _children: dict[tuple, Any] = {}
 # The last value set per gauge child, so an unchanged gauge is not written again.
 _last_set: dict[tuple, float] = {}
+
+
+class _CallTotals:
+    """What one (model, agency, service, outcome) added up since the last flush."""
+
+    __slots__ = ("cost_won", "latencies", "tokens_in", "tokens_out", "ttfts")
+
+    def __init__(self):
+        self.latencies: list[float] = []
+        self.ttfts: list[float] = []
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.cost_won = 0.0
+
+
+class BudgetStanding(Protocol):
+    def ratios(self) -> Iterable[tuple[str, str, float]]:
+        """(scope, kind, share used) for every limited budget."""
+
+
+# Figures waiting for the next flush, guarded by _pending_lock (observers run on the event loop,
+# a scrape's flush in a worker thread).
+_pending_lock = threading.Lock()
+_pending_calls: dict[tuple[str, str, str, str], _CallTotals] = {}
+_pending_standings: dict[tuple[str, ...], BudgetStanding] = {}
+_flush_lock = threading.Lock()  # one flush at a time, so a scrape waits for one under way
 
 
 def _child(metric: Any, *labels: str) -> Any:
@@ -109,17 +148,83 @@ def _m() -> _Metrics:
 
 def observe_call(*, model: str, agency: str, service: str, outcome: str, latency_s: float,
                  ttft_s: float | None, tokens_in: int, tokens_out: int, cost_won: float) -> None:
-    m = _made or _m()
-    _child(m.requests, model, agency, service, outcome).inc()
-    _child(m.latency, model, agency, service, outcome).observe(latency_s)
-    if ttft_s is not None:
-        _child(m.ttft, model, agency, service).observe(ttft_s)
-    if tokens_in:
-        _child(m.tokens, model, agency, service, "in").inc(tokens_in)
-    if tokens_out:
-        _child(m.tokens, model, agency, service, "out").inc(tokens_out)
-    if cost_won:
-        _child(m.cost, model, agency).inc(cost_won)
+    """One model call's figures, added up here and written at the next flush."""
+    key = (model, agency, service, outcome)
+    with _pending_lock:
+        totals = _pending_calls.get(key)
+        if totals is None:
+            totals = _pending_calls[key] = _CallTotals()
+        totals.latencies.append(latency_s)
+        if ttft_s is not None:
+            totals.ttfts.append(ttft_s)
+        totals.tokens_in += tokens_in
+        totals.tokens_out += tokens_out
+        totals.cost_won += cost_won
+
+
+def note_budget_standing(scopes: tuple[str, ...], standing: BudgetStanding) -> None:
+    """The budgets a request was admitted against; their gauges are written at the next flush."""
+    with _pending_lock:
+        _pending_standings[scopes] = standing
+
+
+def flush() -> None:
+    """Write what was added up since the last flush into the client's metrics."""
+    with _flush_lock:
+        global _pending_calls, _pending_standings
+        with _pending_lock:
+            calls, _pending_calls = _pending_calls, {}
+            standings, _pending_standings = _pending_standings, {}
+        if not (calls or standings):
+            return
+        m = _made or _m()
+        for (model, agency, service, outcome), totals in calls.items():
+            _child(m.requests, model, agency, service, outcome).inc(len(totals.latencies))
+            _observe_all(_child(m.latency, model, agency, service, outcome), totals.latencies)
+            if totals.ttfts:
+                _observe_all(_child(m.ttft, model, agency, service), totals.ttfts)
+            if totals.tokens_in:
+                _child(m.tokens, model, agency, service, "in").inc(totals.tokens_in)
+            if totals.tokens_out:
+                _child(m.tokens, model, agency, service, "out").inc(totals.tokens_out)
+            if totals.cost_won:
+                _child(m.cost, model, agency).inc(totals.cost_won)
+        for standing in standings.values():
+            for scope, kind, ratio in standing.ratios():
+                set_budget_used(scope, kind, ratio)
+
+
+def _observe_all(histogram: Any, values: list[float]) -> None:
+    """Observe many values: per bucket and the sum once each (the client's own histogram child
+    keeps `_sum` and one value per bucket, `_buckets`, cumulated at exposition); one by one
+    through the public API should a future client lay them out otherwise."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            histogram.observe(value)
+        return
+    counts: dict[int, int] = {}
+    for value in values:
+        index = bisect_left(bounds, value)
+        counts[index] = counts.get(index, 0) + 1
+    total.inc(sum(values))
+    for index, count in counts.items():
+        buckets[index].inc(count)
+
+
+async def flush_periodically(interval_s: float = 1.0) -> None:
+    """Flush every `interval_s` until cancelled, then once more."""
+    try:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                flush()
+            except Exception:  # a metrics write must never stop the server; said in its log
+                log.exception("writing metrics failed")
+    finally:
+        flush()
 
 
 def observe_policy(grade: str, decision: str) -> None:
@@ -161,6 +266,7 @@ def exposition() -> tuple[bytes, str]:
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
     _m()  # so the families exist (with no samples) before the first call
+    flush()  # this process's figures up to now
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
 

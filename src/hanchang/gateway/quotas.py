@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import calendar
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -61,6 +61,11 @@ class Quota:
     requests: int
     tokens: int
     won: float
+    limited: tuple[tuple[str, float], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):  # the limited kinds, worked out once (a Quota is kept per caller)
+        kinds = (("requests", self.requests), ("tokens", self.tokens), ("won", self.won))
+        object.__setattr__(self, "limited", tuple((kind, limit) for kind, limit in kinds if limit))
 
     def limits(self) -> dict[str, float]:
         return {"requests": self.requests, "tokens": self.tokens, "won": self.won}
@@ -82,15 +87,22 @@ class Standing:
     used: dict[str, dict[str, float]]  # scope -> kind -> used
     quotas: list[Quota]
 
+    def ratios(self) -> Iterator[tuple[str, str, float]]:
+        """(scope, kind, share used) of every limited budget."""
+        for quota in self.quotas:
+            used = self.used.get(quota.scope, {})
+            for kind, limit in quota.limited:
+                yield quota.scope, kind, used.get(kind, 0) / limit
+
     def highest(self) -> tuple[Quota, str, float] | None:
         """The fullest budget: (quota, kind, share used)."""
         best = None
         for quota in self.quotas:
-            for kind, limit in quota.limits().items():
-                if limit:
-                    share = self.used.get(quota.scope, {}).get(kind, 0) / limit
-                    if best is None or share > best[2]:
-                        best = (quota, kind, share)
+            used = self.used.get(quota.scope, {})
+            for kind, limit in quota.limited:
+                share = used.get(kind, 0) / limit
+                if best is None or share > best[2]:
+                    best = (quota, kind, share)
         return best
 
 
@@ -131,17 +143,20 @@ class InProcessQuotas:
         self._used: dict[tuple[str, str], dict[str, float]] = {}
 
     def _of(self, scope: str, period: Period) -> dict[str, float]:
-        return self._used.setdefault((scope, period.id), {"requests": 0, "tokens": 0, "won": 0.0})
+        used = self._used.get((scope, period.id))
+        if used is None:
+            used = self._used[(scope, period.id)] = {"requests": 0, "tokens": 0, "won": 0.0}
+        return used
 
     async def admit(self, quotas: list[Quota], period: Period, now: float) -> Standing:
-        for quota in quotas:
-            used = self._of(quota.scope, period)
-            for kind, limit in quota.limits().items():
+        rows = [self._of(quota.scope, period) for quota in quotas]
+        for quota, used in zip(quotas, rows, strict=True):
+            for kind, limit in quota.limited:
                 if _over(limit, used[kind], 1 if kind == "requests" else 0):
                     raise BudgetExhausted(quota, kind, period, now)
-        for quota in quotas:
-            self._of(quota.scope, period)["requests"] += 1
-        return Standing({q.scope: dict(self._of(q.scope, period)) for q in quotas}, quotas)
+        for used in rows:
+            used["requests"] += 1
+        return Standing({quota.scope: dict(used) for quota, used in zip(quotas, rows, strict=True)}, quotas)
 
     async def spend(self, scopes: list[str], period: Period, tokens: int, won: float) -> None:
         for scope in scopes:

@@ -233,10 +233,7 @@ class Gateway:
             metrics.observe_budget_refusal(exc.scope, exc.kind)
             raise
         call.budget_scopes, call.budget_period = [q.scope for q in quotas], period
-        for quota in quotas:
-            for kind, limit in quota.limits().items():
-                if limit:
-                    metrics.set_budget_used(quota.scope, kind, standing.used[quota.scope][kind] / limit)
+        metrics.note_budget_standing(tuple(call.budget_scopes), standing)
         fullest = standing.highest()
         if fullest and fullest[2] >= plan.config.warn_at:
             quota, kind, share = fullest
