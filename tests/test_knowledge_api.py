@@ -168,6 +168,12 @@ def test_no_sources_means_a_plain_korean_answer(kb, upstreams):
         lines = [x for x in streamed.iter_lines() if x.startswith("data: ")]
     events = [json.loads(x[6:]) for x in lines[:-1]]
     assert "찾지 못했습니다" in events[0]["choices"][0]["delta"]["content"] and lines[-1] == "data: [DONE]"
+    assert events[-1]["choices"][0]["finish_reason"] == "stop" and events[-1]["citations"] == []
+    assert all("usage" not in e for e in events)  # not asked for (stream_options.include_usage)
+    with httpx.stream("POST", kb.v1 + "/chat/completions", headers=kb.headers(key), timeout=30, json={
+            "model": "int", "collections": [cid], "stream": True, "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "우주 정거장 예산은?"}]}) as streamed:
+        events = [json.loads(x[6:]) for x in streamed.iter_lines() if x.startswith("data: {")]
     assert events[-1]["usage"]["total_tokens"] == 0 and events[-1]["citations"] == []
     assert internal.behaviour.received == []
 

@@ -87,8 +87,10 @@ class ReferenceUpstream:
             answer = self.behaviour.reply
         else:
             answer = self.behaviour.prefix + _text_of(last_user.get("content"))
+        # n > 1: choice i (from the second on) ends with " (#i+1)", so choices can be told apart.
+        answers = [answer if i == 0 else f"{answer} (#{i + 1})" for i in range(max(1, int(request.get("n") or 1)))]
         prompt_tokens = sum(len(_text_of(m.get("content")).split()) for m in messages)
-        completion_tokens = len(answer.split())
+        completion_tokens = sum(len(a.split()) for a in answers)
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens}
         model = request.get("model", "echo")
@@ -99,27 +101,34 @@ class ReferenceUpstream:
             return await _json(send, 200, {
                 "id": "chatcmpl-ref", "object": "chat.completion", "created": created,
                 "model": model,
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": answer}}],
+                "choices": [{"index": i, "finish_reason": "stop", "message": {"role": "assistant", "content": a}}
+                            for i, a in enumerate(answers)],
                 "usage": usage,
             })
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"text/event-stream")]})
-        words = answer.split(" ")
-        for i, word in enumerate(words):
-            if self.behaviour.fail_after_chunks is not None and i >= self.behaviour.fail_after_chunks:
-                raise RuntimeError("injected mid-stream failure")  # uvicorn drops the connection
-            if self.behaviour.chunk_delay_s:
-                await asyncio.sleep(self.behaviour.chunk_delay_s)
-            delta = {"content": word if i == 0 else " " + word}
-            if i == 0:
-                delta["role"] = "assistant"
+        pieces = [a.split(" ") for a in answers]
+        sent = 0
+        for position in range(max(len(words) for words in pieces)):  # the choices' words interleave
+            for index, words in enumerate(pieces):
+                if position >= len(words):
+                    continue
+                if self.behaviour.fail_after_chunks is not None and sent >= self.behaviour.fail_after_chunks:
+                    raise RuntimeError("injected mid-stream failure")  # uvicorn drops the connection
+                if self.behaviour.chunk_delay_s:
+                    await asyncio.sleep(self.behaviour.chunk_delay_s)
+                word = words[position]
+                delta = {"content": word if position == 0 else " " + word}
+                if position == 0:
+                    delta["role"] = "assistant"
+                await _event(send, {"id": "chatcmpl-ref", "object": "chat.completion.chunk",
+                                    "created": created, "model": model,
+                                    "choices": [{"index": index, "delta": delta, "finish_reason": None}]})
+                sent += 1
+        for index in range(len(answers)):
             await _event(send, {"id": "chatcmpl-ref", "object": "chat.completion.chunk",
                                 "created": created, "model": model,
-                                "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-        await _event(send, {"id": "chatcmpl-ref", "object": "chat.completion.chunk",
-                            "created": created, "model": model,
-                            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+                                "choices": [{"index": index, "delta": {}, "finish_reason": "stop"}]})
         if (request.get("stream_options") or {}).get("include_usage"):
             await _event(send, {"id": "chatcmpl-ref", "object": "chat.completion.chunk",
                                 "created": created, "model": model, "choices": [], "usage": usage})

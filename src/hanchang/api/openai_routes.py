@@ -61,7 +61,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
         done = await answer.complete(platform, principal, ask)
         return JSONResponse(done.result, headers=_report_headers(done.call))
     stream = await answer.open_stream(platform, principal, ask)
-    return StreamingResponse(_sse(stream), media_type="text/event-stream",
+    return StreamingResponse(_sse(stream, body.include_usage), media_type="text/event-stream",
                              headers={"cache-control": "no-cache", **_report_headers(stream.call)})
 
 
@@ -79,22 +79,46 @@ def _data(chunk: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
-async def _sse(stream: answer.AnswerStream) -> AsyncIterator[bytes]:
-    """The answer's events as OpenAI chat.completion.chunk lines; the usage chunk carries what
-    Hanchang did (`hanchang`) and, when grounded, the citations."""
-    extras = {"citations": stream.citations} if stream.citations is not None else {}
+async def _sse(stream: answer.AnswerStream, include_usage: bool) -> AsyncIterator[bytes]:
+    """The answer's events as OpenAI chat.completion.chunk lines.
+
+    The model is always asked for its usage (for records and budgets), but the client gets the
+    usage-only chunk only when it asked (`stream_options.include_usage`), as from OpenAI. What
+    Hanchang did (`hanchang`) and, when grounded, the citations ride on the stream's last chunk:
+    the usage chunk, or else the last chunk that finishes a choice. A finishing chunk is held
+    back until the next event shows whether it is the last; no other chunk waits."""
+    extras = {"hanchang": None, **({"citations": stream.citations} if stream.citations is not None else {})}
+    held: dict[str, Any] | None = None
     async with aclosing(stream.events()) as events:
         async for event in events:
             if isinstance(event, answer.Piece):
-                if event.chunk.get("usage"):
-                    event.chunk.update(hanchang=stream.call.report(), **extras)
-                yield _data(event.chunk)
+                chunk = event.chunk
+                usage_only = bool(chunk.get("usage")) and not chunk.get("choices")
+                if usage_only and not include_usage:
+                    continue
+                if not include_usage:
+                    chunk.pop("usage", None)  # an upstream sending usage on every chunk
+                if held is not None:
+                    yield _data(held)
+                    held = None
+                if usage_only or any(c.get("finish_reason") for c in chunk.get("choices") or ()):
+                    held = chunk
+                else:
+                    yield _data(chunk)
             elif isinstance(event, answer.Finished):
-                if event.estimated:  # the upstream sent no usage: ours is an estimate, and says so
-                    yield _data({**answer.closing_usage_chunk(stream, event), "hanchang": stream.call.report(),
-                                 **extras})
+                if include_usage and event.estimated:  # the upstream sent none: ours is an estimate, and says so
+                    if held is not None:
+                        yield _data(held)
+                    held = answer.closing_usage_chunk(stream, event)
+                if held is None:  # the upstream ended without a finishing chunk: close the choice
+                    held = {**answer.closing_usage_chunk(stream, event), "choices": [
+                        {"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                    held.pop("usage")
+                yield _data({**held, **extras, "hanchang": stream.call.report()})
                 yield b"data: [DONE]\n\n"
             else:
+                if held is not None:
+                    yield _data(held)
                 error = event.error
                 yield _data(error_body(error.message, error.error_type, error.code))
 

@@ -29,6 +29,15 @@ class Attachment(BaseModel):
     grade: GradeIn = Grade.OPEN
 
 
+MAX_CHOICES = 8  # `n`: each choice is a whole answer from the model, so the bound is its cost
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool | None = None
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -39,8 +48,9 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1, le=131_072)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    n: int | None = Field(default=None, ge=1, le=1)
+    n: int | None = Field(default=None, ge=1, le=MAX_CHOICES)
     stop: str | list[str] | None = None
+    stream_options: StreamOptions | None = None
     # Hanchang: the grade the caller declares for this request's data (default O, 공개),
     # and attached documents, each with its own grade.
     data_grade: OptionalGradeIn = None
@@ -49,14 +59,18 @@ class ChatCompletionRequest(BaseModel):
     collections: list[str | int] = Field(default_factory=list, max_length=20)
     as_of: date | None = None  # search the versions in force on this date
 
+    @property
+    def include_usage(self) -> bool:
+        """A stream ends with a usage-only chunk only when the client asked for it, as OpenAI's does."""
+        return bool(self.stream_options and self.stream_options.include_usage)
+
     def upstream_body(self) -> dict[str, Any]:
-        body = self.model_dump(
+        """What goes on to the model: the OpenAI fields as sent (max_completion_tokens stays itself;
+        the gateway asks the upstream for usage on its own), without Hanchang's extensions."""
+        return self.model_dump(
             exclude_none=True,
             exclude={"data_grade", "stream_options", "attachments", "collections", "as_of"},
         )
-        if "max_completion_tokens" in body and "max_tokens" not in body:
-            body["max_tokens"] = body.pop("max_completion_tokens")
-        return body
 
 
 class EmbeddingRequest(BaseModel):

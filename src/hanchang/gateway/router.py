@@ -464,45 +464,52 @@ class Gateway:
 
 async def _guard_stream(stream: AsyncIterator[dict[str, Any]],
                         output: OutputGuard) -> AsyncIterator[dict[str, Any]]:
-    """Pass streamed text through the output guard, holding back split words."""
+    """Pass streamed text through the output guard, holding back split words (per choice, since
+    with n > 1 the choices' chunks interleave)."""
     last: dict[str, Any] = {}
 
-    def tail_chunk(text: str) -> dict[str, Any]:
+    def tail_chunk(choice: int, delta: dict[str, Any]) -> dict[str, Any]:
         return {"id": last.get("id", ""), "object": "chat.completion.chunk",
                 "created": last.get("created", int(time.time())), "model": last.get("model", ""),
-                "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+                "choices": [{"index": choice, "delta": delta, "finish_reason": None}]}
+
+    def held(choice: int) -> dict[str, Any]:
+        delta: dict[str, Any] = {}
+        if text := output.flush(choice):
+            delta["content"] = text
+        if calls := output.flush_fragments(choice):
+            delta["tool_calls"] = calls
+        return delta
 
     try:
         async for chunk in stream:
             for choice in chunk.get("choices") or ():
+                index = choice.get("index", 0) if isinstance(choice.get("index"), int) else 0
                 delta = choice.get("delta")
                 if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-                    delta["content"] = output.feed(delta["content"])
+                    delta["content"] = output.feed(delta["content"], index)
                 if isinstance(delta, dict) and isinstance(delta.get("tool_calls"), list):
                     for tool_call in delta["tool_calls"]:
                         function = tool_call.get("function") if isinstance(tool_call, dict) else None
                         if isinstance(function, dict) and isinstance(function.get("arguments"), str):
                             function["arguments"] = output.feed_fragment(tool_call.get("index", 0),
-                                                                         function["arguments"])
+                                                                         function["arguments"], index)
                 if choice.get("finish_reason"):
                     delta = delta if isinstance(delta, dict) else {}
-                    if tail := output.flush():
-                        delta = {**delta, "content": (delta.get("content") or "") + tail}
-                    if held := output.flush_fragments():
-                        delta = {**delta, "tool_calls": [*(delta.get("tool_calls") or ()), *held]}
+                    rest = held(index)
+                    if "content" in rest:
+                        delta = {**delta, "content": (delta.get("content") or "") + rest["content"]}
+                    if "tool_calls" in rest:
+                        delta = {**delta, "tool_calls": [*(delta.get("tool_calls") or ()), *rest["tool_calls"]]}
                     choice["delta"] = delta
             last = chunk
             yield chunk
     except GatewayError:
-        if tail := output.flush():  # what was held back is still the user's answer
-            yield tail_chunk(tail)
+        for index in output.held_choices():  # what was held back is still the user's answer
+            yield tail_chunk(index, held(index))
         raise
-    if tail := output.flush():
-        yield tail_chunk(tail)
-    if held := output.flush_fragments():
-        chunk = tail_chunk("")
-        chunk["choices"][0]["delta"] = {"tool_calls": held}
-        yield chunk
+    for index in output.held_choices():
+        yield tail_chunk(index, held(index))
 
 
 def _tokens(counts: dict[str, Any]) -> int:

@@ -14,8 +14,8 @@ class OutputGuard:
         self.vault = vault
         self.allowed_links = allowed_links
         self.links_removed = 0
-        self._pending = ""
-        self._fragments: dict[int, str] = {}  # tool-call arguments held back, by call index
+        self._pending: dict[int, str] = {}  # text held back, by choice index (n > 1 interleaves)
+        self._fragments: dict[tuple[int, int], str] = {}  # tool-call arguments held back, by (choice, call)
 
     def apply(self, text: str) -> str:
         if self.vault is not None:
@@ -28,34 +28,41 @@ class OutputGuard:
         """Placeholders back to real values (for tool-call arguments: no link rewriting)."""
         return self.vault.restore(text) if self.vault is not None else text
 
-    def feed_fragment(self, index: int, piece: str) -> str:
+    def feed_fragment(self, index: int, piece: str, choice: int = 0) -> str:
         """Streamed tool-call arguments: hold back a placeholder that may still be arriving."""
-        pending = self._fragments.get(index, "") + piece
+        key = (choice, index)
+        pending = self._fragments.get(key, "") + piece
         opened = pending.rfind("[")
         if opened >= 0 and "]" not in pending[opened:] and len(pending) - opened < _PLACEHOLDER_MAX:
-            ready, self._fragments[index] = pending[:opened], pending[opened:]
+            ready, self._fragments[key] = pending[:opened], pending[opened:]
         else:
-            ready, self._fragments[index] = pending, ""
+            ready, self._fragments[key] = pending, ""
         return self.restore(ready)
 
-    def flush_fragments(self) -> list[dict]:
-        """What is still held of each call's arguments, as tool-call deltas."""
+    def flush_fragments(self, choice: int = 0) -> list[dict]:
+        """What is still held of one choice's calls' arguments, as tool-call deltas."""
         held = [{"index": i, "function": {"arguments": self.restore(text)}}
-                for i, text in self._fragments.items() if text]
-        self._fragments.clear()
+                for (c, i), text in self._fragments.items() if c == choice and text]
+        self._fragments = {key: text for key, text in self._fragments.items() if key[0] != choice}
         return held
 
-    def feed(self, delta: str) -> str:
+    def held_choices(self) -> list[int]:
+        """The choices that still hold text or tool-call arguments back."""
+        return sorted({c for c, text in self._pending.items() if text}
+                      | {c for (c, _), text in self._fragments.items() if text})
+
+    def feed(self, delta: str, choice: int = 0) -> str:
         """Streamed text in, safe text out; a word still being written is held back,
         since a placeholder or link may arrive split across chunks."""
-        self._pending += delta
-        cut = max(self._pending.rfind(" "), self._pending.rfind("\n"))
-        if cut < 0 and len(self._pending) < _HOLD_LIMIT:
+        pending = self._pending.get(choice, "") + delta
+        cut = max(pending.rfind(" "), pending.rfind("\n"))
+        if cut < 0 and len(pending) < _HOLD_LIMIT:
+            self._pending[choice] = pending
             return ""
-        cut = len(self._pending) if cut < 0 else cut + 1
-        ready, self._pending = self._pending[:cut], self._pending[cut:]
+        cut = len(pending) if cut < 0 else cut + 1
+        ready, self._pending[choice] = pending[:cut], pending[cut:]
         return self.apply(ready)
 
-    def flush(self) -> str:
-        ready, self._pending = self._pending, ""
+    def flush(self, choice: int = 0) -> str:
+        ready = self._pending.pop(choice, "")
         return self.apply(ready) if ready else ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import faulthandler
 import hmac
 import json
@@ -30,9 +31,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from hanchang.gateway.engine.runner import BadRequest, ChatJob, LlamaRunner
+from hanchang.gateway.engine.runner import BadRequest, ChatJob, ChatResult, LlamaRunner
 
 TOKEN_ENV = "HANCHANG_ENGINE_TOKEN"
+MAX_CHOICES = 8  # as the gateway allows (`n`)
 _END = object()
 
 
@@ -112,71 +114,96 @@ class Engine:
             return _error(400, f"'{self.name}' is an embedding model; it does not chat.", "wrong_model_kind")
         try:
             job = self.runner.prepare(body)
-        except BadRequest as exc:
+            choices = int(body.get("n") or 1)
+        except (BadRequest, TypeError, ValueError) as exc:
             return _error(400, str(exc), "invalid_request")
+        if not 1 <= choices <= MAX_CHOICES:
+            return _error(400, f"n must be between 1 and {MAX_CHOICES}.", "invalid_request")
+        # n > 1: each choice is its own generation of the same prompt, run in turn.
+        jobs = [job, *(dataclasses.replace(job, cancelled=threading.Event()) for _ in range(choices - 1))]
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return StreamingResponse(self._stream(job, completion_id, usage), media_type="text/event-stream")
-        pieces: list[str] = []
+            return StreamingResponse(self._stream(jobs, completion_id, usage), media_type="text/event-stream")
+        answers = []
         try:
-            result = await self._on_model_thread(self.runner.run_chat, job, pieces.append)
+            for each in jobs:
+                pieces: list[str] = []
+                answers.append((await self._on_model_thread(self.runner.run_chat, each, pieces.append), pieces))
         finally:
-            job.cancelled.set()  # a caller who left stops the generation at the next token
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(pieces) or None}
-        if result.tool_calls:
-            message["tool_calls"] = result.tool_calls
-        elif message["content"] is None:
-            message["content"] = ""
+            for each in jobs:
+                each.cancelled.set()  # a caller who left stops the generation at the next token
+        output = []
+        for index, (result, pieces) in enumerate(answers):
+            message: dict[str, Any] = {"role": "assistant", "content": "".join(pieces) or None}
+            if result.tool_calls:
+                message["tool_calls"] = result.tool_calls
+            elif message["content"] is None:
+                message["content"] = ""
+            output.append({"index": index, "message": message, "finish_reason": result.finish_reason,
+                           "logprobs": None})
         return JSONResponse({
             "id": completion_id, "object": "chat.completion", "created": int(time.time()),
-            "model": self.name,
-            "choices": [{"index": 0, "message": message, "finish_reason": result.finish_reason,
-                         "logprobs": None}],
-            "usage": _usage(result.prompt_tokens, result.completion_tokens),
+            "model": self.name, "choices": output,
+            "usage": _usage(answers[0][0].prompt_tokens, sum(r.completion_tokens for r, _ in answers)),
         })
 
-    async def _stream(self, job: ChatJob, completion_id: str, include_usage: bool):
+    async def _stream(self, jobs: list[ChatJob], completion_id: str, include_usage: bool):
+        created = int(time.time())
+
+        def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+            body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                    "model": self.name, "choices": [{"index": index, "delta": delta, "finish_reason": finish,
+                                                     "logprobs": None}]}
+            return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+
+        results: list[ChatResult] = []
+        try:
+            for index, job in enumerate(jobs):
+                async for delta, finish in self._generate(job, results):
+                    yield chunk(index, delta, finish)
+                if len(results) <= index:  # the caller left while the job was queued
+                    return
+            if include_usage:
+                body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                        "model": self.name, "choices": [],
+                        "usage": _usage(results[0].prompt_tokens, sum(r.completion_tokens for r in results))}
+                yield b"data: " + json.dumps(body).encode() + b"\n\n"
+            yield b"data: [DONE]\n\n"
+        finally:
+            for job in jobs:
+                job.cancelled.set()
+
+    async def _generate(self, job: ChatJob, results: list[ChatResult]):
+        """One generation as (delta, finish_reason) pairs as they come; its ChatResult is appended
+        to `results` when it ends (nothing is, when the caller left while it was queued)."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
 
         def work():
-            if job.cancelled.is_set():  # the caller left while the job was queued
+            if job.cancelled.is_set():
                 return None
             try:
                 return self.runner.run_chat(job, lambda text: loop.call_soon_threadsafe(queue.put_nowait, text))
             finally:
                 loop.call_soon_threadsafe(queue.put_nowait, _END)
 
-        created = int(time.time())
-
-        def chunk(delta: dict[str, Any], finish: str | None = None, **extra) -> bytes:
-            body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                    "model": self.name, "choices": [{"index": 0, "delta": delta, "finish_reason": finish,
-                                                     "logprobs": None}], **extra}
-            return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
-
         future = asyncio.ensure_future(self._on_model_thread(work))
         try:
             role_sent = False
             while (item := await queue.get()) is not _END:
                 # The first chunk leaves with the first token, so time-to-first-token stays honest.
-                yield chunk({"content": item, **({} if role_sent else {"role": "assistant"})})
+                yield {"content": item, **({} if role_sent else {"role": "assistant"})}, None
                 role_sent = True
             result = await future
             if result is None:
                 return
             role = {} if role_sent else {"role": "assistant"}
             for index, call in enumerate(result.tool_calls):
-                yield chunk({**role, "tool_calls": [{"index": index, **call}]})
+                yield {**role, "tool_calls": [{"index": index, **call}]}, None
                 role = {}
-            yield chunk(role, result.finish_reason)
-            if include_usage:
-                body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                        "model": self.name, "choices": [],
-                        "usage": _usage(result.prompt_tokens, result.completion_tokens)}
-                yield b"data: " + json.dumps(body).encode() + b"\n\n"
-            yield b"data: [DONE]\n\n"
+            results.append(result)
+            yield role, result.finish_reason
         finally:
             job.cancelled.set()  # a caller who left stops the generation at the next token
             if not future.done():
