@@ -64,6 +64,14 @@ def agent_on_s(platform) -> str:
     return made.json()["id"]
 
 
+def s_response(platform) -> str:
+    """A stored response answered inside from the S collection (its grade, S, is stored with it)."""
+    made = v1(platform, {"model": "inside", "input": ASK[0]["content"], "collections": [platform.secret]},
+              "/responses")
+    assert made.status_code == 200 and made.json()["hanchang"]["data_grade"] == "S", made.text
+    return made.json()["id"]
+
+
 def v1(platform, body, path="/chat/completions"):
     return httpx.post(platform.v1 + path, headers=platform.headers(), timeout=30, json=body)
 
@@ -97,6 +105,19 @@ PATHS = {
     "qa service as an agent on S": lambda p: httpx.post(
         f"{p.url}/api/services/qa", headers=p.headers(), timeout=30,
         json={"inputs": {"question": f"{MARKER} 결과"}, "agent": agent_on_s(p)}),
+    "legacy completion declared S": lambda p: v1(p, {"model": "outside", "prompt": ASK[0]["content"],
+                                                     "data_grade": "S"}, "/completions"),
+    "legacy completion stream grounded on S": lambda p: v1(p, {"model": "outside", "prompt": ASK[0]["content"],
+                                                               "stream": True, "collections": [p.secret]},
+                                                           "/completions"),
+    "responses grounded on S": lambda p: v1(p, {"model": "outside", "input": ASK[0]["content"],
+                                                "collections": [p.secret]}, "/responses"),
+    "responses stream with S input items": lambda p: v1(p, {"model": "outside", "stream": True, "data_grade": "S",
+                                                            "input": [{"role": "user", "content": [
+                                                                {"type": "input_text", "text": S_TEXT}]}]},
+                                                        "/responses"),
+    "responses continuing an S response": lambda p: v1(p, {"model": "outside", "input": "이어서 요약해 주세요",
+                                                           "previous_response_id": s_response(p)}, "/responses"),
     "upload labelled O into S (embedding)": lambda p: httpx.post(
         f"{p.url}/api/collections/{p.secret}/documents", headers=p.headers(p.admin_key), timeout=30,
         data={"grade": "O"}, files=[("files", ("또.txt", S_TEXT.encode()))]),

@@ -18,7 +18,15 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from hanchang import __version__
-from hanchang.api import asset_routes, audit_routes, knowledge_routes, openai_routes, operations_routes, service_routes
+from hanchang.api import (
+    asset_routes,
+    audit_routes,
+    knowledge_routes,
+    openai_routes,
+    operations_routes,
+    responses_routes,
+    service_routes,
+)
 from hanchang.api.readiness import readiness
 from hanchang.assist.embedding_calls import gateway_embedder
 from hanchang.assist.platform import Platform
@@ -102,9 +110,9 @@ def create_app(settings: Settings, database: Database | None = None, *,
                   default_response_class=JSONResponse)
     app.state.authenticator = KeyAuthenticator(db)
     install_error_handlers(app)
-    for router in (openai_routes.router, knowledge_routes.router, audit_routes.router, service_routes.router,
-                   service_routes.connector_router, operations_routes.router, asset_routes.router,
-                   web_routes.router):
+    for router in (openai_routes.router, responses_routes.router, knowledge_routes.router, audit_routes.router,
+                   service_routes.router, service_routes.connector_router, operations_routes.router,
+                   asset_routes.router, web_routes.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(web_routes.STATIC)), name="static")
 

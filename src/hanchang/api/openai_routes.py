@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from hanchang.api.openai_schemas import ChatCompletionRequest, EmbeddingRequest
+from hanchang.api import completions_format
+from hanchang.api.openai_schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from hanchang.assist import agents, answer
 from hanchang.assist.chat import AttachedText
 from hanchang.assist.embedding_calls import embed
@@ -59,13 +60,31 @@ async def chat_completions(body: ChatCompletionRequest, request: Request,
                                list(body.collections), body.as_of)
     if not body.stream:
         done = await answer.complete(platform, principal, ask)
-        return JSONResponse(done.result, headers=_report_headers(done.call))
+        return JSONResponse(done.result, headers=report_headers(done.call))
     stream = await answer.open_stream(platform, principal, ask)
     return StreamingResponse(_sse(stream, body.include_usage), media_type="text/event-stream",
-                             headers={"cache-control": "no-cache", **_report_headers(stream.call)})
+                             headers={"cache-control": "no-cache", **report_headers(stream.call)})
 
 
-def _report_headers(call: Call) -> dict[str, str]:
+@router.post("/completions")
+async def completions(body: CompletionRequest, request: Request, principal: Principal = Depends(require_principal)):
+    """The legacy text completion, answered by the chat path (completions_format)."""
+    platform = platform_of(request)
+    ask = answer.AnswerRequest(completions_format.chat_body(body), body.data_grade or Grade.OPEN, [],
+                               list(body.collections), body.as_of, endpoint="completions")
+    if not body.stream:
+        done = await answer.complete(platform, principal, ask)
+        return JSONResponse(completions_format.completion(done.result, body), headers=report_headers(done.call))
+    stream = await answer.open_stream(platform, principal, ask)
+    echoed: set[int] = set()
+
+    def shape(chunk: dict[str, Any]) -> dict[str, Any]:
+        return completions_format.chunk(chunk, body, echoed)
+    return StreamingResponse(_sse(stream, body.include_usage, shape), media_type="text/event-stream",
+                             headers={"cache-control": "no-cache", **report_headers(stream.call)})
+
+
+def report_headers(call: Call) -> dict[str, str]:
     headers = {"x-request-id": call.request_id,
                "x-hanchang-data-grade": call.report()["data_grade"]}
     if call.model_used:
@@ -75,18 +94,23 @@ def _report_headers(call: Call) -> dict[str, str]:
     return headers
 
 
-def _data(chunk: dict[str, Any]) -> bytes:
+def _sse_line(chunk: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
-async def _sse(stream: answer.AnswerStream, include_usage: bool) -> AsyncIterator[bytes]:
+async def _sse(stream: answer.AnswerStream, include_usage: bool,
+               shape: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> AsyncIterator[bytes]:
     """The answer's events as OpenAI chat.completion.chunk lines.
 
     The model is always asked for its usage (for records and budgets), but the client gets the
     usage-only chunk only when it asked (`stream_options.include_usage`), as from OpenAI. What
     Hanchang did (`hanchang`) and, when grounded, the citations ride on the stream's last chunk:
     the usage chunk, or else the last chunk that finishes a choice. A finishing chunk is held
-    back until the next event shows whether it is the last; no other chunk waits."""
+    back until the next event shows whether it is the last; no other chunk waits. `shape` turns
+    each chat chunk into another door's chunk (the legacy text completion)."""
+    def _data(chunk: dict[str, Any]) -> bytes:
+        return _sse_line(shape(chunk) if shape is not None else chunk)
+
     extras = {"hanchang": None, **({"citations": stream.citations} if stream.citations is not None else {})}
     held: dict[str, Any] | None = None
     async with aclosing(stream.events()) as events:
@@ -120,7 +144,7 @@ async def _sse(stream: answer.AnswerStream, include_usage: bool) -> AsyncIterato
                 if held is not None:
                     yield _data(held)
                 error = event.error
-                yield _data(error_body(error.message, error.error_type, error.code))
+                yield _sse_line(error_body(error.message, error.error_type, error.code))
 
 
 @router.post("/embeddings")
@@ -128,4 +152,4 @@ async def embeddings(body: EmbeddingRequest, request: Request,
                      principal: Principal = Depends(require_principal)):
     inputs = body.model_dump(exclude_none=True, exclude={"data_grade"})
     result, call = await embed(platform_of(request), principal, inputs, body.data_grade or Grade.OPEN)
-    return JSONResponse(result, headers=_report_headers(call))
+    return JSONResponse(result, headers=report_headers(call))

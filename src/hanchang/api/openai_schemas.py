@@ -87,3 +87,58 @@ class EmbeddingRequest(BaseModel):
         if value == [] or value == "":
             raise ValueError("input must not be empty")
         return value
+
+
+class _HanchangExtensions(BaseModel):
+    """Hanchang's own optional fields, the same on every OpenAI door."""
+
+    data_grade: OptionalGradeIn = None
+    collections: list[str | int] = Field(default_factory=list, max_length=20)
+    as_of: date | None = None
+
+
+class CompletionRequest(_HanchangExtensions):
+    """The legacy `/v1/completions` body. Hanchang's models are chat models: the prompt is sent as
+    one user message, and the answer comes back as `text_completion`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    prompt: str | list[str] | list[int] | list[list[int]]
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=131_072)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    n: int | None = Field(default=None, ge=1, le=MAX_CHOICES)
+    stop: str | list[str] | None = None
+    echo: bool = False
+    suffix: str | None = None
+    logprobs: int | None = None
+    best_of: int | None = Field(default=None, ge=1, le=MAX_CHOICES)
+
+    @property
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ResponsesRequest(_HanchangExtensions):
+    """The `/v1/responses` body (text and message input, function tools, stored responses)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    input: str | list[dict[str, Any]] = Field(min_length=1)
+    instructions: str | None = Field(default=None, max_length=200_000)
+    previous_response_id: str | None = Field(default=None, max_length=100)
+    stream: bool = False
+    store: bool = True
+    tools: list[dict[str, Any]] = Field(default_factory=list, max_length=128)
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1, le=131_072)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    text: dict[str, Any] | None = None
+    metadata: dict[str, str] | None = None
+    user: str | None = Field(default=None, max_length=200)

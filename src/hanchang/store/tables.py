@@ -499,3 +499,20 @@ class ChecklistAnswer(Base):
     evidence: Mapped[str] = mapped_column(String(500), default="")
     updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StoredResponse(Base):
+    """A `/v1/responses` answer kept (`store`, the default) so a later call can continue from it
+    (`previous_response_id`) or read it again; only its own user ever finds it."""
+
+    __tablename__ = "stored_responses"
+    __table_args__ = (Index("ix_stored_responses_user", "user_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # resp_<hex>
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    model: Mapped[str] = mapped_column(String(200))
+    grade: Mapped[str] = mapped_column(String(1))  # the effective grade of the conversation so far
+    messages: Mapped[str] = mapped_column(Text)  # JSON: the conversation as chat messages, instructions left out
+    response: Mapped[str] = mapped_column(Text)  # JSON: the response object as returned

@@ -1,0 +1,33 @@
+"""Stored responses of /v1/responses (store, previous_response_id), scoped to their user.
+
+Revision ID: 0010
+Revises: 0009
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0010"
+down_revision = "0009"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "stored_responses",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("agency_id", sa.Integer, sa.ForeignKey("agencies.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("model", sa.String(200), nullable=False),
+        sa.Column("grade", sa.String(1), nullable=False),
+        sa.Column("messages", sa.Text, nullable=False),
+        sa.Column("response", sa.Text, nullable=False),
+    )
+    op.create_index("ix_stored_responses_user", "stored_responses", ["user_id", "created_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_stored_responses_user", table_name="stored_responses")
+    op.drop_table("stored_responses")
