@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
+import numpy as np
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
@@ -152,4 +154,8 @@ async def embeddings(body: EmbeddingRequest, request: Request,
                      principal: Principal = Depends(require_principal)):
     inputs = body.model_dump(exclude_none=True, exclude={"data_grade"})
     result, call = await embed(platform_of(request), principal, inputs, body.data_grade or Grade.OPEN)
+    if body.encoding_format == "base64":  # asked (the Node SDK's default): base64 whatever the upstream sent
+        for item in result.get("data") or ():
+            if isinstance(item.get("embedding"), list):
+                item["embedding"] = base64.b64encode(np.asarray(item["embedding"], "<f4").tobytes()).decode("ascii")
     return JSONResponse(result, headers=report_headers(call))
