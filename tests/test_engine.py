@@ -99,6 +99,29 @@ def test_tools_json_schema_stop_and_token_limits_reach_the_engine(local):
 
 
 @pytest.mark.slow
+def test_several_choices_and_the_other_doors_on_the_engine(local):
+    """n > 1 runs one generation per choice in the engine (plain and streamed); the legacy
+    completion and the Responses API answer from it too."""
+    client = openai.OpenAI(base_url=local.v1, api_key=local.key, max_retries=0, timeout=180)
+    ask = [{"role": "user", "content": "Name one colour."}]
+    several = client.chat.completions.create(model="local", messages=ask, n=2, max_tokens=8, temperature=1.0, seed=7)
+    assert [c.index for c in several.choices] == [0, 1] and all(c.message.content for c in several.choices)
+    assert several.usage.completion_tokens >= 2
+    streamed = list(client.chat.completions.create(model="local", messages=ask, n=2, max_tokens=8, stream=True,
+                                                   stream_options={"include_usage": True}))
+    texts = {0: "", 1: ""}
+    for chunk in streamed:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+    assert texts[0] and texts[1]
+    assert sorted(c.index for chunk in streamed for c in chunk.choices if c.finish_reason) == [0, 1]
+    assert streamed[-1].usage.completion_tokens >= 2
+    legacy = client.completions.create(model="local", prompt="Say hello.", max_tokens=8)
+    assert legacy.choices[0].text and legacy.object == "text_completion"
+    response = client.responses.create(model="local", input="Say hello.", max_output_tokens=8)
+    assert response.output_text and response.usage.output_tokens <= 8
+
+
 def test_embeddings_in_float_and_base64(local):
     body = {"model": "local-embed", "input": ["주민등록", "개인정보"]}
     as_float = httpx.post(local.v1 + "/embeddings", headers=local.headers(), json=body, timeout=60).json()
