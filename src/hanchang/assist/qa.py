@@ -41,7 +41,7 @@ class Passage:
     def citation(self) -> dict[str, Any]:
         r = self.result
         return {"index": self.index, "source": r.source, "title": r.title, "section": r.section,
-                "page": r.page, "snippet": r.text[:300], "text": r.text, "grade": r.grade,
+                "page": r.page, "ocr": r.ocr, "snippet": r.text[:300], "text": r.text, "grade": r.grade,
                 "collection": r.collection, "document_id": r.document_id, "chunk_id": r.chunk_id,
                 "version": r.version, "superseded": r.superseded}
 

@@ -10,6 +10,7 @@ crash before the commit leaves the collection exactly as it was.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class _Prepared:
     title: str = ""
     parser: str = ""
     pages: int | None = None
+    ocr_pages: list[int] = field(default_factory=list)
     chunks: list[tuple[str, str, int | None, str]] = field(default_factory=list)  # text, section, page, terms
     warnings: list[str] = field(default_factory=list)
     vectors: object = None  # numpy array, one row per chunk, when an embedder is configured
@@ -124,6 +126,7 @@ def _prepare(source: SourceFile, digest: str) -> _Prepared | FileResult:
     if not drafts:
         return FileResult(source.name, "failed", reason="본문 글자가 없습니다 (no text found)")
     prepared.title, prepared.parser, prepared.pages = parsed.title, parsed.parser, parsed.pages
+    prepared.ocr_pages = parsed.ocr_pages
     prepared.chunks = [(d.text, d.section, d.page, "") for d in drafts]
     prepared.warnings = parsed.warnings
     return prepared
@@ -230,7 +233,8 @@ def _apply(session: Session, collection: Collection, existing: Document | None,
         number = (latest.number + 1) if latest else 1
         version = DocumentVersion(document_id=existing.id, number=number, content_hash=prepared.content_hash,
                                   effective_from=effective_from, parser=prepared.parser,
-                                  size_bytes=prepared.size, pages=prepared.pages, chunk_count=0)
+                                  size_bytes=prepared.size, pages=prepared.pages, chunk_count=0,
+                                  ocr_pages=json.dumps(prepared.ocr_pages) if prepared.ocr_pages else None)
         session.add(version)
         session.flush()
         if latest is not None:
@@ -240,6 +244,7 @@ def _apply(session: Session, collection: Collection, existing: Document | None,
         session.execute(delete(Chunk).where(Chunk.version_id == version.id))
         version.content_hash, version.parser = prepared.content_hash, prepared.parser
         version.size_bytes, version.pages = prepared.size, prepared.pages
+        version.ocr_pages = json.dumps(prepared.ocr_pages) if prepared.ocr_pages else None
         if effective_from is not None:
             version.effective_from = effective_from
     vectors = prepared.vectors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -39,6 +40,7 @@ class SearchResult:
     collection: str
     document_id: int
     chunk_id: int
+    ocr: bool = False  # the passage's page was read by OCR (a scan)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -74,7 +76,8 @@ def search(store: IndexStore, collections: list[Collection], query: str, top_k: 
         rows = session.execute(
             select(Chunk.id, Chunk.text, Chunk.section, Chunk.page, Chunk.version_id,
                    Document.id.label("document_id"), Document.source_key, Document.title,
-                   Document.grade, DocumentVersion.number, DocumentVersion.effective_from)
+                   Document.grade, DocumentVersion.number, DocumentVersion.effective_from,
+                   DocumentVersion.ocr_pages)
             .join(Document, Document.id == Chunk.document_id)
             .join(DocumentVersion, DocumentVersion.id == Chunk.version_id)
             .where(Chunk.id.in_(list(by_id)))
@@ -92,7 +95,7 @@ def search(store: IndexStore, collections: list[Collection], query: str, top_k: 
             page=row.page, score=hit.score, grade=grade, version=row.number,
             effective_from=row.effective_from.isoformat() if row.effective_from else None,
             superseded=superseded(validity.get(row.id, 0), today), collection=collection.name,
-            document_id=row.document_id, chunk_id=row.id,
+            document_id=row.document_id, chunk_id=row.id, ocr=read_by_ocr(row.ocr_pages, row.page),
         ))
     results.sort(key=lambda r: order[r.chunk_id])
     return rerank(query, results) if rerank else results
@@ -110,7 +113,7 @@ def whole_collections(store: IndexStore, collections: list[Collection], budget_c
         rows = session.execute(
             select(Chunk.id, Chunk.text, Chunk.section, Chunk.page, Chunk.collection_id,
                    Document.id.label("document_id"), Document.source_key, Document.title, Document.grade,
-                   DocumentVersion.number, DocumentVersion.effective_from)
+                   DocumentVersion.number, DocumentVersion.effective_from, DocumentVersion.ocr_pages)
             .join(Document, Document.id == Chunk.document_id)
             .join(DocumentVersion, DocumentVersion.id == Chunk.version_id)
             .where(Chunk.collection_id.in_(ids)).order_by(Document.id, Chunk.ordinal)).all()
@@ -121,21 +124,29 @@ def whole_collections(store: IndexStore, collections: list[Collection], budget_c
     return [SearchResult(row.text, display_source(row.source_key), row.title, row.section, row.page, 1.0,
                          passage_grade(by_id[row.collection_id].grade, row.grade).value, row.number,
                          row.effective_from.isoformat() if row.effective_from else None, False,
-                         by_id[row.collection_id].name, row.document_id, row.id)
+                         by_id[row.collection_id].name, row.document_id, row.id,
+                         read_by_ocr(row.ocr_pages, row.page))
             for row in rows if row.id in current]
+
+
+def read_by_ocr(ocr_pages: str | None, page: int | None) -> bool:
+    return bool(ocr_pages) and page is not None and page in json.loads(ocr_pages)
 
 
 def open_passage(session: Session, principal: Principal, chunk_id: int) -> dict[str, Any]:
     """The whole passage behind a citation, if the caller may read its collection (404 otherwise)."""
     row = session.execute(
-        select(Chunk, Document, Collection).join(Document, Document.id == Chunk.document_id)
+        select(Chunk, Document, Collection, DocumentVersion.ocr_pages)
+        .join(Document, Document.id == Chunk.document_id)
+        .join(DocumentVersion, DocumentVersion.id == Chunk.version_id)
         .join(Collection, Collection.id == Chunk.collection_id)
         .where(Chunk.id == chunk_id, Chunk.collection_id.in_(readable(principal).with_only_columns(Collection.id)))
     ).first()
     if row is None:
         raise NotFound("출처를 찾을 수 없습니다.", f"passage {chunk_id} not found")
-    chunk, document, collection = row
-    return {"text": chunk.text, "section": chunk.section, "page": chunk.page, "title": document.title,
+    chunk, document, collection, ocr_pages = row
+    return {"text": chunk.text, "section": chunk.section, "page": chunk.page, "ocr": read_by_ocr(ocr_pages, chunk.page),
+            "title": document.title,
             "source": display_source(document.source_key),
             "grade": passage_grade(collection.grade, document.grade).value, "collection": collection.name}
 

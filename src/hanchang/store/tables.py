@@ -204,6 +204,7 @@ class DocumentVersion(Base):
     parser: Mapped[str] = mapped_column(String(32))
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ocr_pages: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON list: pages read by OCR
     chunk_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

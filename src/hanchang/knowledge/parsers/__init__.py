@@ -27,6 +27,7 @@ from hanchang.knowledge.parsers.base import (
 )
 from hanchang.knowledge.parsers.hwp import parse_hwp
 from hanchang.knowledge.parsers.hwpx import parse_hwpx
+from hanchang.knowledge.parsers.ocr import is_image, parse_image
 from hanchang.knowledge.parsers.office import parse_csv, parse_docx, parse_html, parse_pdf, parse_xlsx
 from hanchang.knowledge.parsers.text import parse_markdown, parse_text
 
@@ -35,11 +36,12 @@ Parser = Callable[[Path, str | None], ParsedDocument]
 PARSERS: dict[str, Parser] = {  # the built-in formats
     "hwp": parse_hwp, "hwpx": parse_hwpx, "pdf": parse_pdf, "docx": parse_docx,
     "xlsx": parse_xlsx, "csv": parse_csv, "html": parse_html, "markdown": parse_markdown,
-    "text": parse_text,
+    "text": parse_text, "image": parse_image,
 }
 _BY_EXTENSION = {".hwp": "hwp", ".hwpx": "hwpx", ".pdf": "pdf", ".docx": "docx", ".xlsx": "xlsx",
                  ".csv": "csv", ".tsv": "csv", ".html": "html", ".htm": "html", ".md": "markdown",
-                 ".markdown": "markdown", ".txt": "text", ".text": "text"}
+                 ".markdown": "markdown", ".txt": "text", ".text": "text", ".png": "image", ".jpg": "image",
+                 ".jpeg": "image", ".tif": "image", ".tiff": "image"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ def detect_format(path: Path, name: str | None = None) -> str:
                                   f"'{name}' is a legacy OLE2 Office file")
     if head.startswith(b"%PDF"):
         return "pdf"
+    if is_image(head):  # a scan (PNG, JPEG, TIFF): read by OCR
+        return "image"
     if head.startswith(b"PK\x03\x04"):
         try:
             with zipfile.ZipFile(path) as archive:
@@ -115,7 +119,7 @@ def detect_format(path: Path, name: str | None = None) -> str:
             return "xlsx"
         raise UnsupportedDocument(f"'{name}'은(는) 지원하지 않는 압축 파일입니다.",
                                   f"'{name}' is a zip of an unsupported kind")
-    if by_name in ("hwp", "hwpx", "pdf", "docx", "xlsx"):
+    if by_name in ("hwp", "hwpx", "pdf", "docx", "xlsx", "image"):
         raise DamagedDocument(f"'{name}'의 내용이 {by_name.upper()} 형식이 아닙니다. 파일을 확인해 주세요.",
                               f"'{name}' does not contain {by_name}")
     if by_name is None:

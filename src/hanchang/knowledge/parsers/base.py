@@ -31,6 +31,7 @@ class ParsedDocument:
     parser: str
     pages: int | None = None
     warnings: list[str] = field(default_factory=list)  # e.g. scanned pages without text
+    ocr_pages: list[int] = field(default_factory=list)  # pages read by OCR (citations say so)
 
     @property
     def text(self) -> str:

@@ -7,6 +7,7 @@ import io
 import re
 from pathlib import Path
 
+from hanchang.knowledge.parsers import ocr
 from hanchang.knowledge.parsers.base import (
     Block,
     BlockKind,
@@ -60,6 +61,8 @@ def _running_lines(pages: list[str]) -> set[str]:
 
 
 def parse_pdf(path: Path, name: str | None = None) -> ParsedDocument:
+    """A PDF's text layer; pages without one (scanned), or a whole PDF whose fonts carry no
+    characters, are read by OCR when the engine is here (parsers/ocr.py) and marked as such."""
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -69,39 +72,44 @@ def parse_pdf(path: Path, name: str | None = None) -> ParsedDocument:
         if reader.is_encrypted:
             raise EncryptedDocument(f"'{name}'은(는) 암호가 걸린 PDF입니다. 암호를 해제해 올려 주세요.",
                                     f"'{name}' is an encrypted PDF")
-        blocks: list[Block] = []
-        empty_pages: list[int] = []
         pages = [_CONTROL.sub("", page.extract_text() or "") for page in reader.pages]  # NULs: never text
-        running = _running_lines(pages)
-        for number, text in enumerate(pages, 1):
-            if not text.strip():
-                empty_pages.append(number)
-                continue
-            lines = [ln for ln in text.splitlines() if _page_pattern(ln) not in running]
-            for block in blocks_from_lines(lines, markdown=False):
-                blocks.append(Block(block.kind, block.text, block.level, page=number))
     except PdfReadError as exc:
         raise DamagedDocument(f"'{name}'을(를) 읽을 수 없습니다. PDF가 손상되었습니다.",
                               f"'{name}': {exc}") from exc
+    running = _running_lines(pages)
+    lines = {number: [ln for ln in text.splitlines() if _page_pattern(ln) not in running]
+             for number, text in enumerate(pages, 1) if text.strip()}
+    garbage = bool(lines) and not _readable("".join("".join(found) for found in lines.values()))
+    if garbage:  # fonts without a character map: the text layer is noise, read the pages instead
+        lines = {}
+    scanned = [number for number in range(1, len(pages) + 1) if number not in lines]
+    ocr_pages: list[int] = []
     warnings = []
-    if empty_pages:
-        listed = ", ".join(map(str, empty_pages[:20])) + (" …" if len(empty_pages) > 20 else "")
-        warnings.append(f"글자 층이 없는(스캔된) 쪽은 건너뛰었습니다: {listed}쪽 "
-                        f"(scanned pages without text skipped: {listed})")
+    if scanned and (ocr.engine_problem() is None or not lines):
+        if len(scanned) > ocr.MAX_PAGES:
+            raise UnsupportedDocument(f"'{name}'의 스캔된 쪽이 {len(scanned)}쪽입니다. {ocr.MAX_PAGES}쪽 이하로 "
+                                      "나누어 올려 주세요.", f"'{name}': {len(scanned)} scanned pages; split it")
+        ocr.require_engine(name)
+        for number, image in ocr.pdf_pages(path, scanned):
+            lines[number] = [ln for ln in ocr.read_image(image).splitlines() if ln.strip()]
+            ocr_pages.append(number)
+        warnings.append(f"문자 인식(OCR)으로 읽은 쪽: {_listed(ocr_pages)}쪽 (pages read by OCR: {_listed(ocr_pages)})")
+    elif scanned:
+        warnings.append(f"글자 층이 없는(스캔된) 쪽은 건너뛰었습니다: {_listed(scanned)}쪽 — 문자 인식(OCR) 엔진"
+                        f"(tesseract-ocr, tesseract-ocr-kor)을 설치하면 읽습니다 (scanned pages skipped, no OCR "
+                        f"engine: {_listed(scanned)})")
+    blocks = [Block(block.kind, block.text, block.level, page=number)
+              for number in sorted(lines) for block in blocks_from_lines(lines[number], markdown=False)]
     if not blocks:
-        raise UnsupportedDocument(
-            f"'{name}'에는 글자 층이 없습니다(스캔 문서). 문자 인식(OCR) 후 다시 올려 주세요.",
-            f"'{name}' has no text layer (scanned); run OCR first",
-        )
-    if not _readable("".join(b.text for b in blocks)):
-        raise UnsupportedDocument(
-            f"'{name}'은(는) 텍스트를 추출할 수 없는 PDF입니다(글꼴에 문자 정보가 없음). "
-            "원본 문서(HWP 등)를 올리거나 문자 인식(OCR) 후 다시 올려 주세요.",
-            f"'{name}': its fonts carry no character map, so the extracted text is garbage; "
-            "upload the source document or run OCR")
+        raise UnsupportedDocument(f"'{name}'에서 글자를 찾지 못했습니다(문자 인식 결과도 없음).",
+                                  f"'{name}': no text, and OCR found none")
     title = (reader.metadata.title if reader.metadata and reader.metadata.title else None) or blocks[0].text
-    return ParsedDocument(title=str(title)[:200], blocks=blocks, parser="pdf", pages=len(reader.pages),
-                          warnings=warnings)
+    return ParsedDocument(title=str(title)[:200], blocks=blocks, parser="pdf+ocr" if ocr_pages else "pdf",
+                          pages=len(reader.pages), warnings=warnings, ocr_pages=ocr_pages)
+
+
+def _listed(numbers: list[int]) -> str:
+    return ", ".join(map(str, numbers[:20])) + (" …" if len(numbers) > 20 else "")
 
 
 def parse_docx(path: Path, name: str | None = None) -> ParsedDocument:

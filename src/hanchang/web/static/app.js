@@ -206,7 +206,8 @@ function actions(m) {
 async function openCitation(c) {
   const dialog = $("#citation-dialog");
   $("#citation-title").textContent = `[${c.index}] ${c.title}`;
-  $("#citation-meta").textContent = `${c.section || "-"} · ${GRADE_KO[c.grade]}(${c.grade}) · ${c.source}${c.superseded ? " · 이전 버전" : ""}`;
+  const page = c.page ? ` · ${c.page}쪽${c.ocr ? " (스캔 · 문자 인식 OCR)" : ""}` : "";
+  $("#citation-meta").textContent = `${c.section || "-"}${page} · ${GRADE_KO[c.grade]}(${c.grade}) · ${c.source}${c.superseded ? " · 이전 버전" : ""}`;
   $("#citation-text").textContent = c.text || c.snippet;
   try {
     const passage = await getJson(`/api/chunks/${c.chunk_id}`);

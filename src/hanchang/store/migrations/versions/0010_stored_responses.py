@@ -1,4 +1,5 @@
-"""Stored responses of /v1/responses (store, previous_response_id), scoped to their user.
+"""Stored responses of /v1/responses (store, previous_response_id), scoped to their user; the
+pages of a document version that were read by OCR (citations say so).
 
 Revision ID: 0010
 Revises: 0009
@@ -26,8 +27,12 @@ def upgrade() -> None:
         sa.Column("response", sa.Text, nullable=False),
     )
     op.create_index("ix_stored_responses_user", "stored_responses", ["user_id", "created_at"])
+    with op.batch_alter_table("document_versions") as batch:
+        batch.add_column(sa.Column("ocr_pages", sa.Text, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("document_versions") as batch:
+        batch.drop_column("ocr_pages")
     op.drop_index("ix_stored_responses_user", table_name="stored_responses")
     op.drop_table("stored_responses")
