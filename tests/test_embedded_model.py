@@ -29,7 +29,8 @@ def test_sdk_completes_streams_and_embeds_with_the_embedded_model(local, model_p
     assert local_model.verify(model_path).sha256 == local_model.EXPECTED_SHA256
 
     chunks = list(client.chat.completions.create(model="local", messages=question, max_tokens=40,
-                                                 temperature=0, stream=True))
+                                                 temperature=0, stream=True,
+                                                 stream_options={"include_usage": True}))
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "서울" in streamed and len(chunks) > 3
     assert chunks[-1].usage.completion_tokens >= 3

@@ -249,6 +249,32 @@ def test_work_services_from_the_window(window, upstreams, booking, tmp_path):
     page.wait_for_selector(".action-box h3:has-text('취소됨')")
     assert len(httpx.get(server.url + "/bookings", params={"date": "2026-12-01"}).json()) == 1
 
+    # An MCP server registered as a connector: its tool call is shown, and sent only once confirmed.
+    from hanchang_devtools.demo_mcp import create_petition_app
+    from hanchang_devtools.threaded_server import ThreadedServer
+
+    app, _, received = create_petition_app()
+    mcp_server = ThreadedServer(app).start()
+    try:
+        assert httpx.post(platform.url + "/api/connectors", headers=platform.headers(admin), timeout=30, json={
+            "name": "민원대장", "base_url": mcp_server.url + "/mcp", "spec": {"mcp": {}}}).status_code == 201
+        internal.behaviour.reply = ('{"operation": "register_petition", "arguments": '
+                                    '{"title": "보도블록 파손", "district": "종로구"}}')
+        open_service(page, "act")
+        page.select_option("#svc-connector", "민원대장")
+        page.fill("#svc-request", "종로구 보도블록 파손 민원 접수")
+        result = run_service(page)
+        assert "MCP 도구 register_petition" in result.locator(".action-request").inner_text()
+        assert received == []
+        page.click("#action-confirm")
+        page.wait_for_selector(".action-box h3:has-text('실행됨')")
+        assert received == [{"tool": "register_petition", "title": "보도블록 파손", "district": "종로구"}]
+        assert "접수" in page.locator(".action-result").last.inner_text()
+        if os.environ.get("UPDATE_SCREENSHOTS"):
+            page.screenshot(path=str(Path(__file__).parent.parent / "docs" / "screenshots" / "service-act-mcp.png"))
+    finally:
+        mcp_server.stop()
+
     # An input error is shown in Korean, and returning to chat brings the composer back.
     open_service(page, "analyze")
     assert "분석할 표를 넣어 주세요" in run_service(page).inner_text()

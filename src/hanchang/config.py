@@ -174,6 +174,20 @@ class MetricsConfig(_Strict):
     health_probe_seconds: float = Field(default=60.0, ge=5)  # model reachability, for availability
 
 
+class McpConfig(_Strict):
+    # Hanchang's own MCP endpoint (/mcp): knowledge search, grounded answers and work services for
+    # MCP clients (IDE and desktop agents) with the caller's API key and rights. What an MCP client
+    # receives leaves the platform's grade policy (its own model reads it), so nothing above
+    # `max_grade` is returned: passages above it are withheld, answers grounded above it refused.
+    enabled: bool = True
+    max_grade: Grade = Grade.OPEN
+
+    @field_validator("max_grade", mode="before")
+    @classmethod
+    def _grade(cls, value: Any) -> Grade:
+        return Grade.parse(value)
+
+
 class ReportConfig(_Strict):
     # The KPI report's stated assumption: staff minutes one successful call saves, per service
     # (usage endpoint, e.g. service.qa); "*" for any other. Shown beside the figure it makes.
@@ -302,6 +316,7 @@ class Settings(BaseSettings):
     budgets: BudgetsConfig = BudgetsConfig()
     metrics: MetricsConfig = MetricsConfig()
     report: ReportConfig = ReportConfig()
+    mcp: McpConfig = McpConfig()
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     @field_validator("home", mode="after")

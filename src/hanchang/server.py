@@ -22,6 +22,7 @@ from hanchang.api import (
     asset_routes,
     audit_routes,
     knowledge_routes,
+    mcp_endpoint,
     openai_routes,
     operations_routes,
     responses_routes,
@@ -99,7 +100,8 @@ def create_app(settings: Settings, database: Database | None = None, *,
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         try:
-            async with running_platform(settings, db, services, warm_models=warm_models) as platform:
+            async with running_platform(settings, db, services, warm_models=warm_models) as platform, \
+                    (mcp.session_manager.run() if mcp is not None else contextlib.nullcontext()):
                 app.state.platform = platform
                 yield
         finally:
@@ -114,6 +116,7 @@ def create_app(settings: Settings, database: Database | None = None, *,
                    service_routes.router, service_routes.connector_router, operations_routes.router,
                    asset_routes.router, web_routes.router):
         app.include_router(router)
+    mcp = mcp_endpoint.mount(app, settings.mcp) if settings.mcp.enabled else None
     app.mount("/static", StaticFiles(directory=str(web_routes.STATIC)), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -16,6 +16,7 @@ from hanchang.assist.services import ServiceContext
 from hanchang.assist.services.export import EXPORT_FORMATS
 from hanchang.core.errors import HanchangError, NotFound
 from hanchang.core.grades import Grade
+from hanchang.core.permissions import require
 from hanchang.core.principal import Principal
 from hanchang.http.auth import require_principal
 from hanchang.http.deps import platform_of
@@ -145,8 +146,10 @@ async def list_connectors(request: Request, principal: Principal = Depends(requi
 @connector_router.post("/connectors", status_code=201)
 async def register_connector(body: ConnectorIn, request: Request, principal: Principal = Depends(require_principal)):
     def work():
+        require(principal, "connectors.register")  # before any call to the server it names
+        spec = connectors.prepare_description(body.base_url, body.spec)  # an MCP server's tools, listed now
         with platform_of(request).db.session() as session:
-            created = connectors.register(session, principal, body.name, body.base_url, body.spec,
+            created = connectors.register(session, principal, body.name, body.base_url, spec,
                                           body.auto_approve_reads)
             return connectors.describe(created)
     return JSONResponse(await run_in_threadpool(work), status_code=201)

@@ -20,17 +20,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hanchang import plugins
+from hanchang.assist import mcp_connectors
 from hanchang.audit import trail
 from hanchang.core.errors import AlreadyExists, HanchangError, NotFound
+from hanchang.core.grades import Grade
 from hanchang.core.permissions import require
 from hanchang.core.principal import Principal
 from hanchang.store.tables import Connector, PendingAction, utcnow
 
 TIMEOUT_S = 15.0
+MCP_METHOD = "MCP"  # an operation of an MCP server: sent as MCP tools/call to the connector's URL
 
 
 class ActionError(HanchangError):
     status, code = 400, "invalid_action"
+
+
+class CallRefused(ActionError):
+    """A proposed call the grade policy or the personal-data guard refuses. Its audit record is
+    already in the session: the caller commits it, then reports the refusal."""
+
+    code = "call_refused"
 
 
 @dataclass(frozen=True)
@@ -82,8 +92,8 @@ def operations(spec: dict[str, Any]) -> dict[str, Operation]:
     for connector_format in formats().values():
         if connector_format.accepts(spec):
             return connector_format.operations(spec)
-    raise ActionError("API 설명 형식을 알 수 없습니다. OpenAPI 3 문서(openapi, paths)를 올려 주세요.",
-                      f"unknown description format; known: {', '.join(formats())}")
+    raise ActionError("API 설명 형식을 알 수 없습니다. OpenAPI 3 문서(openapi, paths)나 MCP 서버({\"mcp\": {}})를 "
+                      "등록해 주세요.", f"unknown description format; known: {', '.join(formats())}")
 
 
 def openapi_operations(spec: dict[str, Any]) -> dict[str, Operation]:
@@ -110,13 +120,45 @@ def openapi_operations(spec: dict[str, Any]) -> dict[str, Operation]:
     return found
 
 
+def mcp_operations(spec: dict[str, Any]) -> dict[str, Operation]:
+    """An MCP server's tools (listed at registration) as operations; the call is MCP tools/call."""
+    found = {}
+    for tool in spec.get("tools") or ():
+        schema = tool.get("inputSchema") or {}
+        properties = schema.get("properties") or {}
+        found[tool["name"]] = Operation(
+            tool["name"], MCP_METHOD, tool["name"], (tool.get("description") or "")[:300], (), (),
+            tuple(schema.get("required") or ()), tuple(properties),
+            tuple((name, _argument_type(spec, prop)) for name, prop in properties.items()))
+    if not found:
+        raise ActionError("MCP 서버에 쓸 수 있는 도구가 없습니다.", "the MCP server lists no tools")
+    return found
+
+
 @cache
 def formats() -> dict[str, ConnectorFormat]:
-    """OpenAPI, and the formats plugins add (`hanchang.connectors`), loaded on first use."""
+    """OpenAPI, MCP servers, and the formats plugins add (`hanchang.connectors`), loaded on first use."""
     return plugins.merged(
         plugins.CONNECTORS,
-        {"openapi": ConnectorFormat(lambda spec: "openapi" in spec or "paths" in spec, openapi_operations)},
+        {"openapi": ConnectorFormat(lambda spec: "openapi" in spec or "paths" in spec, openapi_operations),
+         "mcp": ConnectorFormat(mcp_connectors.is_mcp, mcp_operations)},
         plugins.load_typed(plugins.CONNECTORS, ConnectorFormat))
+
+
+def prepare_description(base_url: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """For an MCP server, its tools listed now (blocking: call it from a thread, before a session)."""
+    if not mcp_connectors.is_mcp(spec):
+        return spec
+    zone = (spec.get("mcp") or {}).get("zone", "internal")
+    if zone not in ("internal", "external"):
+        raise ActionError("MCP 서버의 zone은 internal(내부망) 또는 external(외부망)입니다.",
+                          "zone: internal | external")
+    try:
+        tools = mcp_connectors.list_tools(base_url)
+    except mcp_connectors.McpUnreachable as exc:
+        raise ActionError(f"MCP 서버({base_url})에 연결하지 못했습니다. 주소와 서버 상태를 확인해 주세요.",
+                          f"cannot reach the MCP server: {exc}") from exc
+    return {"mcp": {"transport": "streamable-http", "zone": zone}, "tools": tools}
 
 
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -154,8 +196,11 @@ def for_agency(session: Session, principal: Principal) -> list[Connector]:
 
 
 def describe(connector: Connector) -> dict[str, Any]:
-    ops = operations(json.loads(connector.spec))
-    return {"id": connector.id, "name": connector.name, "base_url": connector.base_url,
+    spec = json.loads(connector.spec)
+    ops = operations(spec)
+    kind = {"kind": "mcp", "zone": mcp_connectors.zone_of(spec).value} if mcp_connectors.is_mcp(spec) else {
+        "kind": "openapi"}
+    return {"id": connector.id, "name": connector.name, "base_url": connector.base_url, **kind,
             "auto_approve_reads": connector.auto_approve_reads,
             "operations": [op.describe() for op in ops.values()]}
 
@@ -168,9 +213,12 @@ def connector_for(session: Session, principal: Principal, name: str) -> Connecto
     return found
 
 
-def propose(session: Session, principal: Principal, connector: Connector, plan: dict[str, Any]) -> PendingAction:
-    """Check a proposed call against the document and store it as pending."""
-    ops = operations(json.loads(connector.spec))
+def propose(session: Session, principal: Principal, connector: Connector, plan: dict[str, Any],
+            grade: Grade = Grade.OPEN) -> PendingAction:
+    """Check a proposed call against the document (and, for an MCP server, what may leave for it)
+    and store it as pending."""
+    spec = json.loads(connector.spec)
+    ops = operations(spec)
     op = ops.get(str(plan.get("operation")))
     if op is None:
         raise ActionError(f"'{plan.get('operation')}' 작업은 이 API에 없습니다. 가능한 작업: {', '.join(ops)}",
@@ -184,22 +232,35 @@ def propose(session: Session, principal: Principal, connector: Connector, plan: 
     if unknown or missing:
         raise ActionError(f"인자가 맞지 않습니다. 모르는 인자: {unknown or '-'}, 빠진 인자: {missing or '-'}",
                           "arguments do not match the operation")
-    path = op.path
-    for name in op.path_params:
-        path = path.replace("{" + name + "}", str(arguments[name]))
-    query = {k: arguments[k] for k in op.query_params if k in arguments}
-    body = {k: arguments[k] for k in op.body_fields if k in arguments}
-    url = connector.base_url + path + (f"?{urlencode(query)}" if query else "")
+    pii: dict[str, int] = {}
+    if op.method == MCP_METHOD:
+        try:
+            pii = mcp_connectors.check_outgoing(spec, connector.name, arguments, grade)
+        except mcp_connectors.OutgoingRefused as exc:
+            trail.record_by(session, principal, "actions.refuse", {"connector": connector.name, "operation": op.id,
+                                                                   "reason": exc.message}, category="action")
+            raise CallRefused(exc.message, "refused by the grade policy or the personal-data guard") from exc
+        url, body = connector.base_url, {k: arguments[k] for k in op.body_fields if k in arguments}
+    else:
+        path = op.path
+        for name in op.path_params:
+            path = path.replace("{" + name + "}", str(arguments[name]))
+        query = {k: arguments[k] for k in op.query_params if k in arguments}
+        body = {k: arguments[k] for k in op.body_fields if k in arguments}
+        url = connector.base_url + path + (f"?{urlencode(query)}" if query else "")
     action = PendingAction(user_id=principal.user_id, connector_id=connector.id, operation=op.id,
                            method=op.method, url=url, body=json.dumps(body, ensure_ascii=False) if body else None,
                            status="pending")
     session.add(action)
     session.flush()
-    trail.record_by(session, principal, "actions.propose", preview(action), category="action")
+    trail.record_by(session, principal, "actions.propose", {**preview(action), **({"pii": pii} if pii else {})},
+                    category="action")
     return action
 
 
 def auto_approvable(connector: Connector, action: PendingAction) -> bool:
+    """Reads may go at once when the connector says so; an MCP tool call always waits for the user
+    (a tool does not declare reliably that it only reads)."""
     return connector.auto_approve_reads and action.method == "GET"
 
 
@@ -220,17 +281,36 @@ def decide(session: Session, principal: Principal, action: PendingAction, confir
         action.status = "rejected"
         trail.record_by(session, principal, "actions.reject", preview(action), category="action")
         return action
-    try:
-        response = httpx.request(action.method, action.url, timeout=TIMEOUT_S,
-                                 json=json.loads(action.body) if action.body else None)
-        action.status = "executed" if response.status_code < 400 else "failed"
-        action.result = json.dumps({"status": response.status_code, "body": _body(response)}, ensure_ascii=False)
-    except httpx.HTTPError as exc:
-        action.status = "failed"
-        action.result = json.dumps({"error": f"{type(exc).__name__}: {exc}"}, ensure_ascii=False)
+    if action.method == MCP_METHOD:
+        _call_mcp(session, action)
+    else:
+        try:
+            response = httpx.request(action.method, action.url, timeout=TIMEOUT_S,
+                                     json=json.loads(action.body) if action.body else None)
+            action.status = "executed" if response.status_code < 400 else "failed"
+            action.result = json.dumps({"status": response.status_code, "body": _body(response)}, ensure_ascii=False)
+        except httpx.HTTPError as exc:
+            action.status = "failed"
+            action.result = json.dumps({"error": f"{type(exc).__name__}: {exc}"}, ensure_ascii=False)
     trail.record_by(session, principal, "actions.execute", {**preview(action), "result": json.loads(action.result)},
                     category="action")
     return action
+
+
+def _call_mcp(session: Session, action: PendingAction) -> None:
+    """Send a confirmed MCP tool call; its answer guarded by the server's zone, then kept."""
+    connector = session.get(Connector, action.connector_id)
+    spec = json.loads(connector.spec)
+    try:
+        answer = mcp_connectors.call_tool(action.url, action.operation, json.loads(action.body or "{}"))
+    except mcp_connectors.McpUnreachable as exc:
+        action.status = "failed"
+        action.result = json.dumps({"error": f"MCP 서버에 연결하지 못했습니다 (cannot reach the MCP server: {exc})"},
+                                   ensure_ascii=False)
+        return
+    answer, pii = mcp_connectors.guard_result(spec, connector.name, answer)
+    action.status = "failed" if answer["is_error"] else "executed"
+    action.result = json.dumps({**answer, **({"pii": pii} if pii else {})}, ensure_ascii=False)
 
 
 def preview(action: PendingAction) -> dict[str, Any]:

@@ -24,3 +24,12 @@ def pii_mode_for(zone: Zone, *, internal: PiiMode = DEFAULT_INTERNAL,
                  external: PiiMode = DEFAULT_EXTERNAL) -> PiiMode:
     """The mode for a model in `zone`, given the operator's choice per zone (config `pii:`)."""
     return internal if zone is Zone.INTERNAL else external
+
+
+def tool_call_modes(zone: Zone) -> tuple[PiiMode, PiiMode]:
+    """(arguments, results) modes for a call to an agency's tool server (an MCP connector).
+
+    A tool needs its arguments exactly, so personal data bound for a server outside the network
+    refuses the call instead of being masked; what comes back from outside is masked before
+    anyone reads it. Inside, both are counted and audited."""
+    return (PiiMode.ALLOW, PiiMode.ALLOW) if zone is Zone.INTERNAL else (PiiMode.BLOCK, PiiMode.MASK)

@@ -45,7 +45,10 @@ async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
             from hanchang.store.tables import Connector
 
             connector = session.get(Connector, connector_id)
-            action = connectors.propose(session, ctx.principal, connector, plan)
+            try:
+                action = connectors.propose(session, ctx.principal, connector, plan, ctx.grade)
+            except connectors.CallRefused as refused:
+                return refused  # its audit record commits with this session; reported below
             if connectors.auto_approvable(connector, action):
                 connectors.decide(session, ctx.principal, action, confirm=True)
             return connectors.preview(action)
@@ -53,11 +56,15 @@ async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
         action = await run_in_threadpool(store)
     except connectors.ActionError as exc:
         raise ServiceInputError(exc.message_ko) from None
+    if isinstance(action, connectors.CallRefused):
+        raise ServiceInputError(action.message_ko)
+    target = (f"MCP 도구 '{action['operation']}' ({action['url']})" if action["method"] == connectors.MCP_METHOD
+              else f"{action['method']} {action['url']}")
     if action["status"] == "pending":
-        text = (f"다음 호출을 보내려면 확인해 주세요: {action['method']} {action['url']}"
+        text = (f"다음 호출을 보내려면 확인해 주세요: {target}"
                 + (f" 내용 {json.dumps(action['body'], ensure_ascii=False)}" if action["body"] else ""))
     else:
-        text = f"조회 결과({action['method']} {action['url']}): {json.dumps(action['result'], ensure_ascii=False)}"
+        text = f"조회 결과({target}): {json.dumps(action['result'], ensure_ascii=False)}"
     return ServiceResult(text, meta={"action": action, "needs_confirmation": action["status"] == "pending"})
 
 

@@ -227,12 +227,16 @@ function actionBox(action) {
     title.textContent = `${a.operation} — ${status}`;
     const sent = document.createElement("pre");
     sent.className = "action-request";
-    sent.textContent = `${a.method} ${a.url}` + (a.body ? `\n\n${JSON.stringify(a.body, null, 2)}` : "");
+    const target = a.method === "MCP" ? `MCP 도구 ${a.operation} · tools/call → ${a.url}` : `${a.method} ${a.url}`;
+    sent.textContent = target + (a.body ? `\n\n${JSON.stringify(a.body, null, 2)}` : "");
     box.append(title, sent);
     if (a.result) {
       const result = document.createElement("pre");
       result.className = "action-result";
-      result.textContent = JSON.stringify(a.result, null, 2);
+      // An MCP tool answers in text (often JSON itself): show that text as it came, guarded.
+      result.textContent = a.method === "MCP" && typeof a.result.text === "string"
+        ? a.result.text + (a.result.pii ? `\n\n(개인정보 ${Object.values(a.result.pii).reduce((x, y) => x + y, 0)}건 가림)` : "")
+        : JSON.stringify(a.result, null, 2);
       box.append(result);
     }
     if (a.status === "pending") {

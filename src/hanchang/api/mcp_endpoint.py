@@ -1,0 +1,185 @@
+"""/mcp: Hanchang as an MCP server (Model Context Protocol, streamable HTTP, the official SDK).
+
+Civil servants' IDE and desktop agents use the agency's knowledge and work services with the
+caller's own API key and rights: every tool call authenticates the key it carries and runs the
+same use cases as `/api` and `/v1` (readable collections only, the gateway's grade policy,
+personal-data guard, limits, budgets, usage and audit for every model call).
+
+What an MCP client receives leaves the platform (its own model reads it), so nothing above
+`mcp.max_grade` (default 공개 O) is returned: passages above it are withheld and counted, an
+answer grounded above it is refused with the reason. Stateless and JSON-answered, so any
+worker or host can serve any call.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
+
+from hanchang import __version__
+from hanchang.assist import answer
+from hanchang.assist.platform import Platform
+from hanchang.assist.services.base import ServiceContext
+from hanchang.config import McpConfig
+from hanchang.core.errors import HanchangError
+from hanchang.core.grades import Grade
+from hanchang.core.principal import Principal
+from hanchang.http.errors import error_body
+from hanchang.knowledge import collections as kc
+from hanchang.knowledge.embedder import acting
+from hanchang.knowledge.search import search
+
+PATH = "/mcp"
+# Services whose answer's grade is the grade the caller declares for their own input (no retrieval):
+# `qa` and `counsel` are `ask`; `act` needs the window's confirmation step.
+SERVICES = ("summarize", "translate", "draft", "analyze")
+INSTRUCTIONS = ("한창(Hanchang) 범정부 AI 공통기반: 기관 지식베이스 검색(출처 포함), 근거 기반 답변, "
+                "요약·번역·초안·표 분석. 호출자의 API 키 권한으로만 동작합니다. Agency knowledge search "
+                "with citations, grounded answers and work services, with the caller's own rights.")
+
+
+def mount(app: FastAPI, config: McpConfig) -> MCPServer:
+    """Add /mcp to the app; the caller enters `server.session_manager.run()` in its lifespan."""
+    server = MCPServer("Hanchang 한창", instructions=INSTRUCTIONS, version=__version__)
+    ceiling = config.max_grade
+
+    def platform() -> Platform:
+        return app.state.platform
+
+    async def caller(ctx: Context) -> Principal:
+        header = (ctx.headers or {}).get("authorization", "")
+        secret = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        principal = await app.state.authenticator.principal(secret) if secret else None
+        if principal is None:
+            raise ToolError("API 키가 맞지 않거나 폐기되었습니다. (Invalid or revoked API key.)")
+        return principal
+
+    def withheld_notice(count: int) -> str:
+        return (f"{ceiling.korean}({ceiling.value})보다 높은 등급의 자료 {count}건은 MCP로 내보내지 "
+                f"않았습니다. 한창 창에서 보세요. ({count} passage(s) above grade {ceiling.value} withheld; "
+                "read them in the window.)")
+
+    @server.tool(description="내가 읽을 수 있는 지식베이스 목록 "
+                             "(the knowledge bases the caller may read: name, grade).")
+    async def list_knowledge_bases(ctx: Context) -> dict[str, Any]:
+        principal = await caller(ctx)
+
+        def work() -> list[dict[str, Any]]:
+            with platform().db.session() as session:
+                return [{"name": c.name, "id": c.id, "grade": c.grade, "common": c.is_common,
+                         "returned_by_mcp": Grade.parse(c.grade) <= ceiling}
+                        for c in kc.list_readable(session, principal)]
+        return {"knowledge_bases": await run_in_threadpool(work), "max_grade": ceiling.value}
+
+    @server.tool(description="지식베이스 검색: 출처(문서·절·쪽)와 함께 관련 구절을 돌려줍니다. "
+                             "knowledge_bases를 비우면 읽을 수 있는 모두를 찾습니다. "
+                             "(Search knowledge bases; passages with their sources.)")
+    async def search_knowledge(query: str, ctx: Context, knowledge_bases: list[str] | None = None,
+                               top_k: int = 5) -> dict[str, Any]:
+        principal = await caller(ctx)
+        hanchang = platform()
+
+        def work() -> list[dict[str, Any]]:
+            with hanchang.db.session() as session:
+                chosen = [kc.get_readable(session, principal, ref) for ref in knowledge_bases] if knowledge_bases \
+                    else kc.list_readable(session, principal)
+            found = search(hanchang.knowledge, chosen, query, max(1, min(top_k, 20)),
+                           embedder=acting(hanchang.embedder, principal, "embeddings.query"))
+            return [r.as_dict() for r in found]
+        results = await _run(work)
+        kept = [r for r in results if Grade.parse(r["grade"]) <= ceiling]
+        reply: dict[str, Any] = {"results": [{"index": i, **r} for i, r in enumerate(kept, 1)]}
+        if len(kept) < len(results):
+            reply["withheld"] = len(results) - len(kept)
+            reply["notice"] = withheld_notice(reply["withheld"])
+        return reply
+
+    @server.tool(description="근거 기반 답변: 지식베이스에서 찾아 한창의 모델이 답하고 출처([n])를 답니다. "
+                             "(A grounded answer from the knowledge bases by Hanchang's models, with citations.)")
+    async def ask(question: str, ctx: Context, knowledge_bases: list[str] | None = None,
+                  model: str | None = None) -> dict[str, Any]:
+        principal = await caller(ctx)
+        body = {"messages": [{"role": "user", "content": question}], **({"model": model} if model else {})}
+        request = answer.AnswerRequest(body, Grade.OPEN, [], list(knowledge_bases or []), endpoint="mcp.ask")
+        done = await _run(answer.complete, platform(), principal, request)
+        grade = Grade.parse(done.call.report()["data_grade"])
+        if grade > ceiling:  # answered inside the platform; not released to the MCP client
+            raise ToolError(f"이 답변은 {grade.korean}({grade.value}) 자료에 근거하므로 MCP로 내보낼 수 "
+                            f"없습니다. 한창 창에서 물어보세요. (The answer rests on grade {grade.value} "
+                            f"material, above what MCP returns ({ceiling.value}); ask in the window.)")
+        return {"answer": done.text, "citations": done.citations or [], "model": done.result.get("model"),
+                "data_grade": grade.value}
+
+    @server.tool(description="업무 서비스 실행: summarize(요약, inputs.text), "
+                             "translate(번역, inputs.text·target), draft(초안, inputs.template·request), "
+                             "analyze(표 분석, inputs.csv·question). data_grade는 입력 자료의 등급입니다. "
+                             "(Run a work service on your own input.)")
+    async def use_service(service: str, inputs: dict[str, Any], ctx: Context, data_grade: str = "O",
+                          model: str | None = None) -> dict[str, Any]:
+        principal = await caller(ctx)
+        hanchang = platform()
+        chosen = hanchang.services.get(service)
+        if service not in SERVICES or chosen is None or not chosen.offered_to(principal):
+            raise ToolError(f"MCP로 쓸 수 있는 서비스는 {', '.join(SERVICES)}입니다. (Services over MCP: "
+                            f"{', '.join(SERVICES)}.)")
+        try:
+            grade = Grade.parse(data_grade)
+        except ValueError as exc:
+            raise ToolError("data_grade는 O, S, C 중 하나입니다. (data_grade is O, S or C.)") from exc
+        if grade > ceiling:
+            raise ToolError(f"{grade.korean}({grade.value}) 자료의 결과는 MCP로 내보낼 수 없습니다. 한창 창의 "
+                            f"업무 도구를 쓰세요. (Results of grade {grade.value} material are not returned "
+                            "over MCP.)")
+        valid = await _run(chosen.validate, inputs)
+        result = await _run(chosen.run, ServiceContext(hanchang, principal, grade, model), valid)
+        return {"service": service, **result.as_dict()}
+
+    # Stateless and JSON-answered: no session to pin to one worker. Callers present a bearer key
+    # (never a cookie), so a DNS-rebinding page has nothing to ride on: the Host check is not needed
+    # and would refuse the platform's real host names behind a load balancer.
+    server.streamable_http_app(streamable_http_path=PATH, stateless_http=True, json_response=True,
+                               transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+    app.router.routes.append(Route(PATH, endpoint=_KeyRequired(app, StreamableHTTPASGIApp(server.session_manager)),
+                                   methods=["GET", "POST", "DELETE"]))
+    return server
+
+
+async def _run(work: Callable[..., Any], *args: Any) -> Any:
+    """A use case from a tool (awaited, or in a thread when it blocks): Hanchang's errors become
+    the tool's error text (Korean, then English)."""
+    try:
+        if inspect.iscoroutinefunction(work):
+            return await work(*args)
+        return await run_in_threadpool(work, *args)
+    except HanchangError as exc:
+        raise ToolError(exc.message) from exc
+
+
+class _KeyRequired:
+    """Refuse a request without a valid API key before it reaches MCP (401, OpenAI-shaped body)."""
+
+    def __init__(self, app: FastAPI, inner):
+        self.app, self.inner = app, inner
+
+    async def __call__(self, scope, receive, send) -> None:
+        header = dict(scope.get("headers") or ()).get(b"authorization", b"").decode("latin-1")
+        secret = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if not secret or await self.app.state.authenticator.principal(secret) is None:
+            body = orjson.dumps(error_body("API 키가 필요합니다: Authorization: Bearer <한창 API 키>. "
+                                           "(A valid Hanchang API key is required.)", "authentication_error",
+                                           "invalid_api_key"))
+            await send({"type": "http.response.start", "status": 401, "headers": [
+                (b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="hanchang"')]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.inner(scope, receive, send)
