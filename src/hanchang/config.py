@@ -188,6 +188,39 @@ class McpConfig(_Strict):
         return Grade.parse(value)
 
 
+class OidcConfig(_Strict):
+    """Single sign-on through an agency's OpenID Connect provider (authorization code + PKCE).
+    Password sign-in stays for the embedded default; SSO is on when `issuer` is set."""
+
+    issuer: str | None = None  # e.g. https://sso.mois.go.kr (discovery at /.well-known/openid-configuration)
+    client_id: str = "hanchang"
+    client_secret_env: str = "HANCHANG_OIDC_CLIENT_SECRET"  # the secret itself never sits in a file
+    scopes: list[str] = ["openid", "profile", "email"]
+    username_claim: str = "preferred_username"
+    agency_claim: str = "agency"  # the claim naming the user's agency code
+    default_agency: str | None = None  # for a provider of one agency that sends no agency claim
+    role_claim: str | None = "roles"
+    role_map: dict[str, str] = {}  # provider role -> Hanchang role (the highest wins); unmapped: user
+    create_users: bool = True  # a first sign-in creates the user in their agency
+    link_by_username: bool = True  # a first sign-in links the agency's user of the same name
+    label_ko: str = "기관 통합 로그인 (SSO)"
+    public_url: str | None = None  # Hanchang's address as the browser sees it (behind a proxy)
+
+    @field_validator("role_map")
+    @classmethod
+    def _roles(cls, value: dict[str, str]) -> dict[str, str]:
+        from hanchang.core.principal import Role
+
+        return {claim: Role.parse(role).value for claim, role in value.items()}
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("oidc.issuer must be the provider's http(s) URL")
+        return value.rstrip("/") if value else value
+
+
 class ReportConfig(_Strict):
     # The KPI report's stated assumption: staff minutes one successful call saves, per service
     # (usage endpoint, e.g. service.qa); "*" for any other. Shown beside the figure it makes.
@@ -317,6 +350,7 @@ class Settings(BaseSettings):
     metrics: MetricsConfig = MetricsConfig()
     report: ReportConfig = ReportConfig()
     mcp: McpConfig = McpConfig()
+    oidc: OidcConfig = OidcConfig()
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     @field_validator("home", mode="after")

@@ -3,7 +3,8 @@
 The cookie carries a random token; only its SHA-256 is stored. Every unsafe request made
 with a session must echo the session's CSRF token in `X-CSRF-Token`. Five failed sign-ins
 lock the account name for 15 minutes, whether or not the user exists (no enumeration).
-An SSO (OIDC) provider would plug in beside `sign_in` and create the same kind of session.
+Single sign-on (assist/sign_on.py) proves the user at an agency's OpenID provider instead and
+starts the same kind of session (`start_session`).
 """
 
 from __future__ import annotations
@@ -108,12 +109,18 @@ def sign_in(db, agency_code: str, user_name: str, password: str) -> NewSession |
             return refused
         if failure is not None:
             session.delete(failure)
-        now = utcnow()
-        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-        expires = now + timedelta(hours=SESSION_HOURS)
-        session.execute(delete(WebSession).where(WebSession.expires_at < now))
-        session.add(WebSession(token_hash=_digest(token), user_id=user_id, csrf_token=csrf, expires_at=expires))
-        return NewSession(token, csrf, expires)
+        return start_session(session, user_id)
+
+
+def start_session(session: Session, user_id: int, id_token: str | None = None) -> NewSession:
+    """A new browser session for a user who has proved who they are (password or SSO)."""
+    now = utcnow()
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    expires = now + timedelta(hours=SESSION_HOURS)
+    session.execute(delete(WebSession).where(WebSession.expires_at < now))
+    session.add(WebSession(token_hash=_digest(token), user_id=user_id, csrf_token=csrf, expires_at=expires,
+                           id_token=id_token))
+    return NewSession(token, csrf, expires)
 
 
 def _count_failure(session: Session, agency_code: str, key: str) -> None:
@@ -147,5 +154,7 @@ def principal_for(session: Session, token: str) -> tuple[Principal, str] | None:
     return Principal(user.id, user.name, agency.id, agency.code, Role(user.role), None), web.csrf_token
 
 
-def sign_out(session: Session, token: str) -> None:
-    session.execute(delete(WebSession).where(WebSession.token_hash == _digest(token)))
+def sign_out(session: Session, token: str) -> str | None:
+    """End the session; the ID token it was signed in with by SSO (for the provider's logout)."""
+    return session.scalar(delete(WebSession).where(WebSession.token_hash == _digest(token))
+                          .returning(WebSession.id_token))

@@ -238,6 +238,7 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    id_token: Mapped[str | None] = mapped_column(Text, nullable=True)  # signed in by SSO: the logout hint
 
 
 class LoginFailure(Base):
@@ -517,3 +518,29 @@ class StoredResponse(Base):
     grade: Mapped[str] = mapped_column(String(1))  # the effective grade of the conversation so far
     messages: Mapped[str] = mapped_column(Text)  # JSON: the conversation as chat messages, instructions left out
     response: Mapped[str] = mapped_column(Text)  # JSON: the response object as returned
+
+
+class UserIdentity(Base):
+    """A user's account at an agency's identity provider (single sign-on), linked to one user."""
+
+    __tablename__ = "user_identities"
+    __table_args__ = (UniqueConstraint("issuer", "subject", name="uq_identities_issuer_subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    issuer: Mapped[str] = mapped_column(String(500))
+    subject: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SignOnAttempt(Base):
+    """A sign-in sent to the identity provider and not back yet: its state, PKCE verifier and
+    nonce, kept on the server (any host can finish it), used once, valid for minutes."""
+
+    __tablename__ = "sign_on_attempts"
+
+    state: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    nonce: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from hanchang import __version__
-from hanchang.assist import conversation_turns, conversations, users
+from hanchang.assist import conversation_turns, conversations, sign_on, users
+from hanchang.core.errors import NotFound
 from hanchang.core.grades import Grade
 from hanchang.core.permissions import SEE_EVERY_AGENCY, can, require
 from hanchang.core.principal import Principal
@@ -35,6 +36,7 @@ router = APIRouter()
 
 # -- pages ------------------------------------------------------------------------------
 # Only our own scripts and styles run; charts arrive as data: images; the window is never framed.
+SSO_CALLBACK = "/auth/oidc/callback"
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
                                "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -110,9 +112,10 @@ async def checklist_page(request: Request):
 def _login_page(request: Request, error: str = "", status: int = 200, agency: str = "", user: str = ""):
     default_agency = agency or (platform_of(request).settings.agencies[0].code
                                 if platform_of(request).settings.agencies else "")
+    oidc = platform_of(request).settings.oidc
     return templates.TemplateResponse(request, "login.html", {
-        "error": error, "agency": default_agency, "user": user, "version": __version__}, status_code=status,
-        headers=PAGE_HEADERS)
+        "error": error, "agency": default_agency, "user": user, "version": __version__,
+        "sso_label": oidc.label_ko if oidc.issuer else None}, status_code=status, headers=PAGE_HEADERS)
 
 
 @router.post("/auth/login", include_in_schema=False)
@@ -131,15 +134,58 @@ async def login(request: Request, agency: str = Form(""), user: str = Form(""), 
     return response
 
 
+def _public_base(request: Request) -> str:
+    return platform_of(request).settings.oidc.public_url or str(request.base_url).rstrip("/")
+
+
+@router.get("/auth/oidc/login", include_in_schema=False)
+async def sso_login(request: Request):
+    """Off to the agency's identity provider (authorization code with PKCE)."""
+    oidc = platform_of(request).settings.oidc
+    if not oidc.issuer:
+        raise NotFound("기관 통합 로그인(SSO)이 설정되어 있지 않습니다.", "single sign-on is not configured")
+    try:
+        url = await sign_on.begin(platform_of(request).db, oidc, _public_base(request) + SSO_CALLBACK)
+    except sign_on.SignOnRefused as exc:
+        return _login_page(request, exc.message, 502)
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get(SSO_CALLBACK, include_in_schema=False)
+async def sso_callback(request: Request):
+    """Back from the provider: a session, or the sign-in page saying why not."""
+    oidc = platform_of(request).settings.oidc
+    if not oidc.issuer:
+        raise NotFound("기관 통합 로그인(SSO)이 설정되어 있지 않습니다.", "single sign-on is not configured")
+    try:
+        done = await sign_on.finish(platform_of(request).db, oidc, _public_base(request) + SSO_CALLBACK,
+                                    dict(request.query_params))
+    except sign_on.SignOnRefused as exc:
+        return _login_page(request, exc.message, 403)
+    # The session cookie is SameSite=Strict, and this answer ends a navigation that began at the
+    # provider: a redirect would carry the cross-site origin on, and the cookie would stay home.
+    # A page of our own that moves on starts a same-site navigation.
+    response = HTMLResponse('<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/">'
+                            '<title>한창</title><p>로그인했습니다. <a href="/">한창으로 가기</a></p>',
+                            headers=PAGE_HEADERS)
+    response.set_cookie(sessions.COOKIE, done.session.token, max_age=sessions.SESSION_HOURS * 3600, httponly=True,
+                        samesite="strict", secure=platform_of(request).settings.cookie_secure, path="/")
+    return response
+
+
 @router.post("/auth/logout", include_in_schema=False)
 async def logout(request: Request, principal: Principal = Depends(require_principal)):
     token = request.cookies.get(sessions.COOKIE, "")
 
     def work():
         with platform_of(request).db.session() as session:
-            sessions.sign_out(session, token)
-    await run_in_threadpool(work)
-    response = JSONResponse({"ok": True})
+            return sessions.sign_out(session, token)
+    id_token = await run_in_threadpool(work)
+    oidc = platform_of(request).settings.oidc
+    # Signed in by SSO: the window goes on to the provider's logout, which comes back here.
+    provider = await sign_on.logout_url(oidc, id_token, _public_base(request) + "/") \
+        if id_token and oidc.issuer else None
+    response = JSONResponse({"ok": True, **({"logout_url": provider} if provider else {})})
     response.delete_cookie(sessions.COOKIE, path="/")
     return response
 

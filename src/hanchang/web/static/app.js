@@ -338,7 +338,10 @@ $("#stop").addEventListener("click", () => state.controller && state.controller.
 $("#new-chat").addEventListener("click", () => { showView("chat"); state.conversation = null; renderMessages([]); loadConversations(); $("#question").focus(); });
 $("#conv-search").addEventListener("input", () => loadConversations());
 $("#upload-files").addEventListener("change", (e) => { if (e.target.files.length) upload(e.target.files); e.target.value = ""; });
-$("#sign-out").addEventListener("click", async () => { await api("/auth/logout", { method: "POST" }); location.href = "/"; });
+$("#sign-out").addEventListener("click", async () => {
+  const done = await (await api("/auth/logout", { method: "POST" })).json();
+  location.href = done.logout_url || "/";  // signed in by SSO: the provider's logout too
+});
 document.querySelectorAll("[data-open-sidebar]").forEach((b) => b.addEventListener("click", () => document.body.classList.add("sidebar-open")));
 document.querySelectorAll("[data-close-sidebar]").forEach((b) => b.addEventListener("click", () => document.body.classList.remove("sidebar-open")));
 if ($("#open-admin")) $("#open-admin").addEventListener("click", openAdmin);

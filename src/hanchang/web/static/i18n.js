@@ -2,7 +2,7 @@
 const I18N = {
   en: {
     tagline: "Common AI platform for government", agency: "Agency code", user: "User name", password: "Password",
-    signIn: "Sign in", newChat: "New chat", searchChats: "Search chats", users: "Users", signOut: "Sign out",
+    signIn: "Sign in", or: "or", newChat: "New chat", searchChats: "Search chats", users: "Users", signOut: "Sign out",
     model: "Model", grade: "Data grade", gradeO: "Open", gradeS: "Sensitive", gradeC: "Classified",
     knowledge: "Knowledge bases", uploadTo: "Upload to", upload: "Upload documents", welcome: "How can I help?",
     welcomeHint: "Pick knowledge bases to get cited answers. Choose the data grade first.", question: "Question",
