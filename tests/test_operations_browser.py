@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from hanchang_devtools.demo_usage import generate
@@ -49,8 +51,11 @@ def ops(platform_factory, upstream, tmp_path):
         accounts.create_user(session, "MOIS", "hong", Role.AGENCY_ADMIN, PASSWORD)
         accounts.create_agency(session, "MOLEG", "법제처")
         accounts.create_user(session, "MOLEG", "park", Role.USER, PASSWORD)
-    generate(platform.db, "MOIS", days=14, calls_per_day=90, models=("int",))
-    generate(platform.db, "MOLEG", days=14, calls_per_day=500, models=("int",), seed=3)
+    # History up to the start of today in Seoul (the page's calendar), whatever the hour the tests run:
+    # each generated day spreads its calls over ten hours, which must not reach into today.
+    midnight = datetime.now(ZoneInfo("Asia/Seoul")).replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    generate(platform.db, "MOIS", days=14, calls_per_day=90, models=("int",), now=midnight)
+    generate(platform.db, "MOLEG", days=14, calls_per_day=500, models=("int",), seed=3, now=midnight)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
