@@ -1,8 +1,10 @@
 """Compatibility with the clients civil servants' tools are built on, used with their defaults
 against a real Hanchang and a recording upstream (versions pinned in pyproject's dev extra):
-langchain-openai (invoke, stream, bind_tools, with_structured_output, use_responses_api) and
-llama-index's OpenAILike (its default is the legacy completions endpoint), and the Node openai
-package (tests/compat/node, installed by `./scripts/install dev` with npm ci)."""
+the `openai` package (tools and parse here; chat, streams, responses and embeddings in
+test_openai_surface.py and test_gateway_openai_sdk.py), langchain-openai (invoke, stream,
+bind_tools, with_structured_output, use_responses_api), llama-index's OpenAILike (its default is
+the legacy completions endpoint), and the Node openai package (tests/compat/node, installed by
+`./scripts/install dev` with npm ci)."""
 
 from __future__ import annotations
 
@@ -69,6 +71,35 @@ def test_langchain_through_the_responses_api(platform, upstream):
     assert "".join(p.text for p in streamed) == "echo: 하나 둘"
     rows = platform.usage_rows(at_least=2)
     assert [r.endpoint for r in rows] == ["responses", "responses"]
+
+
+def test_the_openai_package_tools_and_parse(platform, upstream):
+    """The Python `openai` package's tool calls (plain and streamed) and its structured-output
+    helpers (`chat.completions.parse`, `responses.parse`)."""
+    import openai
+
+    client = openai.OpenAI(base_url=platform.v1, api_key=platform.key, max_retries=0)
+    tool = {"type": "function", "function": {"name": "lookup_rule", "description": "규정을 찾습니다",
+                                             "parameters": {"type": "object", "properties": {
+                                                 "text": {"type": "string"}}, "required": ["text"]}}}
+    upstream.behaviour.call_tools = True
+    called = client.chat.completions.create(model="internal-a", tools=[tool],
+                                            messages=[{"role": "user", "content": "연가 규정"}])
+    (call,) = called.choices[0].message.tool_calls
+    assert call.function.name == "lookup_rule" and json.loads(call.function.arguments) == {"text": "연가 규정"}
+    pieces = [tc for chunk in client.chat.completions.create(
+        model="internal-a", tools=[tool], stream=True, messages=[{"role": "user", "content": "출장 규정"}])
+        for choice in chunk.choices for tc in choice.delta.tool_calls or ()]
+    assert json.loads("".join(p.function.arguments or "" for p in pieces)) == {"text": "출장 규정"}
+    upstream.behaviour.call_tools = False
+    upstream.behaviour.reply = json.dumps({"answer": "연 21일", "days": 21}, ensure_ascii=False)
+    parsed = client.chat.completions.parse(model="internal-a", response_format=Rule,
+                                           messages=[{"role": "user", "content": "연가 일수는?"}])
+    assert parsed.choices[0].message.parsed == Rule(answer="연 21일", days=21)
+    assert upstream.behaviour.received[-1]["response_format"]["json_schema"]["name"] == "Rule"
+    from_responses = client.responses.parse(model="internal-a", input="연가 일수는?", text_format=Rule)
+    assert from_responses.output_parsed == Rule(answer="연 21일", days=21)
+    assert upstream.behaviour.received[-1]["response_format"]["type"] == "json_schema"
 
 
 def test_llama_index_openai_like_with_its_defaults(platform, upstream):

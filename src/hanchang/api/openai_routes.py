@@ -113,7 +113,7 @@ async def _sse(stream: answer.AnswerStream, include_usage: bool,
     def _data(chunk: dict[str, Any]) -> bytes:
         return _sse_line(shape(chunk) if shape is not None else chunk)
 
-    extras = {"hanchang": None, **({"citations": stream.citations} if stream.citations is not None else {})}
+    extras = {"citations": stream.citations} if stream.citations is not None else {}
     held: dict[str, Any] | None = None
     async with aclosing(stream.events()) as events:
         async for event in events:
@@ -137,9 +137,7 @@ async def _sse(stream: answer.AnswerStream, include_usage: bool,
                         yield _data(held)
                     held = answer.closing_usage_chunk(stream, event)
                 if held is None:  # the upstream ended without a finishing chunk: close the choice
-                    held = {**answer.closing_usage_chunk(stream, event), "choices": [
-                        {"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                    held.pop("usage")
+                    held = answer.closing_chunk(stream, event)
                 yield _data({**held, **extras, "hanchang": stream.call.report()})
                 yield b"data: [DONE]\n\n"
             else:

@@ -38,7 +38,17 @@ class StreamOptions(BaseModel):
     include_usage: bool | None = None
 
 
-class ChatCompletionRequest(BaseModel):
+class _HanchangExtensions(BaseModel):
+    """Hanchang's own optional fields, the same on every OpenAI door: the grade the caller declares
+    for the request's data (default O, 공개), and grounding on knowledge bases (names or ids), in
+    the versions in force on `as_of`."""
+
+    data_grade: OptionalGradeIn = None
+    collections: list[str | int] = Field(default_factory=list, max_length=20)
+    as_of: date | None = None
+
+
+class ChatCompletionRequest(_HanchangExtensions):
     model_config = ConfigDict(extra="allow")
 
     model: str | None = Field(default=None, min_length=1, max_length=200)
@@ -51,13 +61,7 @@ class ChatCompletionRequest(BaseModel):
     n: int | None = Field(default=None, ge=1, le=MAX_CHOICES)
     stop: str | list[str] | None = None
     stream_options: StreamOptions | None = None
-    # Hanchang: the grade the caller declares for this request's data (default O, 공개),
-    # and attached documents, each with its own grade.
-    data_grade: OptionalGradeIn = None
-    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
-    # Grounding: answer from these knowledge bases (names or ids), citing them.
-    collections: list[str | int] = Field(default_factory=list, max_length=20)
-    as_of: date | None = None  # search the versions in force on this date
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)  # Hanchang: each with its grade
 
     @property
     def include_usage(self) -> bool:
@@ -87,14 +91,6 @@ class EmbeddingRequest(BaseModel):
         if value == [] or value == "":
             raise ValueError("input must not be empty")
         return value
-
-
-class _HanchangExtensions(BaseModel):
-    """Hanchang's own optional fields, the same on every OpenAI door."""
-
-    data_grade: OptionalGradeIn = None
-    collections: list[str | int] = Field(default_factory=list, max_length=20)
-    as_of: date | None = None
 
 
 class CompletionRequest(_HanchangExtensions):

@@ -263,8 +263,13 @@ def _estimate(call: Call, text: str) -> dict[str, Any]:
     return counts
 
 
-def closing_usage_chunk(stream: AnswerStream, finished: Finished) -> dict[str, Any]:
-    """An OpenAI usage-only chunk for a stream whose upstream sent no usage."""
+def closing_chunk(stream: AnswerStream, finished: Finished) -> dict[str, Any]:
+    """A chunk that finishes the answer's choice, for a stream whose upstream sent none."""
     return {"id": finished.last.get("id", stream.call.request_id), "object": "chat.completion.chunk",
             "created": finished.last.get("created", int(time.time())), "model": stream.model,
-            "choices": [], "usage": finished.counts}
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+
+
+def closing_usage_chunk(stream: AnswerStream, finished: Finished) -> dict[str, Any]:
+    """An OpenAI usage-only chunk for a stream whose upstream sent no usage."""
+    return {**closing_chunk(stream, finished), "choices": [], "usage": finished.counts}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from typing import Annotated
 
 import typer
@@ -94,6 +95,10 @@ def serve(
         samples = settings.home / "run" / f"metrics-{settings.port}"
         metrics.prepare_multiprocess_dir(str(samples))
         os.environ[metrics.MULTIPROC_ENV] = str(samples)
+    # Hanchang's own logging, set before anything else can: libraries that call basicConfig (the
+    # MCP SDK does, with INFO and a Rich handler) then leave the root logger as it is here.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("hanchang").setLevel(settings.log_level.upper())
     db = open_database(settings)
     try:
         application = create_app(settings, db, warm_models=True)
