@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -86,6 +87,38 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
         await limiter.aclose()
         await quotas.aclose()
         await recorder.aclose()
+
+
+def unsafe_for_workers(settings: Settings) -> str | None:
+    """Why this configuration cannot run in several worker processes (None when it can)."""
+    if settings.resolved_database_url.startswith("sqlite"):
+        return ("Several workers need PostgreSQL (database_url / HANCHANG_DATABASE_URL): SQLite is for one "
+                "process on one host.")
+    if not settings.redis_url:
+        return ("Rate limits and budgets would be counted in each worker alone: set redis_url "
+                "(HANCHANG_REDIS_URL) so every worker counts in one place.")
+    embedded = [m.name for m in settings.model_specs() if m.backend == "llamacpp"]
+    if embedded:
+        return (f"The embedded model ({', '.join(embedded)}) runs one engine per server process: serve with "
+                "--workers 1, or put the model on a model server (vLLM, llama.cpp server) as an openai backend.")
+    return None
+
+
+def own_logging(level: str) -> None:
+    """Hanchang's logging, set before anything else can: libraries that call basicConfig (the MCP
+    SDK does, with INFO and a Rich handler) then leave the root logger as it is here."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("hanchang").setLevel(level.upper())
+
+
+def app_for_workers() -> FastAPI:
+    """The application in each worker of `hanchang serve --workers N` (a uvicorn factory): the settings
+    come from the environment `serve` prepared (HANCHANG_CONFIG, HANCHANG_*, the metrics directory)."""
+    from hanchang.config import load_settings
+
+    settings = load_settings()
+    own_logging(settings.log_level)
+    return create_app(settings)
 
 
 def create_app(settings: Settings, database: Database | None = None, *,

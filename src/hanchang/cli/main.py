@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 from typing import Annotated
 
 import typer
@@ -80,6 +79,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     config: ConfigOption = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (PostgreSQL, Redis and model "
+                                                                  "servers needed for more than one).")] = 1,
 ) -> None:
     """Serve the API (/v1) and the window (/) — refuses to start on a bad config."""
     import os
@@ -87,19 +88,28 @@ def serve(
     import uvicorn
 
     from hanchang.audit import metrics
-    from hanchang.server import create_app
+    from hanchang.server import create_app, own_logging, unsafe_for_workers
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings_or_exit(config, **overrides)
+    if workers > 1 and (problem := unsafe_for_workers(settings)):
+        err.print(f"[red]Cannot serve with {workers} workers[/red] {problem}", markup=True, highlight=False)
+        raise typer.Exit(2)
     if not os.environ.get(metrics.MULTIPROC_ENV):  # Prometheus samples of every worker, added up at /metrics
         samples = settings.home / "run" / f"metrics-{settings.port}"
         metrics.prepare_multiprocess_dir(str(samples))
         os.environ[metrics.MULTIPROC_ENV] = str(samples)
-    # Hanchang's own logging, set before anything else can: libraries that call basicConfig (the
-    # MCP SDK does, with INFO and a Rich handler) then leave the root logger as it is here.
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("hanchang").setLevel(settings.log_level.upper())
-    db = open_database(settings)
+    own_logging(settings.log_level)
+    db = open_database(settings)  # migrations run once, here, before any worker starts
+    if workers > 1:
+        if settings.config:  # each worker reads the same file (and the same HANCHANG_* environment)
+            os.environ["HANCHANG_CONFIG"] = str(settings.config)
+        db.dispose()
+        out.print(f"Hanchang 한창 serving on http://{settings.host}:{settings.port} with {workers} workers  "
+                  f"(API: http://{settings.host}:{settings.port}/v1)")
+        uvicorn.run("hanchang.server:app_for_workers", factory=True, workers=workers, host=settings.host,
+                    port=settings.port, log_level=settings.log_level, access_log=False)
+        return
     try:
         application = create_app(settings, db, warm_models=True)
     except ConfigError as exc:

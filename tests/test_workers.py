@@ -1,0 +1,107 @@
+"""`hanchang serve --workers N`: unsafe multi-worker configurations are refused with the reason;
+two real worker processes on PostgreSQL and Redis answer every request, record every call once
+and keep the audit chain whole."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from hanchang_devtools.threaded_server import free_port
+from typer.testing import CliRunner
+
+from conftest import default_models
+from hanchang.cli import app as cli
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+CLI = [sys.executable, "-m", "hanchang"]
+
+
+def environment(tmp_path: Path, config: dict, database_url: str | None = None) -> dict[str, str]:
+    (tmp_path / "hanchang.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HANCHANG_", "PROMETHEUS_"))}
+    env.update(HANCHANG_HOME=str(tmp_path / "home"), HANCHANG_CONFIG=str(tmp_path / "hanchang.yaml"),
+               HANCHANG_SHARED=os.environ.get("HANCHANG_SHARED", ""))
+    if database_url:
+        env["HANCHANG_DATABASE_URL"] = database_url
+    return env
+
+
+@pytest.mark.parametrize("case", ["sqlite", "no redis", "embedded model"])
+def test_unsafe_worker_configurations_are_refused_with_the_reason(tmp_path, upstream, case):
+    models = default_models(upstream.base_url)
+    config = {"models": models, "redis_url": REDIS_URL}
+    database = "postgresql://postgres@127.0.0.1:5432/test"
+    if case == "sqlite":
+        database = None
+    elif case == "no redis":
+        config.pop("redis_url")
+    else:
+        config["models"] = [*models, {"name": "local", "backend": "llamacpp", "path": str(tmp_path / "m.gguf"),
+                                      "zone": "internal", "max_grade": "C"}]
+    done = subprocess.run([*CLI, "serve", "--workers", "2", "--port", str(free_port())],
+                          env=environment(tmp_path, config, database), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    reason = {"sqlite": "PostgreSQL", "no redis": "redis_url", "embedded model": "--workers 1"}[case]
+    assert "Cannot serve with 2 workers" in done.stderr and reason in done.stderr, done.stderr
+
+
+def test_two_workers_share_postgresql_and_redis(tmp_path, database_url, upstream):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several workers need PostgreSQL (set HANCHANG_TEST_DATABASE_URL)")
+    config = {"models": default_models(upstream.base_url), "redis_url": REDIS_URL,
+              "redis_prefix": f"test-{uuid.uuid4().hex[:8]}", "limits": {"per_key": {"requests_per_minute": 0}}}
+    env = environment(tmp_path, config, database_url)
+    for command in (["users", "create", "--user", "kim", "--agency", "DEMO"],):
+        subprocess.run([*CLI, *command], env=env, check=True, capture_output=True, timeout=120)
+    key = subprocess.run([*CLI, "keys", "create", "--user", "kim", "--agency", "DEMO"], env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout.strip()
+    port = free_port()
+    server = subprocess.Popen([*CLI, "serve", "--workers", "2", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, server.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "workers did not start"
+            time.sleep(0.3)
+
+        def ask(i: int) -> int:
+            return httpx.post(url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                              json={"model": "internal-a", "messages": [{"role": "user", "content": f"질문 {i}"}],
+                                    "stream": i % 2 == 0}).status_code
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(ask, range(80)))
+        assert statuses == [200] * 80
+        # Both workers answered: each writes Prometheus samples under its own process id.
+        time.sleep(1.5)
+        samples = tmp_path / "home" / "run" / f"metrics-{port}"
+        assert len({p.stem.rsplit("_", 1)[1] for p in samples.glob("counter_*.db")}) == 2
+    finally:
+        server.terminate()
+        server.wait(30)
+    # Every call recorded once, and the audit chain whole, after both workers flushed and stopped.
+    runner = CliRunner()
+    os.environ.update({k: env[k] for k in ("HANCHANG_HOME", "HANCHANG_CONFIG", "HANCHANG_DATABASE_URL")})
+    try:
+        usage = runner.invoke(cli, ["usage", "--since", "1h", "--by", "user"])
+        assert usage.exit_code == 0 and " 80 " in usage.stdout.replace("│", " "), usage.stdout
+        verified = runner.invoke(cli, ["audit", "verify"])
+        assert verified.exit_code == 0, verified.stdout
+    finally:
+        for name in ("HANCHANG_HOME", "HANCHANG_CONFIG", "HANCHANG_DATABASE_URL"):
+            os.environ.pop(name, None)
