@@ -329,6 +329,10 @@ class Settings(BaseSettings):
     config: Path | None = None
     database_url: str | None = None
     redis_url: str | None = None
+    # How long a server uses a cached API key check or budget overrides before reading them again.
+    # On PostgreSQL a revocation or an override reaches every server at once (NOTIFY), so this is
+    # only the bound when notifications are down; on SQLite it is the bound.
+    cache_seconds: float = Field(default=5.0, gt=0, le=3600)
     redis_prefix: str = Field(default="hanchang", min_length=1)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)

@@ -51,6 +51,7 @@ from hanchang.http.responses import JSONResponse
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.ops.budgets import overrides_loader
 from hanchang.ops.health import HealthSampler
+from hanchang.store import changes
 from hanchang.store.db import Database
 from hanchang.web import routes as web_routes
 
@@ -66,7 +67,8 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
     sealer = PromptSealer(settings.audit.store_prompts_for, os.environ.get(settings.audit.key_env))
     gateway = Gateway(ModelRegistry(settings.model_specs(), settings.default_model), limiter, settings.limits,
                       recorder, settings.policy, settings.pii, sealer,
-                      budget_plan=BudgetPlan(settings.budgets, overrides_loader(db)), quota_store=quotas)
+                      budget_plan=BudgetPlan(settings.budgets, overrides_loader(db), refresh_s=settings.cache_seconds),
+                      quota_store=quotas)
     health = HealthSampler(db, gateway, settings.metrics.health_probe_seconds)
     health.start()
     metrics_writer = asyncio.create_task(metrics.flush_periodically(), name="metrics-flush")
@@ -136,14 +138,25 @@ def create_app(settings: Settings, database: Database | None = None, *,
             async with running_platform(settings, db, services, warm_models=warm_models) as platform, \
                     (mcp.session_manager.run() if mcp is not None else contextlib.nullcontext()):
                 app.state.platform = platform
-                yield
+                listener = None
+                if db.engine.dialect.name == "postgresql":  # changes made elsewhere apply here at once
+                    listener = changes.ChangeListener(settings.resolved_database_url, {
+                        changes.KEYS: app.state.authenticator.forget,
+                        changes.BUDGETS: platform.gateway.budget_plan.invalidate,
+                    }, asyncio.get_running_loop()).start()
+                app.state.changes = listener
+                try:
+                    yield
+                finally:
+                    if listener is not None:
+                        await asyncio.to_thread(listener.stop)
         finally:
             if database is None:
                 db.dispose()
 
     app = FastAPI(title="Hanchang 한창", version=__version__, lifespan=lifespan,
                   default_response_class=JSONResponse)
-    app.state.authenticator = KeyAuthenticator(db)
+    app.state.authenticator = KeyAuthenticator(db, ttl_s=settings.cache_seconds)
     install_error_handlers(app)
     for router in (openai_routes.router, responses_routes.router, knowledge_routes.router, audit_routes.router,
                    service_routes.router, service_routes.connector_router, operations_routes.router,

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from hanchang.audit import trail
 from hanchang.config import OidcConfig
 from hanchang.core.principal import Principal, Role
-from hanchang.store import accounts
+from hanchang.store import accounts, changes
 from hanchang.store.sessions import NewSession, start_session
 from hanchang.store.tables import Agency, SignOnAttempt, User, UserIdentity, utcnow
 
@@ -216,6 +216,7 @@ def _sign_on(db, config: OidcConfig, claims: dict[str, Any], id_token: str) -> S
         changed_role = role is not None and role.value != user.role
         if changed_role:
             previous, user.role = user.role, role.value
+            changes.announce(session, changes.KEYS)  # the user's API keys carry the new role at once
         identity.last_login_at = utcnow()
         session.flush()
         principal = Principal(user.id, user.name, agency.id, agency.code, Role(user.role), None)

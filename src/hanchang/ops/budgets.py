@@ -19,6 +19,7 @@ from hanchang.core.errors import InvalidInput, NotFound
 from hanchang.core.permissions import SEE_EVERY_AGENCY, can, require
 from hanchang.core.principal import Principal
 from hanchang.gateway.quotas import KINDS, BudgetPlan, Override, QuotaStore, current_period
+from hanchang.store import changes
 from hanchang.store.db import Database
 from hanchang.store.tables import Agency, BudgetOverride, User, utcnow
 
@@ -85,6 +86,7 @@ def set_override(session: Session, actor: Principal | str, scope: str, *, reques
     detail = {"scope": scope, "requests": requests, "tokens": tokens, "won": won,
               "until": until.isoformat() if until else None, "note": note[:200]}
     _audit(session, actor, "budget.override", target, detail)
+    changes.announce(session, changes.BUDGETS)
     return detail
 
 
@@ -95,6 +97,7 @@ def clear_override(session: Session, actor: Principal | str, scope: str) -> None
     if session.execute(delete(BudgetOverride).where(BudgetOverride.scope == scope)).rowcount == 0:
         raise NotFound("이 대상에는 조정된 예산이 없습니다.", f"no override for {scope}")
     _audit(session, actor, "budget.override_cleared", target, {"scope": scope})
+    changes.announce(session, changes.BUDGETS)
 
 
 def _audit(session: Session, actor: Principal | str, action: str, target: Target, detail: dict) -> None:

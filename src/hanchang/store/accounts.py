@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from hanchang.core.permissions import may_hold_role
 from hanchang.core.principal import Principal, Role
+from hanchang.store import changes
 from hanchang.store.tables import Agency, ApiKey, User, utcnow
 
 KEY_PREFIX = "hc"
@@ -165,6 +166,7 @@ def revoke_key(session: Session, key_id_or_prefix: str) -> ApiKey:
         raise AccountError(f"no API key with id or prefix '{key_id_or_prefix}' (see: hanchang keys list)")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
+        changes.announce(session, changes.KEYS)  # every server drops its cached principals on commit
     return key
 
 
