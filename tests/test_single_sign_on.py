@@ -118,6 +118,18 @@ def test_roles_map_and_existing_accounts_are_linked(sso):
     assert [r.user_name for r in records(platform, "identities.link")] == ["hong"]
 
 
+def test_a_privileged_account_is_not_linked_by_name_alone(sso):
+    """The provider calls someone 'kim.sso' and grants a plain user: an existing agency admin of
+    that name is not handed over."""
+    platform, browser = sso
+    with platform.db.session() as session:
+        accounts.create_user(session, "MOIS", "kim.sso", Role.AGENCY_ADMIN, "correct-horse-7")
+    page = sign_in_at_provider(browser, platform, "kim.sso")
+    assert "이름만으로" in page.inner_text("#login-error")
+    with platform.db.session() as session:
+        assert session.scalar(select(UserIdentity)) is None
+
+
 def test_a_user_of_an_unknown_agency_is_told_why(sso):
     platform, browser = sso
     page = sign_in_at_provider(browser, platform, "nowhere")

@@ -204,6 +204,14 @@ def _sign_on(db, config: OidcConfig, claims: dict[str, Any], id_token: str) -> S
                                     "관리자에게 문의하세요.", f"agency {agency_code!r} is not on this platform")
             user = session.scalar(select(User).where(User.agency_id == agency.id, User.name == name)) \
                 if config.link_by_username else None
+            granted = role or Role.USER
+            if user is not None and ROLE_STRENGTH[Role(user.role)] > ROLE_STRENGTH[granted]:
+                # A name is not proof enough for more than the provider grants: never hand an admin
+                # account to whoever the provider calls by that name.
+                raise SignOnRefused(f"'{name}' 계정은 {Role(user.role).value} 권한이라 이름만으로 기관 "
+                                    "로그인에 연결하지 않습니다. 관리자에게 문의하세요.",
+                                    f"the account {name!r} holds {user.role}, more than the provider grants "
+                                    f"({granted.value}); it is not linked by name")
             if user is None:
                 if not config.create_users:
                     raise SignOnRefused("한창 계정이 아직 없습니다. 관리자에게 계정 생성을 요청하세요.",
