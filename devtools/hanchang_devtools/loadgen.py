@@ -40,6 +40,8 @@ class LoadResult:
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
     status_line = await reader.readline()
+    if not status_line:  # the server closed the connection (e.g. its worker was killed)
+        raise ConnectionError("connection closed before an answer")
     status = int(status_line.split()[1])
     length = None
     chunked = False
