@@ -72,6 +72,15 @@ def s_response(platform) -> str:
     return made.json()["id"]
 
 
+def mcp_tool(platform, tool: str, arguments: dict):
+    """An MCP client's tool call to Hanchang's /mcp, as an httpx-like response (200, or 400 when
+    the tool refused)."""
+    from test_mcp import call
+
+    result, refused = call(platform, platform.key, tool, arguments)
+    return httpx.Response(400 if refused else 200, json={"result": result, "refused": refused})
+
+
 def v1(platform, body, path="/chat/completions"):
     return httpx.post(platform.v1 + path, headers=platform.headers(), timeout=30, json=body)
 
@@ -118,6 +127,12 @@ PATHS = {
                                                         "/responses"),
     "responses continuing an S response": lambda p: v1(p, {"model": "outside", "input": "이어서 요약해 주세요",
                                                            "previous_response_id": s_response(p)}, "/responses"),
+    "MCP ask grounded on S, outside model": lambda p: mcp_tool(p, "ask", {
+        "question": ASK[0]["content"], "knowledge_bases": [str(p.secret)], "model": "outside"}),
+    "MCP ask grounded on S, default model": lambda p: mcp_tool(p, "ask", {
+        "question": ASK[0]["content"], "knowledge_bases": [str(p.secret)]}),
+    "MCP service declared S": lambda p: mcp_tool(p, "use_service", {
+        "service": "summarize", "inputs": {"text": S_TEXT}, "data_grade": "S", "model": "outside"}),
     "upload labelled O into S (embedding)": lambda p: httpx.post(
         f"{p.url}/api/collections/{p.secret}/documents", headers=p.headers(p.admin_key), timeout=30,
         data={"grade": "O"}, files=[("files", ("또.txt", S_TEXT.encode()))]),
@@ -126,7 +141,8 @@ PATHS = {
 }
 
 
-ANSWERED_INSIDE = {name for name in PATHS if not name.startswith(("embeddings", "upload", "search"))}
+# Paths answered by a model inside when reroute is on (MCP `use_service` above O is refused before any model).
+ANSWERED_INSIDE = {name for name in PATHS if not name.startswith(("embeddings", "upload", "search", "MCP service"))}
 
 
 @pytest.mark.parametrize("path", list(PATHS))
