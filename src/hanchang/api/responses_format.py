@@ -122,10 +122,9 @@ def chat_body(body: ResponsesRequest, history: list[dict[str, Any]]) -> tuple[di
 
 
 # -- response -----------------------------------------------------------------------------------
-def message_item(text: str, item_id: str, status: str = "completed") -> dict[str, Any]:
-    return {"type": "message", "id": item_id, "status": status, "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}] if text or
-            status == "completed" else []}
+def message_item(text: str, item_id: str) -> dict[str, Any]:
+    return {"type": "message", "id": item_id, "status": "completed", "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}
 
 
 def call_item(call: dict[str, Any], item_id: str, status: str = "completed") -> dict[str, Any]:
@@ -220,13 +219,11 @@ class EventWriter:
             delta = choice.get("delta") or {}
             if text := delta.get("content"):
                 if self._text_item is None:
-                    self._text_item = message_item("", new_id("msg"), status="in_progress")
+                    self._text_item = {**message_item("", new_id("msg")), "status": "in_progress"}
                     self.items.append(self._text_item)
                     index = len(self.items) - 1
                     out.append(self._event("response.output_item.added", output_index=index,
-                                           item=message_item("", self._text_item["id"], "in_progress")))
-                    self._text_item["content"] = [{"type": "output_text", "text": "", "annotations": [],
-                                                   "logprobs": []}]
+                                           item={**self._text_item, "content": []}))
                     out.append(self._event("response.content_part.added", item_id=self._text_item["id"],
                                            output_index=index, content_index=0,
                                            part={"type": "output_text", "text": "", "annotations": []}))

@@ -25,6 +25,7 @@ KEYS = "keys"  # API keys revoked, users' roles changed: cached principals are s
 BUDGETS = "budgets"  # budget overrides set or cleared
 TOPICS = (KEYS, BUDGETS)
 RECONNECT_S = 2.0
+POLL_S = 0.25  # how long a wait for notifications lasts: the bound on how long stopping takes
 
 
 def announce(session: Session, topic: str) -> None:
@@ -81,7 +82,7 @@ class ChangeListener:
                         for topic in self._handlers:
                             self._dispatch(topic)
                     while not self._stopping.is_set():
-                        for notice in connection.notifies(timeout=1.0):
+                        for notice in connection.notifies(timeout=POLL_S):
                             self._dispatch(notice.payload)
             except Exception as exc:  # the database restarted or the network dropped: listen again
                 if self._stopping.is_set():
