@@ -254,6 +254,9 @@ class KnowledgeConfig(_Strict):
     # An embedding model (kind: embedding) for hybrid retrieval; BM25 alone when unset.
     embedding_model: str | None = None
     top_k: int = Field(default=5, ge=1, le=20)
+    # Where retrieval runs: "auto" = inside PostgreSQL when the database is PostgreSQL (one index
+    # every host shares), embedded files under HANCHANG_HOME on SQLite; or force either.
+    index: Literal["auto", "embedded", "postgres"] = "auto"
 
 
 class CustomServiceConfig(_Strict):

@@ -75,8 +75,8 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
     try:
         # Embeddings (ingest and query) go through this same gateway: policy, guard, usage, audit.
         embedder = gateway_embedder(settings, gateway, asyncio.get_running_loop())
-        platform = Platform(settings, db, gateway, IndexStore(settings.home, db), embedder, services,
-                            recorder, int(time.time()))
+        indexes = IndexStore(settings.home, db, settings.knowledge.index)
+        platform = Platform(settings, db, gateway, indexes, embedder, services, recorder, int(time.time()))
         if warm_models:
             await gateway.warm_up()
         yield platform

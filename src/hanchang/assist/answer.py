@@ -29,7 +29,7 @@ from hanchang.core.grades import Grade
 from hanchang.core.policy import GradedItem
 from hanchang.core.principal import Principal
 from hanchang.core.text import last_user_text, message_text
-from hanchang.gateway.errors import ClientClosed, GatewayError, UpstreamUnavailable
+from hanchang.gateway.errors import ClientClosed, GatewayError, RecordUnavailable, UpstreamUnavailable
 from hanchang.gateway.router import Call, StreamStart
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.embedder import acting
@@ -140,7 +140,7 @@ async def complete(platform: Platform, principal: Principal, request: AnswerRequ
     prepared = await prepare(platform, principal, request)
     call = prepared.call
     if prepared.unanswerable:
-        platform.gateway.record_unanswered(call, "no_sources")
+        await platform.gateway.record_unanswered(call, "no_sources")
         model = platform.gateway.registry.requested(call.body.get("model"))
         return Completion(qa.no_sources_completion(model, call.request_id), call, [], no_sources=True)
     result = await platform.gateway.chat(call)
@@ -206,7 +206,7 @@ class AnswerStream:
         gateway, start, call = self._platform.gateway, self._start, self.call
         counts: dict[str, Any] | None = None
         error: GatewayError | None = None
-        finished = False
+        recorded = False
         text = ""
         last: dict[str, Any] = start.first
         try:
@@ -220,25 +220,32 @@ class AnswerStream:
                     text += piece
                     last = chunk
                     yield Piece(chunk, piece)
-                finished = True
             except GatewayError as exc:
                 error = exc
             except Exception:  # a bug or a broken upstream mid-stream: the caller gets a clean error
                 log.exception("stream from %s failed", start.model.name)
                 error = UpstreamUnavailable(f"Model '{start.model.name}' failed mid-stream.")
-            if error is not None:
-                yield Failed(error, text)
-                return
-            estimated = counts is None
-            if estimated:
-                counts = _estimate(call, text)
-            yield Finished(counts, estimated, text, last)
-        finally:
-            if error is None and not finished:  # the caller pressed stop or went away
-                error = ClientClosed()
-            with anyio.CancelScope(shield=True):  # a disconnect cancels us: still record it
+            if error is None:
+                estimated = counts is None
+                if estimated:
+                    counts = _estimate(call, text)
                 await start.rest.aclose()
-                await gateway.finish_stream(call, counts, error)
+                recorded = True  # from here on the gateway has the call, however recording ends
+                try:  # the closing bytes go out only once the records have committed
+                    await gateway.finish_stream(call, counts, None)
+                except RecordUnavailable as exc:
+                    error = exc
+                else:
+                    yield Finished(counts, estimated, text, last)
+                    return
+            yield Failed(error, text)
+        finally:
+            if not recorded:
+                if error is None:  # the caller pressed stop or went away
+                    error = ClientClosed()
+                with anyio.CancelScope(shield=True):  # a disconnect cancels us: still record it
+                    await start.rest.aclose()
+                    await gateway.finish_stream(call, counts, error)
 
 
 async def open_stream(platform: Platform, principal: Principal, request: AnswerRequest) -> AnswerStream:
@@ -248,7 +255,7 @@ async def open_stream(platform: Platform, principal: Principal, request: AnswerR
     prepared = await prepare(platform, principal, request)
     call = prepared.call
     if prepared.unanswerable:
-        platform.gateway.record_unanswered(call, "no_sources")
+        await platform.gateway.record_unanswered(call, "no_sources")
         model = platform.gateway.registry.requested(call.body.get("model"))
         return AnswerStream(call, [], model, platform, None)
     start = await platform.gateway.start_stream(call)

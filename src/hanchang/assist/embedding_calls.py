@@ -2,8 +2,8 @@
 
 `GatewayEmbeddings` runs each call on the gateway's event loop from a worker thread and turns a
 refusal (grade, personal data, uninspectable input) into `EmbeddingRefused`. The server uses its
-own gateway; the command line starts one of its own (`command_line_embedder`) whose usage rows
-and audit records are written when it closes.
+own gateway; the command line starts one of its own (`command_line_embedder`), with its own
+recorder.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class GatewayEmbeddings:
                  endpoint: str) -> dict[str, Any]:
         if self.loop.is_running() and threading.get_ident() == getattr(self.loop, "_thread_id", None):
             raise RuntimeError("embeddings are computed from a worker thread, never on the event loop")
-        call = Call(principal or SYSTEM, endpoint, body, grade=grade)
+        call = Call(principal or SYSTEM, endpoint, body, grade=grade, await_records=False)
         future = asyncio.run_coroutine_threadsafe(self.gateway.embeddings(call), self.loop)
         try:
             return future.result()
@@ -70,13 +70,18 @@ def command_line_embedder(settings, db) -> Iterator[Embedder | None]:
     runner = threading.Thread(target=loop.run_forever, name="cli-gateway", daemon=True)
     runner.start()
     recorder = Recorder(db)
+
+    async def start_recorder() -> None:
+        recorder.start()
+
+    asyncio.run_coroutine_threadsafe(start_recorder(), loop).result()
     gateway = Gateway(ModelRegistry(settings.model_specs(), settings.default_model), InProcessLimiter(),
                       settings.limits, recorder, settings.policy, settings.pii)
     try:
         operator = Principal(None, f"cli:{_user()}", None, None, Role.PLATFORM_ADMIN)  # type: ignore[arg-type]
         yield Embedder(spec, GatewayEmbeddings(gateway, loop), operator)
     finally:
-        asyncio.run_coroutine_threadsafe(recorder.flush(), loop).result()
+        asyncio.run_coroutine_threadsafe(recorder.aclose(), loop).result()
         asyncio.run_coroutine_threadsafe(gateway.aclose(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         runner.join(timeout=10)

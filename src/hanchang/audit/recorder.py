@@ -1,6 +1,11 @@
-"""Writes usage rows and audit records in small batches, off the request path.
+"""Writes usage rows and audit records by group commit.
 
-A batch is one transaction: every row of it lands, or none does and it is retried.
+`record` queues a call's usage row and audit record and returns a future that completes when the
+transaction holding them has committed; the gateway releases an answer's last bytes only then, so
+an answered call always has its records, even if the process is killed right after. Whatever
+arrives while one transaction is being written goes into the next one, so under load a
+transaction carries many calls and at rest each call gets its own. A batch is one transaction:
+every row of it lands, or none does and it is retried.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ CHECKPOINT_EVERY_S = 600.0
 class Recorder:
     """Buffers usage rows and audit entries; writes each batch in one transaction."""
 
-    def __init__(self, db: Database, flush_interval_s: float = 0.25, batch_size: int = 500,
+    def __init__(self, db: Database, flush_interval_s: float = 1.0,
                  checkpoints: CheckpointBook | None = None, checkpoint_every_s: float = CHECKPOINT_EVERY_S):
         self._db = db
         self._checkpoints = checkpoints
@@ -38,32 +43,48 @@ class Recorder:
         self._audit: list[AuditEntry] = []
         self._key_use: dict[int, datetime] = {}
         self._interval = flush_interval_s
-        self._batch_size = batch_size
+        self._committed: asyncio.Future | None = None  # done when the queued rows have committed
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
 
-    def record(self, usage: Usage, audit: AuditEntry | None = None) -> None:
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def record(self, usage: Usage, audit: AuditEntry | None = None) -> asyncio.Future:
+        """Queue one call's records; the returned future is done once they have committed (or
+        fails if this recorder closed without writing them)."""
         self._rows.append(vars(usage).copy())  # flat fields: a shallow copy is enough
         if audit is not None:
             self._audit.append(audit)
         if usage.api_key_id is not None:
             self._key_use[usage.api_key_id] = usage.created_at
-        if len(self._rows) >= self._batch_size:
-            self._wake.set()
+        self._wake.set()
+        return self._pending()
+
+    def _pending(self) -> asyncio.Future:
+        if self._committed is None or self._committed.done():
+            self._committed = asyncio.get_running_loop().create_future()
+        return self._committed
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="usage-recorder")
 
     async def _run(self) -> None:
+        failures = 0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:  # keep serving; the rows stay buffered for the next try
+                failures = 0
+            except Exception:  # keep serving; the rows stay queued for the next try
+                failures += 1
                 log.exception("could not write usage records; will retry")
+                await asyncio.sleep(min(0.05 * 2 ** failures, self._interval))
+                self._wake.set()
 
     async def flush(self) -> None:
         async with self._lock:
@@ -72,6 +93,7 @@ class Recorder:
             rows, self._rows = self._rows, []
             audit, self._audit = self._audit, []
             key_use, self._key_use = self._key_use, {}
+            committed, self._committed = self._committed, None
             try:
                 await asyncio.to_thread(self._write, rows, audit, key_use)
             except Exception:
@@ -79,7 +101,11 @@ class Recorder:
                 self._audit[:0] = audit
                 for key_id, when in key_use.items():
                     self._key_use.setdefault(key_id, when)
+                if committed is not None:  # its waiters now wait for the retry
+                    _chain(self._pending(), committed)
                 raise
+            if committed is not None and not committed.done():
+                committed.set_result(None)
 
     def _write(self, rows: list[dict], audit: list[AuditEntry], key_use: dict[int, datetime]) -> None:
         with self._db.session() as session:
@@ -106,5 +132,26 @@ class Recorder:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception:
+            if self._committed is not None and not self._committed.done():
+                self._committed.set_exception(RecordsNotWritten())
+            raise
         await asyncio.to_thread(self.checkpoint)
+
+
+class RecordsNotWritten(Exception):
+    """The recorder stopped before these records could be committed."""
+
+
+def _chain(later: asyncio.Future, earlier: asyncio.Future) -> None:
+    """Complete `earlier` the way `later` completes."""
+    def copy(done: asyncio.Future) -> None:
+        if earlier.done():
+            return
+        if done.cancelled() or done.exception() is not None:
+            earlier.set_exception(done.exception() if not done.cancelled() else RecordsNotWritten())
+        else:
+            earlier.set_result(None)
+    later.add_done_callback(copy)

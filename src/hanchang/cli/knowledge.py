@@ -110,7 +110,7 @@ def ingest(
     except HanchangError as exc:
         raise fail(str(exc)) from None
     sources, _, _ = discover(paths)
-    store = IndexStore(settings.home, db)
+    store = IndexStore(settings.home, db, settings.knowledge.index)
     with command_line_embedder(settings, db) as embedder, \
             Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                      TextColumn("{task.fields[name]}"), console=err, transient=True) as bar:
@@ -142,7 +142,7 @@ def search(
     settings = settings_or_exit()
     db = open_database(settings)
     targets = [_collection(db, name, agency) for name in collection]
-    store = IndexStore(settings.home, db)
+    store = IndexStore(settings.home, db, settings.knowledge.index)
     day = _date(as_of, "--as-of")
     with command_line_embedder(settings, db) as embedder:
         _search(store, targets, query, queries, top_k, day, embedder, as_json)
@@ -185,7 +185,8 @@ def ingest_sample(settings: Settings, db: Database) -> None:
                                description="샘플 지식베이스: 공공부문 초거대 AI 관련 공개 문서 5건")
         target_id = target.id
     with command_line_embedder(settings, db) as embedder:
-        report = ingest_sources(db, IndexStore(settings.home, db), target_id, sample_sources(), embedder=embedder)
+        store = IndexStore(settings.home, db, settings.knowledge.index)
+        report = ingest_sources(db, store, target_id, sample_sources(), embedder=embedder)
     out.print(f"Sample knowledge base 샘플 지식베이스 '{SAMPLE_COLLECTION}': "
               f"{report.count('ingested', 'updated', 'unchanged')} documents ready")
 
@@ -248,5 +249,5 @@ def collections_delete(
     with db.session() as session:
         session.delete(session.get(Collection, target.id))
         audit_admin(session, "collections.delete", target.agency.code, collection=name)
-    IndexStore(settings.home, db).forget(target.id)
+    IndexStore(settings.home, db, settings.knowledge.index).forget(target.id)
     out.print(f"deleted collection '{name}'")

@@ -79,6 +79,16 @@ class LimiterUnavailable(GatewayError):
     message_ko_default = "사용량 확인 장치에 연결할 수 없어 요청을 처리하지 않았습니다. 관리자에게 알려 주세요."
 
 
+class RecordUnavailable(GatewayError):
+    """The call's usage row and audit record could not be committed: its answer is withheld
+    (fail closed: nothing is released that the audit trail does not hold). The records stay queued
+    and are written when the database is back."""
+
+    status, code, type = 503, "audit_unavailable", "server_error"
+    message_ko_default = ("감사 기록을 저장하지 못해 답변을 보내지 않았습니다. "
+                          "잠시 뒤 다시 시도하고, 계속되면 관리자에게 알려 주세요.")
+
+
 class UpstreamUnavailable(GatewayError):
     """Connect error, timeout or 5xx after retries: the next fallback may be tried."""
 

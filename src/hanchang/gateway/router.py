@@ -39,9 +39,11 @@ from hanchang.core.text import message_text
 from hanchang.gateway.backends import create_backend
 from hanchang.gateway.backends.base import Backend
 from hanchang.gateway.errors import (
+    ClientClosed,
     GatewayError,
     PersonalDataRefused,
     PolicyRefused,
+    RecordUnavailable,
     UninspectableInput,
     UnsendableRequest,
     UpstreamUnavailable,
@@ -61,6 +63,7 @@ from hanchang.guard.request_guard import (
 )
 
 log = logging.getLogger(__name__)
+RECORD_WAIT_S = 10.0  # how long an answer waits for its records to commit before it is withheld
 
 
 @dataclass
@@ -78,6 +81,10 @@ class Call:
     agent_id: int | None = None  # answered as an agent (업무 에이전트)
     agent_info: dict[str, Any] | None = None  # what the caller is told of it
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Answer only once the call's records have committed. Off for the platform's own embedding
+    # calls made inside an ingest transaction (on SQLite that transaction holds the write lock
+    # the records need); their records are written right after it.
+    await_records: bool = True
     started: float = field(default_factory=time.perf_counter)
     # Filled in on the way:
     effective: EffectiveGrade | None = None
@@ -329,7 +336,6 @@ class Gateway:
     async def _unary(self, call: Call, kind: str,
                      invoke: Callable[[ModelSpec], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         counts: dict[str, Any] = {}
-        error: GatewayError | None = None
         try:
             candidates = self.route(call, kind)
             await self.admit(call)
@@ -338,15 +344,17 @@ class Gateway:
             call.model_used = spec.name
             await self.spend(call, counts)
             result["model"] = spec.name
-            return result
         except GatewayError as exc:
-            error = exc
+            await self._recorded(call, counts, exc)
             raise
         except Exception:
-            error = GatewayError("internal error")
+            await self._recorded(call, counts, GatewayError("internal error"))
             raise
-        finally:
-            self._finish(call, counts, error)
+        except BaseException:  # cancelled: the caller went away before the answer
+            self._finish(call, counts, ClientClosed("client closed the request"))
+            raise
+        await self._recorded(call, counts, None)
+        return result
 
     async def _first_available(self, candidates: list[ModelSpec], invoke):
         problems: list[UpstreamUnavailable] = []
@@ -385,24 +393,47 @@ class Gateway:
                 return StreamStart(spec, first, stream)
             raise _none_available(problems, candidates)
         except GatewayError as exc:
-            self._finish(call, {}, exc)
+            await self._recorded(call, {}, exc)
             raise
 
     async def finish_stream(self, call: Call, counts: dict[str, Any] | None,
                             error: GatewayError | None) -> None:
+        """Record the stream's end. A stream that finished returns only once its records have
+        committed, so its last bytes are sent after them (raises `RecordUnavailable` if they
+        cannot be)."""
         if error is None and counts:
             self._learn_speed(call, counts)
         await self.spend(call, counts or {})
-        self._finish(call, counts or {}, error)
+        await self._recorded(call, counts or {}, error)
 
-    def record_unanswered(self, call: Call, outcome: str) -> None:
+    async def record_unanswered(self, call: Call, outcome: str) -> None:
         """A request answered without any model (e.g. no sources found): still one record."""
         call.effective = effective_grade(call.grade, call.items)
-        self._finish(call, {}, None, outcome)
+        await self._recorded(call, {}, None, outcome)
 
     # -- records ---------------------------------------------------------------------------
+    async def _recorded(self, call: Call, counts: dict[str, Any], error: GatewayError | None,
+                        outcome: str | None = None) -> None:
+        """Record the call and wait until its usage row and audit record have committed (group
+        commit, see `Recorder`): an answer is released only with its records in the database.
+        When they cannot be written in time an answer is withheld (`RecordUnavailable`); an
+        error already being returned stays that error."""
+        committed = self._finish(call, counts, error, outcome)
+        if committed is None or not call.await_records or not self.recorder or not self.recorder.running:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(committed), RECORD_WAIT_S)
+        except Exception as exc:
+            log.error("records of %s not committed within %.0f s: %s", call.request_id, RECORD_WAIT_S,
+                      type(exc).__name__)
+            if error is None:
+                raise RecordUnavailable("The call's usage and audit records could not be written, so "
+                                        "its answer was withheld. Try again shortly; tell the "
+                                        "administrator if this persists.") from exc
+
     def _finish(self, call: Call, counts: dict[str, Any], error: GatewayError | None,
-                outcome: str | None = None) -> None:
+                outcome: str | None = None) -> asyncio.Future | None:
+        """Queue the call's metrics, usage row and audit record; returns the commit's future."""
         p = call.principal
         status, code = (error.status, error.code) if error else (200, outcome)
         latency_s = time.perf_counter() - call.started
@@ -425,7 +456,7 @@ class Gateway:
         if call.guarded is not None and call.guarded.counts:
             metrics.observe_pii(call.guarded.counts, call.guarded.mode.value)
         if self.recorder is None:
-            return
+            return None
         usage = Usage(
             request_id=call.request_id, endpoint=call.endpoint, model_requested=requested,
             status=status, error_code=code, user_id=p.user_id, user_name=p.user_name,
@@ -454,7 +485,7 @@ class Gateway:
             prompt_encrypted=self.sealer.seal(p.agency_code, call.body.get("messages") or [])
             if self.sealer else None,
         )
-        self.recorder.record(usage, entry)
+        return self.recorder.record(usage, entry)
 
     async def aclose(self) -> None:
         for backend in self._backends.values():

@@ -3,8 +3,8 @@
 Built from analysed chunks (the DB keeps each chunk's Kiwi terms, so a rebuild never
 re-analyses), saved under HANCHANG_HOME/indexes/, memory-mapped on load. Each chunk carries
 the dates between which its document version is in force, so one index answers "today"
-and any past `as_of` date. A scale-out index (PostgreSQL full-text + pgvector, OpenSearch
-with Nori) implements the same `search` and `build` over the same inputs.
+and any past `as_of` date. On PostgreSQL the shared index (`shared_index.py`) implements the
+same protocol over postings in the database, with the same fields, weights and fusion.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ class Hit:
 
 
 class RetrievalIndex(Protocol):
-    """What search needs of a collection's index. `CollectionIndex` is the embedded one; a
-    PostgreSQL (full-text + pgvector) or OpenSearch (Nori) index implements the same."""
+    """What search needs of a collection's index: `CollectionIndex` (embedded, files under
+    HANCHANG_HOME) or `SharedCollectionIndex` (postings in PostgreSQL)."""
 
     chunk_ids: np.ndarray
     valid_from: np.ndarray
@@ -77,13 +77,23 @@ def _bm25(corpus: list[list[str]], k1: float, b: float) -> bm25s.BM25:
     return retriever
 
 
-def _top(scores: np.ndarray, k: int) -> list[int]:
+def top_positions(scores: np.ndarray, k: int) -> list[int]:
+    """The positions of the k highest positive scores, best first (ties: lower position first)."""
     positive = np.flatnonzero(scores > 0)
     if positive.size == 0:
         return []
     if positive.size > k:
         positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
     return list(positive[np.argsort(-scores[positive], kind="stable")])
+
+
+def fuse(rankings: list[list[int]], k: int) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion: the k best keys with their fused scores (ties: first seen first)."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, key in enumerate(ranking):
+            fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return sorted(fused.items(), key=lambda item: -item[1])[:k]
 
 
 class CollectionIndex:
@@ -134,16 +144,11 @@ class CollectionIndex:
             ids = retriever.get_tokens_ids(terms)
             if ids:
                 scores = retriever.get_scores_from_ids(ids, weight_mask=mask)
-                rankings.append(_top(np.asarray(scores), CANDIDATES))
+                rankings.append(top_positions(np.asarray(scores), CANDIDATES))
         if vector is not None and self.vectors is not None:
             query = vector.astype(np.float32) / (np.linalg.norm(vector) or 1)
-            rankings.append(_top((self.vectors @ query + 1.0) * mask, CANDIDATES))
-        fused: dict[int, float] = {}
-        for ranking in rankings:
-            for rank, position in enumerate(ranking):
-                fused[position] = fused.get(position, 0.0) + 1.0 / (RRF_K + rank + 1)
-        best = sorted(fused.items(), key=lambda item: -item[1])[:k]
-        return [Hit(int(self.chunk_ids[p]), score) for p, score in best]
+            rankings.append(top_positions((self.vectors @ query + 1.0) * mask, CANDIDATES))
+        return [Hit(int(self.chunk_ids[p]), score) for p, score in fuse(rankings, k)]
 
     # -- persistence ------------------------------------------------------------------
     def save(self, directory: Path) -> None:

@@ -1,8 +1,10 @@
-"""Where collection indexes live: on disk under HANCHANG_HOME/indexes, cached in memory.
+"""Where collection indexes live: embedded, on disk under HANCHANG_HOME/indexes and cached in
+memory (SQLite's default); or shared, as postings inside PostgreSQL (`shared_index.py`, the
+default there), which every host queries.
 
-The database is the source of truth; an index is a derived file tagged with the collection's
+The database is the source of truth; an index is derived and tagged with the collection's
 `index_generation`. A worker that finds a newer generation (another process ingested) loads
-it, or rebuilds it from the chunks' stored terms.
+it, or rebuilds it from the chunks' stored terms (shared: synchronises the postings).
 """
 
 from __future__ import annotations
@@ -14,17 +16,32 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from hanchang.core.versions import OPEN_END
+from hanchang.core.versions import OPEN_END, version_validity
 from hanchang.knowledge.index import CollectionIndex, IndexInput, RetrievalIndex
 from hanchang.knowledge.ingest import indexed_text
+from hanchang.knowledge.shared_index import SharedIndexStore
 from hanchang.store.db import Database
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion
 
+INDEX_KINDS = ("auto", "embedded", "postgres")
+
+
+def uses_shared_index(db: Database, kind: str = "auto") -> bool:
+    """`auto`: the shared index on PostgreSQL, the embedded one on SQLite."""
+    if kind not in INDEX_KINDS:
+        raise ValueError(f"knowledge.index must be one of {', '.join(INDEX_KINDS)}, not {kind!r}")
+    postgres = db.engine.dialect.name == "postgresql"
+    if kind == "postgres" and not postgres:
+        raise ValueError("knowledge.index 'postgres' needs a PostgreSQL database_url; use 'auto' or "
+                         "'embedded' with SQLite.")
+    return postgres and kind != "embedded"
+
 
 class IndexStore:
-    def __init__(self, home: Path, db: Database):
+    def __init__(self, home: Path, db: Database, kind: str = "auto"):
         self.root = home / "indexes"
         self.db = db
+        self.shared = SharedIndexStore(db) if uses_shared_index(db, kind) else None
         self._cache: dict[int, tuple[int, RetrievalIndex]] = {}
         self._locks: dict[int, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -33,6 +50,8 @@ class IndexStore:
         return self.root / f"c{collection_id}" / f"g{generation}"
 
     def get(self, collection: Collection) -> RetrievalIndex:
+        if self.shared is not None:
+            return self.shared.get(collection)
         cached = self._cache.get(collection.id)
         if cached and cached[0] == collection.index_generation:
             return cached[1]
@@ -51,7 +70,9 @@ class IndexStore:
         with self._guard:
             return self._locks.setdefault(collection_id, threading.RLock())
 
-    def rebuild(self, collection_id: int, generation: int) -> CollectionIndex:
+    def rebuild(self, collection_id: int, generation: int) -> RetrievalIndex:
+        if self.shared is not None:
+            return self.shared.rebuild(collection_id, generation)
         with self._lock_for(collection_id):  # one build of a collection at a time in this process
             index = CollectionIndex.build(self._inputs(collection_id))
             index.save(self._dir(collection_id, generation))
@@ -67,6 +88,8 @@ class IndexStore:
                 shutil.rmtree(child, ignore_errors=True)
 
     def forget(self, collection_id: int) -> None:
+        if self.shared is not None:
+            self.shared.forget(collection_id)
         self._cache.pop(collection_id, None)
         shutil.rmtree(self.root / f"c{collection_id}", ignore_errors=True)
 
@@ -78,7 +101,7 @@ class IndexStore:
                 .where(Document.collection_id == collection_id)
                 .order_by(DocumentVersion.document_id, DocumentVersion.number)
             ).all()
-            validity = _validity(versions)
+            validity = version_validity(versions)
             rows = session.execute(
                 select(Chunk.id, Chunk.version_id, Chunk.terms, Chunk.text, Chunk.section,
                        Chunk.embedding, Document.title)
@@ -92,19 +115,3 @@ class IndexStore:
                        np.frombuffer(row.embedding, dtype=np.float32) if row.embedding else None)
             for row in rows
         ]
-
-
-def _validity(versions) -> dict[int, tuple[int, int]]:
-    """Each version is in force from its date until the next version's date."""
-    out: dict[int, tuple[int, int]] = {}
-    by_document: dict[int, list] = {}
-    for version in versions:
-        by_document.setdefault(version.document_id, []).append(version)
-    for chain in by_document.values():
-        for current, following in zip(chain, [*chain[1:], None], strict=True):
-            start = current.effective_from.toordinal() if current.effective_from else 0
-            end = following.effective_from.toordinal() if following and following.effective_from \
-                else (start if following else OPEN_END)
-            out[current.id] = (start, max(start, end) if following else OPEN_END)
-    return out
-

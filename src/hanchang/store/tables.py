@@ -13,6 +13,8 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -225,6 +227,57 @@ class Chunk(Base):
     # Kiwi analysis, kept so an index can be rebuilt without analysing the text again.
     terms: Mapped[str] = mapped_column(Text, default="")
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+
+
+class SearchTerm(Base):
+    """A term of one field (1 morphemes+pairs, 2 character bigrams) of a collection's shared
+    index (PostgreSQL retrieval, knowledge/shared_index.py), with its document frequency."""
+
+    __tablename__ = "search_terms"
+    __table_args__ = (UniqueConstraint("collection_id", "field", "term", name="uq_search_terms"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    field: Mapped[int] = mapped_column(SmallInteger)
+    term: Mapped[str] = mapped_column(Text)
+    df: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SearchPosting(Base):
+    """One term in one chunk: its frequency there and the chunk's length in that field."""
+
+    __tablename__ = "search_postings"
+    __table_args__ = (PrimaryKeyConstraint("term_id", "chunk_id"), Index("ix_search_postings_chunk", "chunk_id"))
+
+    term_id: Mapped[int] = mapped_column(Integer)
+    chunk_id: Mapped[int] = mapped_column(Integer)
+    tf: Mapped[int] = mapped_column(SmallInteger)
+    dl: Mapped[int] = mapped_column(Integer)
+
+
+class SearchChunk(Base):
+    """A chunk the shared index holds: its version's validity and its field lengths. No foreign
+    key: the index finds chunks deleted since it last synchronised by comparing with `chunks`."""
+
+    __tablename__ = "search_chunks"
+    __table_args__ = (Index("ix_search_chunks_collection", "collection_id"),)
+
+    chunk_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    collection_id: Mapped[int] = mapped_column(Integer)
+    valid_from: Mapped[int] = mapped_column(Integer)
+    valid_to: Mapped[int] = mapped_column(Integer)
+    morph_len: Mapped[int] = mapped_column(Integer)
+    gram_len: Mapped[int] = mapped_column(Integer)
+
+
+class SearchCollection(Base):
+    """The generation of a collection the shared index reflects."""
+
+    __tablename__ = "search_collections"
+
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True,
+                                               autoincrement=False)
+    generation: Mapped[int] = mapped_column(Integer)
 
 
 class WebSession(Base):

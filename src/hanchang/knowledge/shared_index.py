@@ -1,0 +1,361 @@
+"""The shared retrieval index, inside PostgreSQL: every API host queries the same postings.
+
+The same two BM25 fields as the embedded index (`index.py`: Kiwi morphemes with adjacent pairs,
+k1 0.9 b 0.4; character bigrams, k1 1.2 b 0.75; Lucene's idf), fused by the same reciprocal-rank
+rule, so a collection ranks alike on either. Postings (term, chunk, tf, chunk length) live in
+`search_postings`, document frequencies in `search_terms`, each chunk's validity and lengths in
+`search_chunks`.
+
+Synchronising: the database's chunks are the truth, `collections.index_generation` says when
+they changed. `sync` brings the postings to the current generation in one transaction, under a
+per-collection advisory lock, adding the chunks that are new and removing the ones that are
+gone (document frequencies adjusted by the same amounts), and updating validity when versions
+changed. The host that ingested syncs right after its commit; any host that searches a
+collection whose generation is ahead syncs first (or waits on the lock for the one that is),
+so a document ingested anywhere is found everywhere at once.
+
+Scoring: a field's top candidates are computed exactly with MaxScore pruning — the query's terms
+are read rarest first, and once the k-th best partial score exceeds what all unread terms
+together could still add, the long lists of common terms (frequent character bigrams) are read
+only for the chunks that can still make the top k.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date
+
+import numpy as np
+from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from hanchang.core.versions import OPEN_END, day_number, in_force, version_validity
+from hanchang.knowledge.analysis import char_bigrams, with_pairs
+from hanchang.knowledge.index import CANDIDATES, Hit, fuse, top_positions
+from hanchang.knowledge.ingest import indexed_text
+from hanchang.store.db import Database
+from hanchang.store.tables import (
+    Chunk,
+    Collection,
+    Document,
+    DocumentVersion,
+    SearchChunk,
+    SearchCollection,
+    SearchPosting,
+    SearchTerm,
+)
+
+MORPH, GRAMS = 1, 2
+PARAMS = {MORPH: (0.9, 0.4), GRAMS: (1.2, 0.75)}  # k1, b: as the embedded index
+LOCK_CLASS = 0x4843  # pg_advisory_xact_lock(class, collection id): one sync of a collection at a time
+FETCH_ROWS = 20_000  # postings read in one round before the pruning bound is checked again
+ADD_BATCH = 2_000  # chunks analysed and written per round of a sync
+
+def idf(n: int, df: int) -> float:
+    """Lucene's idf, as bm25s computes it."""
+    return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+class SharedCollectionIndex:
+    """One collection's view of the shared index, as of one generation (`RetrievalIndex`)."""
+
+    def __init__(self, db: Database, collection_id: int, chunk_ids: np.ndarray, valid_from: np.ndarray,
+                 valid_to: np.ndarray, totals: dict[int, int], vectors: np.ndarray | None):
+        self.db = db
+        self.collection_id = collection_id
+        self.chunk_ids = chunk_ids
+        self.valid_from = valid_from
+        self.valid_to = valid_to
+        self.vectors = vectors
+        n = len(chunk_ids)
+        self._avgdl = {field: (totals[field] / n if n else 1.0) or 1.0 for field in PARAMS}
+        self._position = {int(c): i for i, c in enumerate(chunk_ids.tolist())}
+        self._out_of_force: dict[int, set[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self.chunk_ids)
+
+    @classmethod
+    def load(cls, db: Database, collection_id: int) -> SharedCollectionIndex:
+        with db.session() as session:
+            rows = session.execute(
+                select(SearchChunk.chunk_id, SearchChunk.valid_from, SearchChunk.valid_to,
+                       SearchChunk.morph_len, SearchChunk.gram_len)
+                .where(SearchChunk.collection_id == collection_id).order_by(SearchChunk.chunk_id)).all()
+            vectors = _vectors(session, collection_id, [r.chunk_id for r in rows])
+        columns = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
+        ids, starts, ends, morph, grams = (np.array(c, dtype=np.int64) for c in columns)
+        return cls(db, collection_id, ids, starts, ends, {MORPH: int(morph.sum()), GRAMS: int(grams.sum())},
+                   vectors)
+
+    # -- validity ------------------------------------------------------------------------------
+    def in_force_ids(self, day: int) -> set[int]:
+        return {int(c) for c in self.chunk_ids[in_force(self.valid_from, self.valid_to, day)]}
+
+    def valid_until(self, chunk_ids: set[int]) -> dict[int, int]:
+        return {c: int(self.valid_to[self._position[c]]) for c in chunk_ids if c in self._position}
+
+    def _excluded(self, day: int) -> set[int]:
+        """The chunks not in force on `day` (few: superseded and not-yet-effective versions)."""
+        excluded = self._out_of_force.get(day)
+        if excluded is None:
+            mask = ~in_force(self.valid_from, self.valid_to, day)
+            excluded = self._out_of_force[day] = {int(c) for c in self.chunk_ids[mask]}
+            if len(self._out_of_force) > 8:
+                self._out_of_force.pop(next(iter(self._out_of_force)))
+        return excluded
+
+    # -- search --------------------------------------------------------------------------------
+    def search(self, morphemes: list[str], text: str, k: int, as_of: date | None = None,
+               vector: np.ndarray | None = None) -> list[Hit]:
+        if not len(self):
+            return []
+        excluded = self._excluded(day_number(as_of))
+        rankings: list[list[int]] = []
+        with self.db.session() as session:
+            for field, terms in ((MORPH, with_pairs(morphemes)), (GRAMS, char_bigrams(text))):
+                ranking = self._field_top(session, field, terms, excluded)
+                if ranking is not None:
+                    rankings.append(ranking)
+        if vector is not None and self.vectors is not None:
+            query = vector.astype(np.float32) / (np.linalg.norm(vector) or 1)
+            mask = in_force(self.valid_from, self.valid_to, day_number(as_of)).astype(np.float32)
+            positions = top_positions((self.vectors @ query + 1.0) * mask, CANDIDATES)
+            rankings.append([int(self.chunk_ids[p]) for p in positions])
+        return [Hit(chunk_id, score) for chunk_id, score in fuse(rankings, k)]
+
+    def _field_top(self, session: Session, field: int, terms: list[str], excluded: set[int]) -> list[int] | None:
+        """The field's best CANDIDATES chunk ids (score order, then chunk order), or None when no
+        query term occurs in the collection (the field then takes no part, as in bm25s)."""
+        wanted = Counter(terms)
+        known = session.execute(
+            select(SearchTerm.id, SearchTerm.term, SearchTerm.df)
+            .where(SearchTerm.collection_id == self.collection_id, SearchTerm.field == field,
+                   SearchTerm.term.in_(list(wanted)), SearchTerm.df > 0)).all()
+        if not known:
+            return None
+        n = len(self)
+        k1, b = PARAMS[field]
+        avgdl = self._avgdl[field]
+        # Each term's most it can add to a chunk's score (BM25's tf part is below 1).
+        weight = {row.id: wanted[row.term] * idf(n, row.df) for row in known}
+        order = sorted(known, key=lambda row: (row.df, row.id))  # rarest first
+        remaining = sum(weight.values())
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        scores: dict[int, float] = {}
+        kth = 0.0
+        i = 0
+        while i < len(order):
+            batch, rows = [], 0
+            while i < len(order) and (not batch or rows + order[i].df <= FETCH_ROWS):
+                batch.append(order[i].id)
+                rows += order[i].df
+                i += 1
+            parts.append(self._contributions(session, batch, weight, k1, b, avgdl))
+            remaining -= sum(weight[t] for t in batch)
+            scores = _sum(parts, excluded)
+            kth = _kth(scores, CANDIDATES)
+            if len(scores) >= CANDIDATES and kth > remaining + 1e-9:
+                break
+        rest = [row.id for row in order[i:]]
+        if rest:  # only chunks that can still reach the top need the common terms' postings
+            hopeful = [c for c, s in scores.items() if s + remaining >= kth]
+            if hopeful:
+                parts.append(self._contributions(session, rest, weight, k1, b, avgdl, hopeful))
+                scores = _sum(parts, excluded)
+        ranked = sorted(((s, c) for c, s in scores.items() if s > 0), key=lambda item: (-item[0], item[1]))
+        return [c for _, c in ranked[:CANDIDATES]]
+
+    def _contributions(self, session: Session, term_ids: list[int], weight: dict[int, float], k1: float,
+                       b: float, avgdl: float, chunks: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        query = ("SELECT term_id, chunk_id, tf, dl FROM search_postings WHERE term_id = ANY(%s)"
+                 + (" AND chunk_id = ANY(%s)" if chunks is not None else ""))
+        params = (term_ids, chunks) if chunks is not None else (term_ids,)
+        cursor = session.connection().connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(query, params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        if not rows:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        data = np.array(rows, dtype=np.float64)
+        w = np.array([weight[int(t)] for t in data[:, 0]]) if len(term_ids) > 1 else weight[term_ids[0]]
+        tf, dl = data[:, 2], data[:, 3]
+        return data[:, 1].astype(np.int64), w * tf / (tf + k1 * (1 - b + b * dl / avgdl))
+
+
+def _sum(parts: list[tuple[np.ndarray, np.ndarray]], excluded: set[int]) -> dict[int, float]:
+    chunks = np.concatenate([p[0] for p in parts])
+    values = np.concatenate([p[1] for p in parts])
+    if not len(chunks):
+        return {}
+    ids, inverse = np.unique(chunks, return_inverse=True)
+    totals = np.bincount(inverse, weights=values)
+    scores = dict(zip(ids.tolist(), totals.tolist(), strict=True))
+    for chunk_id in excluded.intersection(scores) if excluded else ():
+        del scores[chunk_id]
+    return scores
+
+
+def _kth(scores: dict[int, float], k: int) -> float:
+    if len(scores) < k:
+        return 0.0
+    values = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
+    return float(np.partition(values, len(values) - k)[len(values) - k])
+
+
+def _vectors(session: Session, collection_id: int, chunk_ids: list[int]) -> np.ndarray | None:
+    """The chunks' embeddings, normalised, in chunk order (None unless every chunk has one)."""
+    has = session.scalar(select(func.count()).select_from(Chunk)
+                         .where(Chunk.collection_id == collection_id, Chunk.embedding.is_not(None)))
+    if not chunk_ids or has != len(chunk_ids):
+        return None
+    blobs = dict(session.execute(select(Chunk.id, Chunk.embedding).where(Chunk.collection_id == collection_id)).all())
+    if set(blobs) != set(chunk_ids):
+        return None
+    matrix = np.vstack([np.frombuffer(blobs[c], dtype=np.float32) for c in chunk_ids])
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+# -- keeping the postings in step with the chunks -------------------------------------------------
+def sync(db: Database, collection_id: int) -> bool:
+    """Bring the collection's postings to its current generation (one transaction). Returns
+    False when the collection no longer exists."""
+    with db.session() as session:
+        session.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": LOCK_CLASS, "k": collection_id})
+        generation = session.scalar(select(Collection.index_generation).where(Collection.id == collection_id))
+        if generation is None:
+            _clear(session, collection_id)
+            return False
+        done = session.scalar(select(SearchCollection.generation)
+                              .where(SearchCollection.collection_id == collection_id))
+        if done == generation:
+            return True
+        current = dict(session.execute(select(Chunk.id, Chunk.version_id)
+                                       .where(Chunk.collection_id == collection_id)).all())
+        held = {row.chunk_id: (row.valid_from, row.valid_to) for row in session.execute(
+            select(SearchChunk.chunk_id, SearchChunk.valid_from, SearchChunk.valid_to)
+            .where(SearchChunk.collection_id == collection_id))}
+        gone = [c for c in held if c not in current]
+        if gone:
+            _remove(session, gone)
+        versions = session.execute(
+            select(DocumentVersion.id, DocumentVersion.document_id, DocumentVersion.effective_from)
+            .join(Document, Document.id == DocumentVersion.document_id)
+            .where(Document.collection_id == collection_id)
+            .order_by(DocumentVersion.document_id, DocumentVersion.number)).all()
+        validity = version_validity(versions)
+        new = sorted(c for c in current if c not in held)
+        for start in range(0, len(new), ADD_BATCH):
+            _add(session, collection_id, new[start:start + ADD_BATCH], validity)
+        changed = [{"cid": c, "vf": span[0], "vt": span[1]}
+                   for c, version_id in current.items() if c in held
+                   and (span := validity.get(version_id, (0, OPEN_END))) != held[c]]
+        if changed:
+            table = SearchChunk.__table__
+            session.execute(update(table).where(table.c.chunk_id == bindparam("cid"))
+                            .values(valid_from=bindparam("vf"), valid_to=bindparam("vt")), changed)
+        session.execute(pg_insert(SearchCollection).values(collection_id=collection_id, generation=generation)
+                        .on_conflict_do_update(index_elements=[SearchCollection.collection_id],
+                                               set_={"generation": generation}))
+    return True
+
+
+def _add(session: Session, collection_id: int, chunk_ids: list[int], validity: dict[int, tuple[int, int]]) -> None:
+    rows = session.execute(
+        select(Chunk.id, Chunk.version_id, Chunk.terms, Chunk.text, Chunk.section, Document.title)
+        .join(Document, Document.id == Chunk.document_id).where(Chunk.id.in_(chunk_ids))).all()
+    postings: list[tuple[int, str, int, int, int]] = []  # field, term, chunk, tf, dl
+    chunks = []
+    for row in rows:
+        morph = with_pairs(row.terms.split())
+        grams = char_bigrams(indexed_text(row.title, row.section, row.text))
+        for field, terms in ((MORPH, morph), (GRAMS, grams)):
+            postings.extend((field, term, row.id, min(tf, 32767), len(terms)) for term, tf in Counter(terms).items())
+        valid_from, valid_to = validity.get(row.version_id, (0, OPEN_END))
+        chunks.append({"chunk_id": row.id, "collection_id": collection_id, "valid_from": valid_from,
+                       "valid_to": valid_to, "morph_len": len(morph), "gram_len": len(grams)})
+    if chunks:
+        session.execute(pg_insert(SearchChunk), chunks)
+    df = Counter((field, term) for field, term, *_ in postings)
+    ids = _term_ids(session, collection_id, df)
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    try:
+        with cursor.copy("COPY search_postings (term_id, chunk_id, tf, dl) FROM STDIN") as copy:
+            for field, term, chunk_id, tf, dl in postings:
+                copy.write_row((ids[field, term], chunk_id, tf, dl))
+    finally:
+        cursor.close()
+
+
+def _term_ids(session: Session, collection_id: int, df: Counter) -> dict[tuple[int, str], int]:
+    """Insert or count up the terms; their ids. Sorted, so concurrent writers lock in one order."""
+    ids: dict[tuple[int, str], int] = {}
+    items = sorted(df.items())
+    for start in range(0, len(items), 5_000):
+        values = [{"collection_id": collection_id, "field": field, "term": term, "df": count}
+                  for (field, term), count in items[start:start + 5_000]]
+        statement = pg_insert(SearchTerm).values(values)
+        statement = statement.on_conflict_do_update(
+            constraint="uq_search_terms", set_={"df": SearchTerm.df + statement.excluded.df}
+        ).returning(SearchTerm.id, SearchTerm.field, SearchTerm.term)
+        ids.update({(row.field, row.term): row.id for row in session.execute(statement)})
+    return ids
+
+
+def _remove(session: Session, chunk_ids: Iterable[int]) -> None:
+    chunk_ids = list(chunk_ids)
+    for start in range(0, len(chunk_ids), ADD_BATCH):
+        batch = chunk_ids[start:start + ADD_BATCH]
+        removed = session.execute(delete(SearchPosting).where(SearchPosting.chunk_id.in_(batch))
+                                  .returning(SearchPosting.term_id)).scalars().all()
+        counts = Counter(removed)
+        if counts:
+            terms = SearchTerm.__table__
+            session.execute(update(terms).where(terms.c.id == bindparam("tid")).values(df=terms.c.df - bindparam("n")),
+                            [{"tid": t, "n": n} for t, n in sorted(counts.items())])
+        session.execute(delete(SearchChunk).where(SearchChunk.chunk_id.in_(batch)))
+
+
+def _clear(session: Session, collection_id: int) -> None:
+    terms = select(SearchTerm.id).where(SearchTerm.collection_id == collection_id)
+    session.execute(delete(SearchPosting).where(SearchPosting.term_id.in_(terms)))
+    session.execute(delete(SearchTerm).where(SearchTerm.collection_id == collection_id))
+    session.execute(delete(SearchChunk).where(SearchChunk.collection_id == collection_id))
+    session.execute(delete(SearchCollection).where(SearchCollection.collection_id == collection_id))
+
+
+class SharedIndexStore:
+    """The shared index's side of `IndexStore`: per-process views cached by generation."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._cache: dict[int, tuple[int, SharedCollectionIndex]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, collection: Collection) -> SharedCollectionIndex:
+        cached = self._cache.get(collection.id)
+        if cached and cached[0] == collection.index_generation:
+            return cached[1]
+        return self.rebuild(collection.id, collection.index_generation)
+
+    def rebuild(self, collection_id: int, generation: int) -> SharedCollectionIndex:
+        sync(self.db, collection_id)
+        index = SharedCollectionIndex.load(self.db, collection_id)
+        with self._lock:
+            cached = self._cache.get(collection_id)
+            if cached is None or cached[0] <= generation:
+                self._cache[collection_id] = (generation, index)
+        return index
+
+    def forget(self, collection_id: int) -> None:
+        self._cache.pop(collection_id, None)
+        with self.db.session() as session:
+            session.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": LOCK_CLASS, "k": collection_id})
+            _clear(session, collection_id)

@@ -1,0 +1,63 @@
+"""The shared retrieval index on PostgreSQL (knowledge/shared_index.py): terms with document
+frequencies, postings, the chunks held with their validity and lengths, and the generation of
+each collection the index reflects. Created on SQLite too (unused there), so both databases
+share one schema.
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "search_terms",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("collection_id", sa.Integer, sa.ForeignKey("collections.id", ondelete="CASCADE"),
+                  nullable=False),
+        sa.Column("field", sa.SmallInteger, nullable=False),
+        sa.Column("term", sa.Text, nullable=False),
+        sa.Column("df", sa.Integer, nullable=False),
+        sa.UniqueConstraint("collection_id", "field", "term", name="uq_search_terms"),
+    )
+    op.create_table(
+        "search_postings",
+        sa.Column("term_id", sa.Integer, nullable=False),
+        sa.Column("chunk_id", sa.Integer, nullable=False),
+        sa.Column("tf", sa.SmallInteger, nullable=False),
+        sa.Column("dl", sa.Integer, nullable=False),
+        sa.PrimaryKeyConstraint("term_id", "chunk_id"),
+    )
+    op.create_index("ix_search_postings_chunk", "search_postings", ["chunk_id"])
+    op.create_table(
+        "search_chunks",
+        sa.Column("chunk_id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("collection_id", sa.Integer, nullable=False),
+        sa.Column("valid_from", sa.Integer, nullable=False),
+        sa.Column("valid_to", sa.Integer, nullable=False),
+        sa.Column("morph_len", sa.Integer, nullable=False),
+        sa.Column("gram_len", sa.Integer, nullable=False),
+    )
+    op.create_index("ix_search_chunks_collection", "search_chunks", ["collection_id"])
+    op.create_table(
+        "search_collections",
+        sa.Column("collection_id", sa.Integer, sa.ForeignKey("collections.id", ondelete="CASCADE"),
+                  primary_key=True, autoincrement=False),
+        sa.Column("generation", sa.Integer, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("search_collections")
+    op.drop_index("ix_search_chunks_collection", "search_chunks")
+    op.drop_table("search_chunks")
+    op.drop_index("ix_search_postings_chunk", "search_postings")
+    op.drop_table("search_postings")
+    op.drop_table("search_terms")
