@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import tempfile
 import time
+import uuid
 from pathlib import Path
+
+import psycopg
 
 from hanchang.config import load_settings
 from hanchang.knowledge import collections as kc
@@ -14,11 +18,29 @@ from hanchang.store import migrate
 from hanchang.store.db import Database
 
 
-def build_collection(folder: Path, name: str = "bench") -> tuple[IndexStore, object, dict]:
-    """Ingest every file under `folder` into a fresh collection; returns store, collection, timings."""
+def scratch_postgres(server_url: str) -> str:
+    """A new, empty database on the PostgreSQL server of `server_url`, dropped at exit; its URL."""
+    base, _, _ = server_url.rpartition("/")
+    name = f"hanchang_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    atexit.register(drop)
+    return f"{base}/{name}"
+
+
+def build_collection(folder: Path, name: str = "bench", postgres: str | None = None
+                     ) -> tuple[IndexStore, object, dict]:
+    """Ingest every file under `folder` into a fresh collection; returns store, collection, timings.
+    With `postgres` (a server URL) the collection lives in a scratch database there and is searched
+    through the shared index inside PostgreSQL; otherwise SQLite and the embedded index."""
     home = Path(tempfile.mkdtemp(prefix="hanchang-bench-"))
     settings = load_settings(home=home)
-    db = Database(f"sqlite:///{home / 'bench.db'}")
+    db = Database(scratch_postgres(postgres) if postgres else f"sqlite:///{home / 'bench.db'}")
     migrate.upgrade(db.engine)
     with db.session() as session:
         from hanchang.store.accounts import create_agency

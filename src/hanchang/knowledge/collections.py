@@ -8,7 +8,7 @@ change their own agency's collections; platform admins change any.
 from __future__ import annotations
 
 from sqlalchemy import Select, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from hanchang.core.errors import AlreadyExists, HanchangError, NotFound
 from hanchang.core.grades import Grade
@@ -91,6 +91,11 @@ def find_for_operator(session: Session, name: str, agency_code: str | None) -> C
 
 
 def touch(collection: Collection) -> None:
-    """Mark the collection changed: its index is rebuilt at the next search."""
-    collection.index_generation += 1
+    """Mark the collection changed: its index is rebuilt at the next search. Incremented in SQL
+    (not read-modify-write), so two transactions changing the collection at once get two
+    generations; the attribute reloads at the next read."""
+    collection.index_generation = Collection.index_generation + 1
     collection.updated_at = utcnow()
+    session = object_session(collection)
+    if session is not None:
+        session.flush()  # the UPDATE now, so a read of the attribute reloads the new number

@@ -295,18 +295,21 @@ def _add(session: Session, collection_id: int, chunk_ids: list[int], validity: d
 
 
 def _term_ids(session: Session, collection_id: int, df: Counter) -> dict[tuple[int, str], int]:
-    """Insert or count up the terms; their ids. Sorted, so concurrent writers lock in one order."""
-    ids: dict[tuple[int, str], int] = {}
+    """Insert or count up the terms (one statement over arrays); their ids. Sorted, so concurrent
+    writers take row locks in one order."""
     items = sorted(df.items())
-    for start in range(0, len(items), 5_000):
-        values = [{"collection_id": collection_id, "field": field, "term": term, "df": count}
-                  for (field, term), count in items[start:start + 5_000]]
-        statement = pg_insert(SearchTerm).values(values)
-        statement = statement.on_conflict_do_update(
-            constraint="uq_search_terms", set_={"df": SearchTerm.df + statement.excluded.df}
-        ).returning(SearchTerm.id, SearchTerm.field, SearchTerm.term)
-        ids.update({(row.field, row.term): row.id for row in session.execute(statement)})
-    return ids
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(
+            "INSERT INTO search_terms (collection_id, field, term, df) "
+            "SELECT %s, f, t, n FROM unnest(%s::smallint[], %s::text[], %s::int[]) AS x(f, t, n) "
+            "ORDER BY f, t "
+            "ON CONFLICT (collection_id, field, term) DO UPDATE SET df = search_terms.df + EXCLUDED.df "
+            "RETURNING id, field, term",
+            (collection_id, [f for (f, _), _ in items], [t for (_, t), _ in items], [n for _, n in items]))
+        return {(field, term): term_id for term_id, field, term in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 def _remove(session: Session, chunk_ids: Iterable[int]) -> None:
@@ -324,8 +327,9 @@ def _remove(session: Session, chunk_ids: Iterable[int]) -> None:
 
 
 def _clear(session: Session, collection_id: int) -> None:
-    terms = select(SearchTerm.id).where(SearchTerm.collection_id == collection_id)
-    session.execute(delete(SearchPosting).where(SearchPosting.term_id.in_(terms)))
+    # By chunk: the terms may already be gone with the collection (their foreign key cascades).
+    held = select(SearchChunk.chunk_id).where(SearchChunk.collection_id == collection_id)
+    session.execute(delete(SearchPosting).where(SearchPosting.chunk_id.in_(held)))
     session.execute(delete(SearchTerm).where(SearchTerm.collection_id == collection_id))
     session.execute(delete(SearchChunk).where(SearchChunk.collection_id == collection_id))
     session.execute(delete(SearchCollection).where(SearchCollection.collection_id == collection_id))
