@@ -98,14 +98,14 @@ def test_pruning_returns_what_scoring_every_posting_returns(postgres, monkeypatc
 
 
 def test_what_one_host_changes_every_host_finds_at_once(postgres, tmp_path):
-    settings, db = postgres
+    _, db = postgres
     host_a = IndexStore(tmp_path / "a", db)  # two API hosts: nothing shared but the database
     host_b = IndexStore(tmp_path / "b", db)
     with db.session() as session:
         collection_id = kc.create(session, "DEMO", "rules").id
     notice = tmp_path / "notice.txt"
-    notice.write_text("청사 출입 규정\n\n방문객은 안내데스크에서 임시 출입증을 받아야 합니다. 출입증은 당일 반납합니다.\n",
-                      encoding="utf-8")
+    notice.write_text("청사 출입 규정\n\n방문객은 안내데스크에서 임시 출입증을 받아야 합니다. "
+                      "출입증은 당일 반납합니다.\n", encoding="utf-8")
     ingest_sources(db, host_a, collection_id, [SourceFile(notice, "upload:notice.txt", "notice.txt")])
     assert found(host_b, db, collection_id, "임시 출입증 반납") == ["notice.txt"]
     assert (tmp_path / "b" / "indexes").exists() is False  # host B keeps nothing on its disk
@@ -143,7 +143,7 @@ def test_what_one_host_changes_every_host_finds_at_once(postgres, tmp_path):
 
 
 def test_concurrent_ingests_from_two_hosts_keep_one_consistent_index(postgres, tmp_path):
-    settings, db = postgres
+    _, db = postgres
     with db.session() as session:
         collection_id = kc.create(session, "DEMO", "shared").id
     files = sorted(SEEDS.glob("*"))

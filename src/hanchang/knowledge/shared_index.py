@@ -54,6 +54,7 @@ PARAMS = {MORPH: (0.9, 0.4), GRAMS: (1.2, 0.75)}  # k1, b: as the embedded index
 LOCK_CLASS = 0x4843  # pg_advisory_xact_lock(class, collection id): one sync of a collection at a time
 FETCH_ROWS = 20_000  # postings read in one round before the pruning bound is checked again
 ADD_BATCH = 2_000  # chunks analysed and written per round of a sync
+ANALYZE_AFTER = 50_000  # postings added by one sync after which the tables' statistics are refreshed
 
 def idf(n: int, df: int) -> float:
     """Lucene's idf, as bm25s computes it."""
@@ -146,7 +147,7 @@ class SharedCollectionIndex:
         order = sorted(known, key=lambda row: (row.df, row.id))  # rarest first
         remaining = sum(weight.values())
         parts: list[tuple[np.ndarray, np.ndarray]] = []
-        scores: dict[int, float] = {}
+        ids, totals = np.empty(0, dtype=np.int64), np.empty(0)
         kth = 0.0
         i = 0
         while i < len(order):
@@ -157,18 +158,20 @@ class SharedCollectionIndex:
                 i += 1
             parts.append(self._contributions(session, batch, weight, k1, b, avgdl))
             remaining -= sum(weight[t] for t in batch)
-            scores = _sum(parts, excluded)
-            kth = _kth(scores, CANDIDATES)
-            if len(scores) >= CANDIDATES and kth > remaining + 1e-9:
+            ids, totals = _sum(parts, excluded)
+            kth = _kth(totals, CANDIDATES)
+            if len(totals) >= CANDIDATES and kth > remaining + 1e-9:
                 break
         rest = [row.id for row in order[i:]]
         if rest:  # only chunks that can still reach the top need the common terms' postings
-            hopeful = [c for c, s in scores.items() if s + remaining >= kth]
-            if hopeful:
-                parts.append(self._contributions(session, rest, weight, k1, b, avgdl, hopeful))
-                scores = _sum(parts, excluded)
-        ranked = sorted(((s, c) for c, s in scores.items() if s > 0), key=lambda item: (-item[0], item[1]))
-        return [c for _, c in ranked[:CANDIDATES]]
+            hopeful = ids[totals + remaining >= kth]
+            if len(hopeful):
+                parts.append(self._contributions(session, rest, weight, k1, b, avgdl, hopeful.tolist()))
+                ids, totals = _sum(parts, excluded)
+        keep = totals > 0
+        ids, totals = ids[keep], totals[keep]
+        best = np.lexsort((ids, -totals))[:CANDIDATES]  # score, then chunk order (as bm25s's stable sort)
+        return ids[best].tolist()
 
     def _contributions(self, session: Session, term_ids: list[int], weight: dict[int, float], k1: float,
                        b: float, avgdl: float, chunks: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -184,29 +187,31 @@ class SharedCollectionIndex:
         if not rows:
             return np.empty(0, dtype=np.int64), np.empty(0)
         data = np.array(rows, dtype=np.float64)
-        w = np.array([weight[int(t)] for t in data[:, 0]]) if len(term_ids) > 1 else weight[term_ids[0]]
+        keys = np.array(sorted(term_ids), dtype=np.float64)
+        values = np.array([weight[t] for t in sorted(term_ids)])
+        w = values[np.searchsorted(keys, data[:, 0])]
         tf, dl = data[:, 2], data[:, 3]
         return data[:, 1].astype(np.int64), w * tf / (tf + k1 * (1 - b + b * dl / avgdl))
 
 
-def _sum(parts: list[tuple[np.ndarray, np.ndarray]], excluded: set[int]) -> dict[int, float]:
+def _sum(parts: list[tuple[np.ndarray, np.ndarray]], excluded: set[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Each chunk's summed score over the parts read so far (chunks not in force left out)."""
     chunks = np.concatenate([p[0] for p in parts])
     values = np.concatenate([p[1] for p in parts])
     if not len(chunks):
-        return {}
+        return chunks, values
     ids, inverse = np.unique(chunks, return_inverse=True)
     totals = np.bincount(inverse, weights=values)
-    scores = dict(zip(ids.tolist(), totals.tolist(), strict=True))
-    for chunk_id in excluded.intersection(scores) if excluded else ():
-        del scores[chunk_id]
-    return scores
+    if excluded:
+        keep = ~np.isin(ids, np.fromiter(excluded, dtype=np.int64, count=len(excluded)))
+        ids, totals = ids[keep], totals[keep]
+    return ids, totals
 
 
-def _kth(scores: dict[int, float], k: int) -> float:
-    if len(scores) < k:
+def _kth(totals: np.ndarray, k: int) -> float:
+    if len(totals) < k:
         return 0.0
-    values = np.fromiter(scores.values(), dtype=np.float64, count=len(scores))
-    return float(np.partition(values, len(values) - k)[len(values) - k])
+    return float(np.partition(totals, len(totals) - k)[len(totals) - k])
 
 
 def _vectors(session: Session, collection_id: int, chunk_ids: list[int]) -> np.ndarray | None:
@@ -252,8 +257,11 @@ def sync(db: Database, collection_id: int) -> bool:
             .order_by(DocumentVersion.document_id, DocumentVersion.number)).all()
         validity = version_validity(versions)
         new = sorted(c for c in current if c not in held)
-        for start in range(0, len(new), ADD_BATCH):
-            _add(session, collection_id, new[start:start + ADD_BATCH], validity)
+        added = sum(_add(session, collection_id, new[start:start + ADD_BATCH], validity)
+                    for start in range(0, len(new), ADD_BATCH))
+        if added >= ANALYZE_AFTER:  # fresh statistics, or the planner scans whole tables until autovacuum's turn
+            for table in ("search_terms", "search_postings", "search_chunks"):
+                session.execute(text(f"ANALYZE {table}"))
         changed = [{"cid": c, "vf": span[0], "vt": span[1]}
                    for c, version_id in current.items() if c in held
                    and (span := validity.get(version_id, (0, OPEN_END))) != held[c]]
@@ -267,7 +275,8 @@ def sync(db: Database, collection_id: int) -> bool:
     return True
 
 
-def _add(session: Session, collection_id: int, chunk_ids: list[int], validity: dict[int, tuple[int, int]]) -> None:
+def _add(session: Session, collection_id: int, chunk_ids: list[int], validity: dict[int, tuple[int, int]]) -> int:
+    """Index these chunks; returns the number of postings written."""
     rows = session.execute(
         select(Chunk.id, Chunk.version_id, Chunk.terms, Chunk.text, Chunk.section, Document.title)
         .join(Document, Document.id == Chunk.document_id).where(Chunk.id.in_(chunk_ids))).all()
@@ -292,6 +301,7 @@ def _add(session: Session, collection_id: int, chunk_ids: list[int], validity: d
                 copy.write_row((ids[field, term], chunk_id, tf, dl))
     finally:
         cursor.close()
+    return len(postings)
 
 
 def _term_ids(session: Session, collection_id: int, df: Counter) -> dict[tuple[int, str], int]:
