@@ -76,6 +76,16 @@ def test_the_shared_index_ranks_as_the_embedded_one(postgres):
         assert [r.score for r in ours] == pytest.approx([r.score for r in theirs])
     assert_frequencies_match_postings(db)
 
+    # Postings damaged (here: half deleted by hand): a reindex builds them again from the chunks.
+    before = [r.chunk_id for r in search(shared, [collection], QUERIES[0], top_k=10)]
+    with db.session() as session:
+        session.execute(text("DELETE FROM search_postings WHERE chunk_id % 2 = 0"))
+    assert [r.chunk_id for r in search(IndexStore(settings.home, db), [collection], QUERIES[0], top_k=10)] != before
+    rebuilt = shared.reindex(collection_id, collection.index_generation)
+    assert [r.chunk_id for r in search(shared, [collection], QUERIES[0], top_k=10)] == before
+    assert len(rebuilt) == len(embedded.get(collection))
+    assert_frequencies_match_postings(db)
+
 
 def test_pruning_returns_what_scoring_every_posting_returns(postgres, monkeypatch):
     settings, db = postgres

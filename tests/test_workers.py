@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,10 +17,13 @@ import httpx
 import pytest
 import yaml
 from hanchang_devtools.threaded_server import free_port
+from sqlalchemy import create_engine, select
 from typer.testing import CliRunner
 
-from conftest import default_models
+from conftest import default_models, start_upstream
 from hanchang.cli import app as cli
+from hanchang.store.db import normalise_url
+from hanchang.store.tables import AuditRecord, UsageRecord
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CLI = [sys.executable, "-m", "hanchang"]
@@ -54,6 +58,38 @@ def test_unsafe_worker_configurations_are_refused_with_the_reason(tmp_path, upst
     assert "Cannot serve with 2 workers" in done.stderr and reason in done.stderr, done.stderr
 
 
+def serve_workers(env: dict[str, str], workers: int) -> tuple[subprocess.Popen, str, int]:
+    """`hanchang serve --workers N` on a free port, once it answers /readyz."""
+    port = free_port()
+    server = subprocess.Popen([*CLI, "serve", "--workers", str(workers), "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return server, url, port
+        except httpx.HTTPError:
+            pass
+        assert server.poll() is None, server.stderr.read()[-2000:]
+        assert time.monotonic() < deadline, "workers did not start"
+        time.sleep(0.3)
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The uvicorn workers under `parent` (not multiprocessing's resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if ppid == parent and b"resource_tracker" not in command:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
 def test_two_workers_share_postgresql_and_redis(tmp_path, database_url, upstream):
     if not database_url.startswith("postgresql"):
         pytest.skip("several workers need PostgreSQL (set HANCHANG_TEST_DATABASE_URL)")
@@ -64,22 +100,8 @@ def test_two_workers_share_postgresql_and_redis(tmp_path, database_url, upstream
         subprocess.run([*CLI, *command], env=env, check=True, capture_output=True, timeout=120)
     key = subprocess.run([*CLI, "keys", "create", "--user", "kim", "--agency", "DEMO"], env=env, check=True,
                          capture_output=True, text=True, timeout=120).stdout.strip()
-    port = free_port()
-    server = subprocess.Popen([*CLI, "serve", "--workers", "2", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
+    server, url, port = serve_workers(env, 2)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None, server.stderr.read()[-2000:]
-            assert time.monotonic() < deadline, "workers did not start"
-            time.sleep(0.3)
-
         def ask(i: int) -> int:
             return httpx.post(url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=30,
                               json={"model": "internal-a", "messages": [{"role": "user", "content": f"질문 {i}"}],
@@ -105,3 +127,63 @@ def test_two_workers_share_postgresql_and_redis(tmp_path, database_url, upstream
     finally:
         for name in ("HANCHANG_HOME", "HANCHANG_CONFIG", "HANCHANG_DATABASE_URL"):
             os.environ.pop(name, None)
+
+
+def test_a_killed_worker_leaves_no_answered_call_unrecorded(tmp_path, database_url):
+    """SIGKILL one of two workers while 24 clients ask: every call that was answered (a JSON body,
+    or a stream through [DONE]) has its usage row and audit record; the other worker keeps serving."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several workers need PostgreSQL (set HANCHANG_TEST_DATABASE_URL)")
+    upstream = start_upstream(delay_s=0.05, chunk_delay_s=0.01)
+    config = {"models": default_models(upstream.base_url), "redis_url": REDIS_URL,
+              "redis_prefix": f"test-{uuid.uuid4().hex[:8]}", "limits": {"per_key": {"requests_per_minute": 0}}}
+    env = environment(tmp_path, config, database_url)
+    subprocess.run([*CLI, "users", "create", "--user", "kim", "--agency", "DEMO"], env=env, check=True,
+                   capture_output=True, timeout=120)
+    key = subprocess.run([*CLI, "keys", "create", "--user", "kim", "--agency", "DEMO"], env=env, check=True,
+                         capture_output=True, text=True, timeout=120).stdout.strip()
+    server, url, _ = serve_workers(env, 2)
+    answered: list[str] = []
+    failed = 0
+
+    def ask(i: int) -> None:
+        nonlocal failed
+        body = {"model": "internal-a", "messages": [{"role": "user", "content": f"질문 {i}"}], "stream": i % 2 == 0}
+        try:
+            with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=30,
+                              headers={"Authorization": f"Bearer {key}"}) as response:
+                text = "".join(response.iter_text())
+                complete = response.status_code == 200 and ("[DONE]" in text if body["stream"] else
+                                                            '"choices"' in text)
+                if complete:
+                    answered.append(response.headers["x-request-id"])
+                    return
+        except httpx.HTTPError:
+            pass
+        failed += 1
+
+    try:
+        workers = worker_pids(server.pid)
+        assert len(workers) == 2
+        with concurrent.futures.ThreadPoolExecutor(24) as pool:
+            futures = [pool.submit(ask, i) for i in range(600)]
+            while len(answered) < 100:
+                time.sleep(0.02)
+            os.kill(workers[0], signal.SIGKILL)
+            for future in futures:
+                future.result()
+        assert len(answered) > 300 and failed < 300  # the other worker kept serving
+    finally:
+        server.terminate()
+        server.wait(30)
+        upstream.server.stop()
+    engine = create_engine(normalise_url(database_url))
+    try:
+        with engine.connect() as connection:
+            usage = set(connection.execute(select(UsageRecord.request_id)).scalars())
+            audit = set(connection.execute(select(AuditRecord.request_id)
+                                           .where(AuditRecord.category == "ai")).scalars())
+    finally:
+        engine.dispose()
+    assert set(answered) <= usage
+    assert set(answered) <= audit

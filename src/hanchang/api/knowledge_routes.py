@@ -244,7 +244,7 @@ async def reindex(collection_id: DbId, request: Request, principal: Principal = 
             kc.require_writer(principal, collection)
             kc.touch(collection)
             generation = collection.index_generation
-        index = platform_of(request).knowledge.rebuild(collection_id, generation)
+        index = platform_of(request).knowledge.reindex(collection_id, generation)
         return {"id": collection_id, "chunks": len(index)}
     return JSONResponse(await run_in_threadpool(work))
 

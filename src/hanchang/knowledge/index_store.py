@@ -79,6 +79,12 @@ class IndexStore:
             self._drop_old(collection_id, generation)
             return index
 
+    def reindex(self, collection_id: int, generation: int) -> RetrievalIndex:
+        """Build the collection's index again from its chunks, from nothing."""
+        if self.shared is not None:
+            self.shared.forget(collection_id)
+        return self.rebuild(collection_id, generation)
+
     def _drop_old(self, collection_id: int, keep: int) -> None:
         """Remove generations older than `keep` (never a newer one another worker just built)."""
         folder = self.root / f"c{collection_id}"
