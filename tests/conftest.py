@@ -4,16 +4,19 @@ set), a real reference upstream over HTTP, and Hanchang itself served by uvicorn
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from hanchang_devtools.reference_upstream import ReferenceUpstream, UpstreamBehaviour
-from hanchang_devtools.threaded_server import ThreadedServer
+from hanchang_devtools.threaded_server import ThreadedServer, free_port
 from sqlalchemy import create_engine, select, text
 
 from hanchang.bootstrap import prepare_database
@@ -227,3 +230,21 @@ def sign_in_window(page, url: str, agency: str, user: str, password: str) -> Non
     page.fill("#user", user)
     page.fill("#password", password)
     page.click("button[type=submit]")
+
+
+def serve(env: dict[str, str], *args: str, timeout_s: float = 90) -> tuple[subprocess.Popen, str]:
+    """`hanchang serve [args]` as its own process on a free port, once it answers /healthz."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "hanchang", "serve", "--port", str(port), *args], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            pass
+        assert server.poll() is None, server.stderr.read()[-2000:]
+        assert time.monotonic() < deadline, f"hanchang serve {' '.join(args)} did not start"
+        time.sleep(0.2)

@@ -13,9 +13,8 @@ import uuid
 import httpx
 import pytest
 import yaml
-from hanchang_devtools.threaded_server import free_port
 
-from conftest import default_models
+from conftest import default_models, serve
 
 CLI = [sys.executable, "-m", "hanchang"]
 
@@ -46,14 +45,8 @@ def test_a_revocation_and_a_budget_override_apply_in_every_process(tmp_path, dat
     cli("users", "create", "--user", "root", "--agency", "DEMO", "--role", "platform_admin")
     kim, root = cli("keys", "create", "--user", "kim", "--agency", "DEMO"), \
         cli("keys", "create", "--user", "root", "--agency", "DEMO")
-    ports = [free_port(), free_port()]
-    servers = [subprocess.Popen([*CLI, "serve", "--port", str(p)], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True) for p in ports]
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    servers, urls = zip(*(serve(env) for _ in range(2)), strict=True)
     try:
-        for url, server in zip(urls, servers, strict=True):
-            wait_for(lambda url=url, server=server: server.poll() is None and _up(url), "start-up", 90)
-
         def status(url: str, key: str) -> int:
             return httpx.post(url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=15,
                               json={"model": "internal-a", "messages": [{"role": "user", "content": "x"}]}).status_code
@@ -70,15 +63,32 @@ def test_a_revocation_and_a_budget_override_apply_in_every_process(tmp_path, dat
                          json={"requests": 1, "note": "test"}, timeout=15)
         assert made.status_code == 200, made.text
         wait_for(lambda: status(urls[1], root) == 429, "the budget override")
+
+        # A document uploaded through one server is found through the other as soon as the upload returns
+        # (one retrieval index inside PostgreSQL; neither server keeps index files).
+        admin = {"Authorization": f"Bearer {root}"}
+        made = httpx.post(urls[0] + "/api/collections", headers=admin, json={"name": "청사 안내"}, timeout=15)
+        assert made.status_code == 201, made.text
+        collection = made.json()["id"]
+
+        def found(url: str, query: str) -> list[str]:
+            answer = httpx.get(url + "/api/search", headers=admin, timeout=15,
+                               params={"q": query, "collection": str(collection)})
+            assert answer.status_code == 200, answer.text
+            return [r["source"] for r in answer.json()["results"]]
+        assert found(urls[1], "임시 출입증") == []
+        notice = "청사 출입 안내\n\n방문객은 임시 출입증을 받습니다.\n".encode()
+        uploaded = httpx.post(urls[0] + f"/api/collections/{collection}/documents", headers=admin, timeout=60,
+                              files={"files": ("출입.txt", notice)})
+        assert uploaded.status_code == 200, uploaded.text
+        assert found(urls[1], "임시 출입증") == ["출입.txt"]
+        deleted = httpx.delete(urls[1] + f"/api/documents/{uploaded.json()['results'][0]['document_id']}",
+                               headers=admin, timeout=15)
+        assert deleted.status_code == 204, deleted.text
+        assert found(urls[0], "임시 출입증") == []
+        assert not (tmp_path / "home" / "indexes").exists()
     finally:
         for server in servers:
             server.terminate()
         for server in servers:
             server.wait(15)
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(url + "/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from conftest import default_models
+from conftest import default_models, serve
 from hanchang.cli import app as cli
 from hanchang.core.principal import Role
 from hanchang.gateway.quotas import current_period
@@ -259,10 +259,6 @@ def test_budgets_hold_across_two_server_processes(tmp_path, database_url, upstre
     budget by at most the one request each process had running when it ran out."""
     import concurrent.futures
     import os
-    import subprocess
-    import sys
-
-    from hanchang_devtools.threaded_server import free_port
 
     from conftest import launch_platform
 
@@ -273,25 +269,11 @@ def test_budgets_hold_across_two_server_processes(tmp_path, database_url, upstre
     setup = launch_platform(tmp_path, database_url, config)
     setup.server.stop()
     lee = setup.new_user_key("lee", Role.USER)
-    ports = [free_port(), free_port()]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HANCHANG_", "PROMETHEUS_"))}
     env.update(HANCHANG_HOME=str(setup.settings.home), HANCHANG_CONFIG=str(tmp_path / "hanchang.yaml"),
                HANCHANG_DATABASE_URL=database_url)
-    servers = [subprocess.Popen([sys.executable, "-m", "hanchang", "serve", "--port", str(p)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for p in ports]
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    servers, urls = zip(*(serve(env) for _ in range(2)), strict=True)
     try:
-        for url, server in zip(urls, servers, strict=True):
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert server.poll() is None, server.stderr.read().decode()[-2000:]
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
         # 1) Requests: 40 for the agency, 60 asked at once through both processes, 4 users' keys.
         keys = [setup.key] + [setup.new_user_key(f"u{i}", Role.USER) for i in range(3)]
 
@@ -318,7 +300,7 @@ def test_budgets_hold_across_two_server_processes(tmp_path, database_url, upstre
         # scrape (metrics.flush_periodically), as a sibling worker's /metrics would read them.
         time.sleep(1.5)
         written = {}
-        for port in ports:
+        for port in (url.rsplit(":", 1)[1] for url in urls):
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path=str(setup.settings.home / "run" / f"metrics-{port}"))
             for name, count in samples(generate_latest(registry).decode()).items():

@@ -20,7 +20,7 @@ from hanchang_devtools.threaded_server import free_port
 from sqlalchemy import create_engine, select
 from typer.testing import CliRunner
 
-from conftest import default_models, start_upstream
+from conftest import default_models, serve, start_upstream
 from hanchang.cli import app as cli
 from hanchang.store.db import normalise_url
 from hanchang.store.tables import AuditRecord, UsageRecord
@@ -58,24 +58,6 @@ def test_unsafe_worker_configurations_are_refused_with_the_reason(tmp_path, upst
     assert "Cannot serve with 2 workers" in done.stderr and reason in done.stderr, done.stderr
 
 
-def serve_workers(env: dict[str, str], workers: int) -> tuple[subprocess.Popen, str, int]:
-    """`hanchang serve --workers N` on a free port, once it answers /readyz."""
-    port = free_port()
-    server = subprocess.Popen([*CLI, "serve", "--workers", str(workers), "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return server, url, port
-        except httpx.HTTPError:
-            pass
-        assert server.poll() is None, server.stderr.read()[-2000:]
-        assert time.monotonic() < deadline, "workers did not start"
-        time.sleep(0.3)
-
-
 def worker_pids(parent: int) -> list[int]:
     """The uvicorn workers under `parent` (not multiprocessing's resource tracker)."""
     found = []
@@ -100,7 +82,8 @@ def test_two_workers_share_postgresql_and_redis(tmp_path, database_url, upstream
         subprocess.run([*CLI, *command], env=env, check=True, capture_output=True, timeout=120)
     key = subprocess.run([*CLI, "keys", "create", "--user", "kim", "--agency", "DEMO"], env=env, check=True,
                          capture_output=True, text=True, timeout=120).stdout.strip()
-    server, url, port = serve_workers(env, 2)
+    server, url = serve(env, "--workers", "2")
+    port = int(url.rsplit(":", 1)[1])
     try:
         def ask(i: int) -> int:
             return httpx.post(url + "/v1/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=30,
@@ -142,7 +125,7 @@ def test_a_killed_worker_leaves_no_answered_call_unrecorded(tmp_path, database_u
                    capture_output=True, timeout=120)
     key = subprocess.run([*CLI, "keys", "create", "--user", "kim", "--agency", "DEMO"], env=env, check=True,
                          capture_output=True, text=True, timeout=120).stdout.strip()
-    server, url, _ = serve_workers(env, 2)
+    server, url = serve(env, "--workers", "2")
     answered: list[str] = []
     failed = 0
 
