@@ -94,14 +94,15 @@ def test_pruning_returns_what_scoring_every_posting_returns(postgres, monkeypatc
         collection_id = kc.create(session, "DEMO", "guide").id
     ingest_paths(db, store, collection_id, [SEEDS])
     index = store.get(reload(db, collection_id))
+    everything = index._in_force(shared_index.day_number())
     monkeypatch.setattr(shared_index, "CANDIDATES", 5)
     monkeypatch.setattr(shared_index, "FETCH_ROWS", 10**9)  # one round: every posting of every term
     with db.session() as session:
-        exhaustive = {q: index._field_top(session, shared_index.GRAMS, shared_index.char_bigrams(q), set())
+        exhaustive = {q: index._field_top(session, shared_index.GRAMS, shared_index.char_bigrams(q), everything)
                       for q in QUERIES}
     monkeypatch.setattr(shared_index, "FETCH_ROWS", 1)  # a term per round: the bound prunes common terms
     with db.session() as session:
-        pruned = {q: index._field_top(session, shared_index.GRAMS, shared_index.char_bigrams(q), set())
+        pruned = {q: index._field_top(session, shared_index.GRAMS, shared_index.char_bigrams(q), everything)
                   for q in QUERIES}
     assert pruned == exhaustive
     assert all(len(r) == 5 for r in exhaustive.values())

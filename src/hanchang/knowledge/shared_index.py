@@ -75,7 +75,7 @@ class SharedCollectionIndex:
         n = len(chunk_ids)
         self._avgdl = {field: (totals[field] / n if n else 1.0) or 1.0 for field in PARAMS}
         self._position = {int(c): i for i, c in enumerate(chunk_ids.tolist())}
-        self._out_of_force: dict[int, set[int]] = {}
+        self._in_force_cache: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
@@ -100,26 +100,26 @@ class SharedCollectionIndex:
     def valid_until(self, chunk_ids: set[int]) -> dict[int, int]:
         return {c: int(self.valid_to[self._position[c]]) for c in chunk_ids if c in self._position}
 
-    def _excluded(self, day: int) -> set[int]:
-        """The chunks not in force on `day` (few: superseded and not-yet-effective versions)."""
-        excluded = self._out_of_force.get(day)
-        if excluded is None:
-            mask = ~in_force(self.valid_from, self.valid_to, day)
-            excluded = self._out_of_force[day] = {int(c) for c in self.chunk_ids[mask]}
-            if len(self._out_of_force) > 8:
-                self._out_of_force.pop(next(iter(self._out_of_force)))
-        return excluded
+    def _in_force(self, day: int) -> np.ndarray:
+        """The sorted ids of this view's chunks in force on `day`. Postings of chunks the view does
+        not hold (written by a sync after it was loaded) are left out too, until the next view."""
+        allowed = self._in_force_cache.get(day)
+        if allowed is None:
+            allowed = self._in_force_cache[day] = np.sort(self.chunk_ids[in_force(self.valid_from, self.valid_to, day)])
+            if len(self._in_force_cache) > 8:
+                self._in_force_cache.pop(next(iter(self._in_force_cache)))
+        return allowed
 
     # -- search --------------------------------------------------------------------------------
     def search(self, morphemes: list[str], text: str, k: int, as_of: date | None = None,
                vector: np.ndarray | None = None) -> list[Hit]:
         if not len(self):
             return []
-        excluded = self._excluded(day_number(as_of))
+        allowed = self._in_force(day_number(as_of))
         rankings: list[list[int]] = []
         with self.db.session() as session:
             for field, terms in ((MORPH, with_pairs(morphemes)), (GRAMS, char_bigrams(text))):
-                ranking = self._field_top(session, field, terms, excluded)
+                ranking = self._field_top(session, field, terms, allowed)
                 if ranking is not None:
                     rankings.append(ranking)
         if vector is not None and self.vectors is not None:
@@ -129,7 +129,7 @@ class SharedCollectionIndex:
             rankings.append([int(self.chunk_ids[p]) for p in positions])
         return [Hit(chunk_id, score) for chunk_id, score in fuse(rankings, k)]
 
-    def _field_top(self, session: Session, field: int, terms: list[str], excluded: set[int]) -> list[int] | None:
+    def _field_top(self, session: Session, field: int, terms: list[str], allowed: np.ndarray) -> list[int] | None:
         """The field's best CANDIDATES chunk ids (score order, then chunk order), or None when no
         query term occurs in the collection (the field then takes no part, as in bm25s)."""
         wanted = Counter(terms)
@@ -158,7 +158,7 @@ class SharedCollectionIndex:
                 i += 1
             parts.append(self._contributions(session, batch, weight, k1, b, avgdl))
             remaining -= sum(weight[t] for t in batch)
-            ids, totals = _sum(parts, excluded)
+            ids, totals = _sum(parts, allowed)
             kth = _kth(totals, CANDIDATES)
             if len(totals) >= CANDIDATES and kth > remaining + 1e-9:
                 break
@@ -167,7 +167,7 @@ class SharedCollectionIndex:
             hopeful = ids[totals + remaining >= kth]
             if len(hopeful):
                 parts.append(self._contributions(session, rest, weight, k1, b, avgdl, hopeful.tolist()))
-                ids, totals = _sum(parts, excluded)
+                ids, totals = _sum(parts, allowed)
         keep = totals > 0
         ids, totals = ids[keep], totals[keep]
         best = np.lexsort((ids, -totals))[:CANDIDATES]  # score, then chunk order (as bm25s's stable sort)
@@ -194,18 +194,16 @@ class SharedCollectionIndex:
         return data[:, 1].astype(np.int64), w * tf / (tf + k1 * (1 - b + b * dl / avgdl))
 
 
-def _sum(parts: list[tuple[np.ndarray, np.ndarray]], excluded: set[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Each chunk's summed score over the parts read so far (chunks not in force left out)."""
+def _sum(parts: list[tuple[np.ndarray, np.ndarray]], allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each allowed chunk's summed score over the parts read so far (`allowed`: sorted ids)."""
     chunks = np.concatenate([p[0] for p in parts])
     values = np.concatenate([p[1] for p in parts])
-    if not len(chunks):
-        return chunks, values
+    if not len(chunks) or not len(allowed):
+        return np.empty(0, dtype=np.int64), np.empty(0)
     ids, inverse = np.unique(chunks, return_inverse=True)
     totals = np.bincount(inverse, weights=values)
-    if excluded:
-        keep = ~np.isin(ids, np.fromiter(excluded, dtype=np.int64, count=len(excluded)))
-        ids, totals = ids[keep], totals[keep]
-    return ids, totals
+    keep = allowed[np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)] == ids
+    return ids[keep], totals[keep]
 
 
 def _kth(totals: np.ndarray, k: int) -> float:
