@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 from hanchang_devtools.scratch_collection import scratch_postgres
+from sqlalchemy import select
 
 from hanchang.config import load_settings
 from hanchang.knowledge import collections as kc
@@ -85,16 +86,26 @@ def write_chunks(db: Database, collection_id: int, chunks: list[tuple[str, str]]
     return analysed
 
 
-def timed_queries(store: IndexStore, collection, questions: list[str]) -> dict:
+def timed_queries(store: IndexStore, collection, questions: list[str]) -> tuple[dict, list[list[int]]]:
     search(store, [collection], "워밍업", 10)
-    latencies = []
+    latencies, ranked = [], []
     for question in questions:
         began = time.perf_counter()
-        search(store, [collection], question, top_k=10)
+        results = search(store, [collection], question, top_k=10)
         latencies.append((time.perf_counter() - began) * 1000)
+        ranked.append([r.chunk_id for r in results])
     return {"queries": len(questions), "p50_ms": round(float(np.percentile(latencies, 50)), 2),
             "p95_ms": round(float(np.percentile(latencies, 95)), 2),
-            "max_ms": round(float(max(latencies)), 2)}
+            "max_ms": round(float(max(latencies)), 2)}, ranked
+
+
+def agreement(ours: list[list[int]], exact: list[list[int]]) -> dict:
+    """How the shared index's top 10 compares with the embedded index's (which scores every posting)."""
+    same = sum(a == b for a, b in zip(ours, exact, strict=True))
+    overlap = [len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(ours, exact, strict=True)]
+    first = sum(a[:1] == b[:1] for a, b in zip(ours, exact, strict=True))
+    return {"identical_top10": round(same / len(exact), 4), "mean_overlap@10": round(float(np.mean(overlap)), 4),
+            "same_first": round(first / len(exact), 4)}
 
 
 def main() -> None:
@@ -102,21 +113,30 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database (its URL is printed)")
+    parser.add_argument("--database", help="reuse a database a --keep run left (skips writing the chunks)")
     args = parser.parse_args()
     chunks, questions = synthetic_chunks(args.chunks)
     questions = random.Random(11).sample(questions, min(args.queries, len(questions)))
     home = Path(tempfile.mkdtemp(prefix="hanchang-scale-"))
-    db = Database(scratch_postgres(args.postgres))
+    db = Database(args.database or scratch_postgres(args.postgres, keep=args.keep))
+    print(f"database: {db.url}")
     migrate.upgrade(db.engine)
-    with db.session() as session:
-        create_agency(session, "BENCH", "benchmark")
-        collection_id = kc.create(session, "BENCH", "scale").id
-    began = time.perf_counter()
-    analysis_s = write_chunks(db, collection_id, chunks)
-    written_s = time.perf_counter() - began
-    print(f"{len(chunks)} chunks written in {written_s:.1f} s (Kiwi {analysis_s:.1f} s)")
+    written_s = analysis_s = 0.0
+    if args.database:
+        with db.session() as session:
+            collection_id = session.scalar(select(Collection.id).where(Collection.name == "scale"))
+    else:
+        with db.session() as session:
+            create_agency(session, "BENCH", "benchmark")
+            collection_id = kc.create(session, "BENCH", "scale").id
+        began = time.perf_counter()
+        analysis_s = write_chunks(db, collection_id, chunks)
+        written_s = time.perf_counter() - began
+        print(f"{len(chunks)} chunks written in {written_s:.1f} s (Kiwi {analysis_s:.1f} s)")
     settings = load_settings(home=home)
     report = {"chunks": len(chunks), "chunks_written_s": round(written_s, 1), "kiwi_s": round(analysis_s, 1)}
+    rankings = {}
     for kind in ("postgres", "embedded"):
         store = IndexStore(settings.home, db, kind)
         with db.session() as session:
@@ -124,15 +144,17 @@ def main() -> None:
         began = time.perf_counter()
         store.rebuild(collection_id, collection.index_generation)
         built = time.perf_counter() - began
-        if kind == "postgres":
+        if kind == "postgres" and not args.database:
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
                 for table in ("search_postings", "search_terms"):  # as autovacuum would after a bulk load
                     connection.exec_driver_sql(f"VACUUM ANALYZE {table}")
-        row = {"index_build_s": round(built, 1), "chunks_per_s": round(len(chunks) / built, 1),
-               **timed_queries(store, collection, questions)}
+        timings, rankings[kind] = timed_queries(store, collection, questions)
+        row = {"index_build_s": round(built, 1), "chunks_per_s": round(len(chunks) / built, 1), **timings}
         report[kind] = row
         print(f"{kind:9} index built in {built:.1f} s ({row['chunks_per_s']} chunks/s); "
               f"query p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms, max {row['max_ms']} ms")
+    report["postgres"]["agreement_with_embedded"] = agreement(rankings["postgres"], rankings["embedded"])
+    print("shared vs embedded top 10:", report["postgres"]["agreement_with_embedded"])
     with db.engine.connect() as connection:
         report["postgres"]["postings"] = connection.exec_driver_sql("SELECT count(*) FROM search_postings").scalar()
         report["postgres"]["table_bytes"] = connection.exec_driver_sql(

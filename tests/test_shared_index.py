@@ -94,7 +94,7 @@ def test_pruning_returns_what_scoring_every_posting_returns(postgres, monkeypatc
         collection_id = kc.create(session, "DEMO", "guide").id
     ingest_paths(db, store, collection_id, [SEEDS])
     index = store.get(reload(db, collection_id))
-    everything = index._in_force(shared_index.day_number())
+    everything = index._in_force(shared_index.day_number())  # every chunk is in force
     monkeypatch.setattr(shared_index, "CANDIDATES", 5)
     monkeypatch.setattr(shared_index, "FETCH_ROWS", 10**9)  # one round: every posting of every term
     with db.session() as session:

@@ -18,8 +18,9 @@ from hanchang.store import migrate
 from hanchang.store.db import Database
 
 
-def scratch_postgres(server_url: str) -> str:
-    """A new, empty database on the PostgreSQL server of `server_url`, dropped at exit; its URL."""
+def scratch_postgres(server_url: str, keep: bool = False) -> str:
+    """A new, empty database on the PostgreSQL server of `server_url`, dropped at exit unless
+    `keep`; its URL."""
     base, _, _ = server_url.rpartition("/")
     name = f"hanchang_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
@@ -29,7 +30,8 @@ def scratch_postgres(server_url: str) -> str:
         with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    atexit.register(drop)
+    if not keep:
+        atexit.register(drop)
     return f"{base}/{name}"
 
 

@@ -23,9 +23,11 @@ only for the chunks that can still make the top k.
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import Counter
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import numpy as np
@@ -53,12 +55,21 @@ MORPH, GRAMS = 1, 2
 PARAMS = {MORPH: (0.9, 0.4), GRAMS: (1.2, 0.75)}  # k1, b: as the embedded index
 LOCK_CLASS = 0x4843  # pg_advisory_xact_lock(class, collection id): one sync of a collection at a time
 FETCH_ROWS = 20_000  # postings read in one round before the pruning bound is checked again
+# The share of a term's idf an unread term is taken to add to a chunk at most. 1.0 is MaxScore's
+# exact bound (BM25's tf part is below 1); a chunk holding a common term once, at average length,
+# gets 1/(1+k1) of it (0.45 for bigrams, 0.53 for morphemes). See benchmarks/retrieval_scale.py
+# for the agreement with exhaustive scoring at 100k chunks.
+BOUND_SHARE = float(os.environ.get("HANCHANG_SEARCH_BOUND_SHARE", "1.0"))
+PROBE_COST = 40  # a (term, chunk) probe costs about as much as reading this many list entries (measured)
 ADD_BATCH = 2_000  # chunks analysed and written per round of a sync
 ANALYZE_AFTER = 50_000  # postings added by one sync after which the tables' statistics are refreshed
 
 def idf(n: int, df: int) -> float:
     """Lucene's idf, as bm25s computes it."""
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+
+_FIELDS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="search-field")
 
 
 class SharedCollectionIndex:
@@ -101,27 +112,29 @@ class SharedCollectionIndex:
         return {c: int(self.valid_to[self._position[c]]) for c in chunk_ids if c in self._position}
 
     def _in_force(self, day: int) -> np.ndarray:
-        """The sorted ids of this view's chunks in force on `day`. Postings of chunks the view does
-        not hold (written by a sync after it was loaded) are left out too, until the next view."""
-        allowed = self._in_force_cache.get(day)
-        if allowed is None:
-            allowed = self._in_force_cache[day] = np.sort(self.chunk_ids[in_force(self.valid_from, self.valid_to, day)])
+        """1.0 where this view's chunk (in chunk order) is in force on `day`, else 0.0. Postings of
+        chunks the view does not hold (written by a later sync) are left out until the next view."""
+        mask = self._in_force_cache.get(day)
+        if mask is None:
+            mask = self._in_force_cache[day] = in_force(self.valid_from, self.valid_to, day).astype(np.float64)
             if len(self._in_force_cache) > 8:
                 self._in_force_cache.pop(next(iter(self._in_force_cache)))
-        return allowed
+        return mask
 
     # -- search --------------------------------------------------------------------------------
     def search(self, morphemes: list[str], text: str, k: int, as_of: date | None = None,
                vector: np.ndarray | None = None) -> list[Hit]:
         if not len(self):
             return []
-        allowed = self._in_force(day_number(as_of))
-        rankings: list[list[int]] = []
-        with self.db.session() as session:
-            for field, terms in ((MORPH, with_pairs(morphemes)), (GRAMS, char_bigrams(text))):
-                ranking = self._field_top(session, field, terms, allowed)
-                if ranking is not None:
-                    rankings.append(ranking)
+        mask = self._in_force(day_number(as_of))
+
+        def field_top(field: int, terms: list[str]) -> list[int] | None:
+            with self.db.session() as session:
+                return self._field_top(session, field, terms, mask)
+
+        # The two fields at once, each on a connection of its own: two server processes share a query.
+        grams = _FIELDS.submit(field_top, GRAMS, char_bigrams(text))
+        rankings = [r for r in (field_top(MORPH, with_pairs(morphemes)), grams.result()) if r is not None]
         if vector is not None and self.vectors is not None:
             query = vector.astype(np.float32) / (np.linalg.norm(vector) or 1)
             mask = in_force(self.valid_from, self.valid_to, day_number(as_of)).astype(np.float32)
@@ -129,7 +142,7 @@ class SharedCollectionIndex:
             rankings.append([int(self.chunk_ids[p]) for p in positions])
         return [Hit(chunk_id, score) for chunk_id, score in fuse(rankings, k)]
 
-    def _field_top(self, session: Session, field: int, terms: list[str], allowed: np.ndarray) -> list[int] | None:
+    def _field_top(self, session: Session, field: int, terms: list[str], mask: np.ndarray) -> list[int] | None:
         """The field's best CANDIDATES chunk ids (score order, then chunk order), or None when no
         query term occurs in the collection (the field then takes no part, as in bm25s)."""
         wanted = Counter(terms)
@@ -146,8 +159,7 @@ class SharedCollectionIndex:
         weight = {row.id: wanted[row.term] * idf(n, row.df) for row in known}
         order = sorted(known, key=lambda row: (row.df, row.id))  # rarest first
         remaining = sum(weight.values())
-        parts: list[tuple[np.ndarray, np.ndarray]] = []
-        ids, totals = np.empty(0, dtype=np.int64), np.empty(0)
+        scores = np.zeros(n)  # by position in the view (chunk order)
         kth = 0.0
         i = 0
         while i < len(order):
@@ -156,60 +168,68 @@ class SharedCollectionIndex:
                 batch.append(order[i].id)
                 rows += order[i].df
                 i += 1
-            parts.append(self._contributions(session, batch, weight, k1, b, avgdl))
+            self._add(scores, self._contributions(session, batch, weight, k1, b, avgdl))
             remaining -= sum(weight[t] for t in batch)
-            ids, totals = _sum(parts, allowed)
-            kth = _kth(totals, CANDIDATES)
-            if len(totals) >= CANDIDATES and kth > remaining + 1e-9:
-                break
-        rest = [row.id for row in order[i:]]
+            masked = scores * mask
+            if np.count_nonzero(masked) >= CANDIDATES:
+                kth = float(np.partition(masked, n - CANDIDATES)[n - CANDIDATES])
+                if kth > BOUND_SHARE * remaining + 1e-9:
+                    break
+        rest = order[i:]
         if rest:  # only chunks that can still reach the top need the common terms' postings
-            hopeful = ids[totals + remaining >= kth]
+            masked = scores * mask
+            hopeful = self.chunk_ids[(masked > 0) & (masked + BOUND_SHARE * remaining >= kth)]
             if len(hopeful):
-                parts.append(self._contributions(session, rest, weight, k1, b, avgdl, hopeful.tolist()))
-                ids, totals = _sum(parts, allowed)
-        keep = totals > 0
-        ids, totals = ids[keep], totals[keep]
-        best = np.lexsort((ids, -totals))[:CANDIDATES]  # score, then chunk order (as bm25s's stable sort)
-        return ids[best].tolist()
+                # Probing each (term, chunk) pair costs a few index pages, reading a whole list one
+                # entry each: probe only when the pairs are few against the lists' length. Whole
+                # lists add exact scores for every chunk, hopeful or not.
+                probe = len(hopeful) * len(rest) * PROBE_COST < sum(row.df for row in rest)
+                self._add(scores, self._contributions(session, [row.id for row in rest], weight, k1, b, avgdl,
+                                                      hopeful.tolist() if probe else None))
+        best = top_positions(scores * mask, CANDIDATES)  # score, then chunk order (as the embedded index)
+        return self.chunk_ids[best].tolist()
+
+    def _add(self, scores: np.ndarray, part: tuple[np.ndarray, np.ndarray]) -> None:
+        """Add postings' contributions to the scores of the chunks this view holds."""
+        chunk_ids, values = part
+        if not len(chunk_ids):
+            return
+        positions = np.minimum(np.searchsorted(self.chunk_ids, chunk_ids), len(self.chunk_ids) - 1)
+        held = self.chunk_ids[positions] == chunk_ids
+        scores += np.bincount(positions[held], weights=values[held], minlength=len(scores))
 
     def _contributions(self, session: Session, term_ids: list[int], weight: dict[int, float], k1: float,
                        b: float, avgdl: float, chunks: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        query = ("SELECT term_id, chunk_id, tf, dl FROM search_postings WHERE term_id = ANY(%s)"
-                 + (" AND chunk_id = ANY(%s)" if chunks is not None else ""))
-        params = (term_ids, chunks) if chunks is not None else (term_ids,)
-        cursor = session.connection().connection.dbapi_connection.cursor()
-        try:
-            cursor.execute(query, params)
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
-        if not rows:
+        """Each posting's BM25 contribution: (chunk ids, scores), for these terms (and chunks)."""
+        lists = _postings(session, term_ids, chunks)
+        if not lists:
             return np.empty(0, dtype=np.int64), np.empty(0)
-        data = np.array(rows, dtype=np.float64)
-        keys = np.array(sorted(term_ids), dtype=np.float64)
-        values = np.array([weight[t] for t in sorted(term_ids)])
-        w = values[np.searchsorted(keys, data[:, 0])]
-        tf, dl = data[:, 2], data[:, 3]
-        return data[:, 1].astype(np.int64), w * tf / (tf + k1 * (1 - b + b * dl / avgdl))
+        chunk_ids, scores = [], []
+        for term_id, data in lists.items():
+            tf, dl = data["tf"].astype(np.float64), data["dl"].astype(np.float64)
+            chunk_ids.append(data["chunk"].astype(np.int64))
+            scores.append(weight[term_id] * tf / (tf + k1 * (1 - b + b * dl / avgdl)))
+        return np.concatenate(chunk_ids), np.concatenate(scores)
 
 
-def _sum(parts: list[tuple[np.ndarray, np.ndarray]], allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each allowed chunk's summed score over the parts read so far (`allowed`: sorted ids)."""
-    chunks = np.concatenate([p[0] for p in parts])
-    values = np.concatenate([p[1] for p in parts])
-    if not len(chunks) or not len(allowed):
-        return np.empty(0, dtype=np.int64), np.empty(0)
-    ids, inverse = np.unique(chunks, return_inverse=True)
-    totals = np.bincount(inverse, weights=values)
-    keep = allowed[np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)] == ids
-    return ids[keep], totals[keep]
+# PostgreSQL sends a term's postings as one bytea of (chunk_id int4, tf int2, dl int4) records,
+# big-endian (`int4send`/`int2send`), read straight into numpy: one row per term, no Python object
+# per posting (a row per posting costs more in the client than the whole scan in the server).
+_POSTING = np.dtype([("chunk", ">i4"), ("tf", ">i2"), ("dl", ">i4")])
+_POSTINGS_SQL = ("SELECT term_id, string_agg(int4send(chunk_id) || int2send(tf) || int4send(dl), ''::bytea) "
+                 "FROM search_postings WHERE term_id = ANY(%s){chunks} GROUP BY term_id")
 
 
-def _kth(totals: np.ndarray, k: int) -> float:
-    if len(totals) < k:
-        return 0.0
-    return float(np.partition(totals, len(totals) - k)[len(totals) - k])
+def _postings(session: Session, term_ids: list[int], chunks: list[int] | None) -> dict[int, np.ndarray]:
+    """These terms' postings (restricted to `chunks` when given), by term id."""
+    sql = _POSTINGS_SQL.format(chunks=" AND chunk_id = ANY(%s)" if chunks is not None else "")
+    params = (term_ids, chunks) if chunks is not None else (term_ids,)
+    cursor = session.connection().connection.dbapi_connection.cursor(binary=True)
+    try:
+        cursor.execute(sql, params)
+        return {term_id: np.frombuffer(blob, dtype=_POSTING) for term_id, blob in cursor.fetchall()}
+    finally:
+        cursor.close()
 
 
 def _vectors(session: Session, collection_id: int, chunk_ids: list[int]) -> np.ndarray | None:

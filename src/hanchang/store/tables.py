@@ -247,7 +247,8 @@ class SearchPosting(Base):
     """One term in one chunk: its frequency there and the chunk's length in that field."""
 
     __tablename__ = "search_postings"
-    __table_args__ = (PrimaryKeyConstraint("term_id", "chunk_id"), Index("ix_search_postings_chunk", "chunk_id"))
+    __table_args__ = (PrimaryKeyConstraint("term_id", "chunk_id", postgresql_include=["tf", "dl"]),
+                      Index("ix_search_postings_chunk", "chunk_id"))
 
     term_id: Mapped[int] = mapped_column(Integer)
     chunk_id: Mapped[int] = mapped_column(Integer)
