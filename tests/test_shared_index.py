@@ -1,14 +1,16 @@
 """Retrieval inside PostgreSQL: the shared index ranks as the embedded one does, over the same
 database; what one host ingests, updates, supersedes or removes is what every other host finds
 at once; document frequencies stay equal to the postings through every change, concurrent
-ingests included; and MaxScore pruning returns exactly what scoring every posting returns."""
+ingests included; and merging a term's blocks changes nothing but their number."""
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
@@ -21,7 +23,7 @@ from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.ingest import SourceFile
 from hanchang.knowledge.operations import ingest_paths, ingest_sources
 from hanchang.knowledge.search import search
-from hanchang.store.tables import Collection, SearchChunk, SearchPosting, SearchTerm
+from hanchang.store.tables import Collection, SearchBlock, SearchChunk, SearchTerm
 
 SEEDS = SHARED / "seeds"
 QUERIES = ["데이터 보안 등급", "초거대 AI 도입 절차", "민감 정보는 어떤 모델을 써야 하나요", "클라우드 보안인증",
@@ -50,14 +52,21 @@ def found(store: IndexStore, db, collection_id: int, query: str, **kw) -> list[s
 
 
 def assert_frequencies_match_postings(db) -> None:
+    """Every term's document frequency = the live chunks listing it = its postings of live chunks,
+    and no live chunk has two postings of one term."""
     with db.session() as session:
-        counted = dict(session.execute(select(SearchPosting.term_id, func.count())
-                                       .group_by(SearchPosting.term_id)).all())
-        stored = dict(session.execute(select(SearchTerm.id, SearchTerm.df)).all())
-        orphans = session.scalar(select(func.count()).select_from(SearchPosting)
-                                 .where(SearchPosting.chunk_id.not_in(select(SearchChunk.chunk_id))))
-    assert {t: df for t, df in stored.items() if df} == counted
-    assert orphans == 0
+        live = {row.chunk_id: set(np.frombuffer(row.terms, dtype=shared_index.TERM_ID).tolist())
+                for row in session.execute(select(SearchChunk.chunk_id, SearchChunk.terms))}
+        stored = {t: df for t, df in session.execute(select(SearchTerm.id, SearchTerm.df)) if df}
+        blocks = session.execute(select(SearchBlock.term_id, SearchBlock.postings)).all()
+    listed = Counter(t for terms in live.values() for t in terms)
+    posted: dict[int, list[int]] = {}
+    for term_id, blob in blocks:
+        chunks = np.frombuffer(blob, dtype=shared_index.POSTING)["chunk"].tolist()
+        posted.setdefault(term_id, []).extend(c for c in chunks if c in live)
+    assert stored == dict(listed)
+    assert {t: len(c) for t, c in posted.items() if c} == stored
+    assert all(len(c) == len(set(c)) for c in posted.values())
 
 
 def test_the_shared_index_ranks_as_the_embedded_one(postgres):
@@ -79,7 +88,7 @@ def test_the_shared_index_ranks_as_the_embedded_one(postgres):
     # Postings damaged (here: half deleted by hand): a reindex builds them again from the chunks.
     before = [r.chunk_id for r in search(shared, [collection], QUERIES[0], top_k=10)]
     with db.session() as session:
-        session.execute(text("DELETE FROM search_postings WHERE chunk_id % 2 = 0"))
+        session.execute(text("DELETE FROM search_blocks WHERE term_id % 2 = 0"))
     assert [r.chunk_id for r in search(IndexStore(settings.home, db), [collection], QUERIES[0], top_k=10)] != before
     rebuilt = shared.reindex(collection_id, collection.index_generation)
     assert [r.chunk_id for r in search(shared, [collection], QUERIES[0], top_k=10)] == before
@@ -87,25 +96,35 @@ def test_the_shared_index_ranks_as_the_embedded_one(postgres):
     assert_frequencies_match_postings(db)
 
 
-def test_pruning_returns_what_scoring_every_posting_returns(postgres, monkeypatch):
+def test_merged_blocks_rank_as_before_and_stay_few(postgres, monkeypatch, tmp_path):
+    """Documents uploaded one by one make a block per term each; merging keeps a term's blocks
+    few and the ranking that of the embedded index, with removed chunks dropped from them."""
     settings, db = postgres
-    store = IndexStore(settings.home, db)
+    monkeypatch.setattr(shared_index, "MAX_BLOCKS", 3)
+    store, embedded = IndexStore(settings.home, db), IndexStore(settings.home, db, "embedded")
     with db.session() as session:
         collection_id = kc.create(session, "DEMO", "guide").id
-    ingest_paths(db, store, collection_id, [SEEDS])
-    index = store.get(reload(db, collection_id))
-    everything = index._in_force(shared_index.day_number())  # every chunk is in force
-    monkeypatch.setattr(shared_index, "CANDIDATES", 5)
-    monkeypatch.setattr(shared_index, "FETCH_ROWS", 10**9)  # one round: every posting of every term
+    files = sorted(SEEDS.glob("*"))
+    for path in files:
+        ingest_paths(db, store, collection_id, [path])
+        assert_frequencies_match_postings(db)
+    folder = tmp_path / "drafts"
+    folder.mkdir()
+    for i in range(4):  # and four documents pruned again
+        (folder / f"d{i}.txt").write_text(f"초안 {i}\n\n데이터 보안 등급 검토 초안 {i}번.\n", encoding="utf-8")
+        ingest_paths(db, store, collection_id, [folder])
+    for path in folder.iterdir():
+        path.unlink()
+    ingest_paths(db, store, collection_id, [folder], prune=True)
+    assert_frequencies_match_postings(db)
+    collection = reload(db, collection_id)
     with db.session() as session:
-        exhaustive = {q: index._field_top(session, shared_index.GRAMS, shared_index.char_bigrams(q), everything)
-                      for q in QUERIES}
-    monkeypatch.setattr(shared_index, "FETCH_ROWS", 1)  # a term per round: the bound prunes common terms
-    with db.session() as session:
-        pruned = {q: index._field_top(session, shared_index.GRAMS, shared_index.char_bigrams(q), everything)
-                  for q in QUERIES}
-    assert pruned == exhaustive
-    assert all(len(r) == 5 for r in exhaustive.values())
+        most = session.scalar(select(func.max(text("n"))).select_from(
+            select(SearchBlock.term_id, func.count().label("n")).group_by(SearchBlock.term_id).subquery()))
+    assert most <= 3
+    for query in QUERIES:
+        assert [r.chunk_id for r in search(store, [collection], query, top_k=10)] == \
+            [r.chunk_id for r in search(embedded, [collection], query, top_k=10)], query
 
 
 def test_what_one_host_changes_every_host_finds_at_once(postgres, tmp_path):
@@ -149,7 +168,7 @@ def test_what_one_host_changes_every_host_finds_at_once(postgres, tmp_path):
         session.delete(session.get(Collection, collection_id))
     host_a.forget(collection_id)
     with db.session() as session:
-        assert session.scalar(select(func.count()).select_from(SearchPosting)) == 0
+        assert session.scalar(select(func.count()).select_from(SearchBlock)) == 0
         assert session.scalar(select(func.count()).select_from(SearchChunk)) == 0
 
 

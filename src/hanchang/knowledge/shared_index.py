@@ -2,30 +2,28 @@
 
 The same two BM25 fields as the embedded index (`index.py`: Kiwi morphemes with adjacent pairs,
 k1 0.9 b 0.4; character bigrams, k1 1.2 b 0.75; Lucene's idf), fused by the same reciprocal-rank
-rule, so a collection ranks alike on either. Postings (term, chunk, tf, chunk length) live in
-`search_postings`, document frequencies in `search_terms`, each chunk's validity and lengths in
-`search_chunks`.
+rule, so a collection ranks alike on either. Document frequencies live in `search_terms`, each
+chunk's validity, field lengths and term ids in `search_chunks`, and postings in
+`search_blocks`: per term, a few blocks of packed (chunk, tf, chunk length) records, so a query
+reads each of its terms' postings as a handful of byte strings (a common bigram of 50,000
+chunks is one 500 kB read, not 50,000 rows).
 
 Synchronising: the database's chunks are the truth, `collections.index_generation` says when
-they changed. `sync` brings the postings to the current generation in one transaction, under a
-per-collection advisory lock, adding the chunks that are new and removing the ones that are
-gone (document frequencies adjusted by the same amounts), and updating validity when versions
-changed. The host that ingested syncs right after its commit; any host that searches a
-collection whose generation is ahead syncs first (or waits on the lock for the one that is),
-so a document ingested anywhere is found everywhere at once.
-
-Scoring: a field's top candidates are computed exactly with MaxScore pruning — the query's terms
-are read rarest first, and once the k-th best partial score exceeds what all unread terms
-together could still add, the long lists of common terms (frequent character bigrams) are read
-only for the chunks that can still make the top k.
+they changed. `sync` brings the index to the current generation in one transaction, under a
+per-collection advisory lock: the chunks that are new get a block per term, the ones that are gone
+are dropped from `search_chunks` (document frequencies lowered by their terms), and validity is
+updated when versions changed. A view holds only live chunks, so a removed chunk's postings are
+ignored at once and dropped from its blocks when they are next merged (a term with more than
+MAX_BLOCKS blocks has its smaller ones merged). The host that ingested syncs right after its
+commit; any host whose search finds a collection's generation ahead syncs first (or waits on
+the lock for the one that is), so a document ingested anywhere is found everywhere at once.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
@@ -47,22 +45,19 @@ from hanchang.store.tables import (
     DocumentVersion,
     SearchChunk,
     SearchCollection,
-    SearchPosting,
     SearchTerm,
 )
 
 MORPH, GRAMS = 1, 2
 PARAMS = {MORPH: (0.9, 0.4), GRAMS: (1.2, 0.75)}  # k1, b: as the embedded index
 LOCK_CLASS = 0x4843  # pg_advisory_xact_lock(class, collection id): one sync of a collection at a time
-FETCH_ROWS = 20_000  # postings read in one round before the pruning bound is checked again
-# The share of a term's idf an unread term is taken to add to a chunk at most. 1.0 is MaxScore's
-# exact bound (BM25's tf part is below 1); a chunk holding a common term once, at average length,
-# gets 1/(1+k1) of it (0.45 for bigrams, 0.53 for morphemes). See benchmarks/retrieval_scale.py
-# for the agreement with exhaustive scoring at 100k chunks.
-BOUND_SHARE = float(os.environ.get("HANCHANG_SEARCH_BOUND_SHARE", "1.0"))
-PROBE_COST = 40  # a (term, chunk) probe costs about as much as reading this many list entries (measured)
 ADD_BATCH = 2_000  # chunks analysed and written per round of a sync
-ANALYZE_AFTER = 50_000  # postings added by one sync after which the tables' statistics are refreshed
+MAX_BLOCKS = 8  # a term's blocks before its smaller ones are merged
+ANALYZE_AFTER = 2_000  # chunks added by one sync after which the tables' statistics are refreshed
+# A posting: chunk id, tf, the chunk's length in the field; big-endian, packed.
+POSTING = np.dtype([("chunk", ">i4"), ("tf", ">i2"), ("dl", ">i4")])
+TERM_ID = np.dtype(">i4")
+
 
 def idf(n: int, df: int) -> float:
     """Lucene's idf, as bm25s computes it."""
@@ -155,81 +150,27 @@ class SharedCollectionIndex:
         n = len(self)
         k1, b = PARAMS[field]
         avgdl = self._avgdl[field]
-        # Each term's most it can add to a chunk's score (BM25's tf part is below 1).
-        weight = {row.id: wanted[row.term] * idf(n, row.df) for row in known}
-        order = sorted(known, key=lambda row: (row.df, row.id))  # rarest first
-        remaining = sum(weight.values())
+        weight = {row.id: wanted[row.term] * idf(n, row.df) for row in known}  # a repeated query term counts again
         scores = np.zeros(n)  # by position in the view (chunk order)
-        kth = 0.0
-        i = 0
-        while i < len(order):
-            batch, rows = [], 0
-            while i < len(order) and (not batch or rows + order[i].df <= FETCH_ROWS):
-                batch.append(order[i].id)
-                rows += order[i].df
-                i += 1
-            self._add(scores, self._contributions(session, batch, weight, k1, b, avgdl))
-            remaining -= sum(weight[t] for t in batch)
-            masked = scores * mask
-            if np.count_nonzero(masked) >= CANDIDATES:
-                kth = float(np.partition(masked, n - CANDIDATES)[n - CANDIDATES])
-                if kth > BOUND_SHARE * remaining + 1e-9:
-                    break
-        rest = order[i:]
-        if rest:  # only chunks that can still reach the top need the common terms' postings
-            masked = scores * mask
-            hopeful = self.chunk_ids[(masked > 0) & (masked + BOUND_SHARE * remaining >= kth)]
-            if len(hopeful):
-                # Probing each (term, chunk) pair costs a few index pages, reading a whole list one
-                # entry each: probe only when the pairs are few against the lists' length. Whole
-                # lists add exact scores for every chunk, hopeful or not.
-                probe = len(hopeful) * len(rest) * PROBE_COST < sum(row.df for row in rest)
-                self._add(scores, self._contributions(session, [row.id for row in rest], weight, k1, b, avgdl,
-                                                      hopeful.tolist() if probe else None))
+        for term_id, postings in read_blocks(session, list(weight)):
+            positions = np.minimum(np.searchsorted(self.chunk_ids, postings["chunk"]), n - 1)
+            held = self.chunk_ids[positions] == postings["chunk"]  # live chunks this view holds
+            tf, dl = postings["tf"][held].astype(np.float64), postings["dl"][held].astype(np.float64)
+            scores += np.bincount(positions[held], weights=weight[term_id] * tf / (tf + k1 * (1 - b + b * dl / avgdl)),
+                                  minlength=n)
         best = top_positions(scores * mask, CANDIDATES)  # score, then chunk order (as the embedded index)
         return self.chunk_ids[best].tolist()
 
-    def _add(self, scores: np.ndarray, part: tuple[np.ndarray, np.ndarray]) -> None:
-        """Add postings' contributions to the scores of the chunks this view holds."""
-        chunk_ids, values = part
-        if not len(chunk_ids):
-            return
-        positions = np.minimum(np.searchsorted(self.chunk_ids, chunk_ids), len(self.chunk_ids) - 1)
-        held = self.chunk_ids[positions] == chunk_ids
-        scores += np.bincount(positions[held], weights=values[held], minlength=len(scores))
 
-    def _contributions(self, session: Session, term_ids: list[int], weight: dict[int, float], k1: float,
-                       b: float, avgdl: float, chunks: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Each posting's BM25 contribution: (chunk ids, scores), for these terms (and chunks)."""
-        lists = _postings(session, term_ids, chunks)
-        if not lists:
-            return np.empty(0, dtype=np.int64), np.empty(0)
-        chunk_ids, scores = [], []
-        for term_id, data in lists.items():
-            tf, dl = data["tf"].astype(np.float64), data["dl"].astype(np.float64)
-            chunk_ids.append(data["chunk"].astype(np.int64))
-            scores.append(weight[term_id] * tf / (tf + k1 * (1 - b + b * dl / avgdl)))
-        return np.concatenate(chunk_ids), np.concatenate(scores)
-
-
-# PostgreSQL sends a term's postings as one bytea of (chunk_id int4, tf int2, dl int4) records,
-# big-endian (`int4send`/`int2send`), read straight into numpy: one row per term, no Python object
-# per posting (a row per posting costs more in the client than the whole scan in the server).
-_POSTING = np.dtype([("chunk", ">i4"), ("tf", ">i2"), ("dl", ">i4")])
-_POSTINGS_SQL = ("SELECT term_id, string_agg(int4send(chunk_id) || int2send(tf) || int4send(dl), ''::bytea) "
-                 "FROM search_postings WHERE term_id = ANY(%s){chunks} GROUP BY term_id")
-
-
-def _postings(session: Session, term_ids: list[int], chunks: list[int] | None) -> dict[int, np.ndarray]:
-    """These terms' postings (restricted to `chunks` when given), by term id."""
-    sql = _POSTINGS_SQL.format(chunks=" AND chunk_id = ANY(%s)" if chunks is not None else "")
-    params = (term_ids, chunks) if chunks is not None else (term_ids,)
+def read_blocks(session: Session, term_ids: list[int]) -> Iterable[tuple[int, np.ndarray]]:
+    """(term id, postings) per block of these terms, straight from the bytes PostgreSQL sends."""
     cursor = session.connection().connection.dbapi_connection.cursor(binary=True)
     try:
-        cursor.execute(sql, params)
-        return {term_id: np.frombuffer(blob, dtype=_POSTING) for term_id, blob in cursor.fetchall()}
+        cursor.execute("SELECT term_id, postings FROM search_blocks WHERE term_id = ANY(%s)", (term_ids,))
+        rows = cursor.fetchall()
     finally:
         cursor.close()
+    return [(term_id, np.frombuffer(blob, dtype=POSTING)) for term_id, blob in rows]
 
 
 def _vectors(session: Session, collection_id: int, chunk_ids: list[int]) -> np.ndarray | None:
@@ -275,10 +216,10 @@ def sync(db: Database, collection_id: int) -> bool:
             .order_by(DocumentVersion.document_id, DocumentVersion.number)).all()
         validity = version_validity(versions)
         new = sorted(c for c in current if c not in held)
-        added = sum(_add(session, collection_id, new[start:start + ADD_BATCH], validity)
-                    for start in range(0, len(new), ADD_BATCH))
-        if added >= ANALYZE_AFTER:  # fresh statistics, or the planner scans whole tables until autovacuum's turn
-            for table in ("search_terms", "search_postings", "search_chunks"):
+        for start in range(0, len(new), ADD_BATCH):
+            _add(session, collection_id, new[start:start + ADD_BATCH], validity)
+        if len(new) >= ANALYZE_AFTER:  # fresh statistics, or the planner scans whole tables until autovacuum's turn
+            for table in ("search_terms", "search_blocks", "search_chunks"):
                 session.execute(text(f"ANALYZE {table}"))
         changed = [{"cid": c, "vf": span[0], "vt": span[1]}
                    for c, version_id in current.items() if c in held
@@ -293,33 +234,91 @@ def sync(db: Database, collection_id: int) -> bool:
     return True
 
 
-def _add(session: Session, collection_id: int, chunk_ids: list[int], validity: dict[int, tuple[int, int]]) -> int:
-    """Index these chunks; returns the number of postings written."""
+def _add(session: Session, collection_id: int, chunk_ids: list[int], validity: dict[int, tuple[int, int]]) -> None:
+    """Index these chunks: a block per term, each chunk's term ids, the document frequencies."""
     rows = session.execute(
         select(Chunk.id, Chunk.version_id, Chunk.terms, Chunk.text, Chunk.section, Document.title)
-        .join(Document, Document.id == Chunk.document_id).where(Chunk.id.in_(chunk_ids))).all()
-    postings: list[tuple[int, str, int, int, int]] = []  # field, term, chunk, tf, dl
-    chunks = []
+        .join(Document, Document.id == Chunk.document_id).where(Chunk.id.in_(chunk_ids))
+        .order_by(Chunk.id)).all()
+    if not rows:
+        return
+    postings: dict[tuple[int, str], list[tuple[int, int, int]]] = defaultdict(list)
+    chunk_terms: list[list[tuple[int, str]]] = []
+    lengths: list[tuple[int, int]] = []
     for row in rows:
         morph = with_pairs(row.terms.split())
         grams = char_bigrams(indexed_text(row.title, row.section, row.text))
+        keys = []
         for field, terms in ((MORPH, morph), (GRAMS, grams)):
-            postings.extend((field, term, row.id, min(tf, 32767), len(terms)) for term, tf in Counter(terms).items())
-        valid_from, valid_to = validity.get(row.version_id, (0, OPEN_END))
-        chunks.append({"chunk_id": row.id, "collection_id": collection_id, "valid_from": valid_from,
-                       "valid_to": valid_to, "morph_len": len(morph), "gram_len": len(grams)})
-    if chunks:
-        session.execute(pg_insert(SearchChunk), chunks)
-    df = Counter((field, term) for field, term, *_ in postings)
-    ids = _term_ids(session, collection_id, df)
+            for term, tf in Counter(terms).items():
+                postings[field, term].append((row.id, min(tf, 32767), len(terms)))
+                keys.append((field, term))
+        chunk_terms.append(keys)
+        lengths.append((len(morph), len(grams)))
+    ids = _term_ids(session, collection_id, Counter({key: len(found) for key, found in postings.items()}))
+    session.execute(pg_insert(SearchChunk), [
+        {"chunk_id": row.id, "collection_id": collection_id,
+         **dict(zip(("valid_from", "valid_to"), validity.get(row.version_id, (0, OPEN_END)), strict=True)),
+         "morph_len": morph_len, "gram_len": gram_len,
+         "terms": np.array(sorted(ids[key] for key in keys), dtype=TERM_ID).tobytes()}
+        for row, keys, (morph_len, gram_len) in zip(rows, chunk_terms, lengths, strict=True)])
+    block = rows[0].id  # unique among a term's blocks: chunk ids are never reused
+    _write_blocks(session, [(ids[key], block, np.array(found, dtype=POSTING).tobytes())
+                            for key, found in postings.items()])
+    _merge(session, sorted(ids.values()))
+
+
+def _write_blocks(session: Session, blocks: list[tuple[int, int, bytes]]) -> None:
     cursor = session.connection().connection.dbapi_connection.cursor()
     try:
-        with cursor.copy("COPY search_postings (term_id, chunk_id, tf, dl) FROM STDIN") as copy:
-            for field, term, chunk_id, tf, dl in postings:
-                copy.write_row((ids[field, term], chunk_id, tf, dl))
+        with cursor.copy("COPY search_blocks (term_id, block, postings) FROM STDIN") as copy:
+            for block in blocks:
+                copy.write_row(block)
     finally:
         cursor.close()
-    return len(postings)
+
+
+def _merge(session: Session, term_ids: list[int]) -> None:
+    """Merge the smaller blocks of terms that have more than MAX_BLOCKS (tiered: the largest is
+    rewritten only once the others together reach half its size), dropping removed chunks."""
+    crowded = [t for t, in session.execute(
+        select(text("term_id")).select_from(text("search_blocks"))
+        .where(text("term_id = ANY(:ids)")).group_by(text("term_id"))
+        .having(text(f"count(*) > {MAX_BLOCKS}")), {"ids": term_ids})]
+    if not crowded:
+        return
+    cursor = session.connection().connection.dbapi_connection.cursor(binary=True)
+    try:
+        cursor.execute("SELECT b.term_id, b.block, b.postings, t.collection_id FROM search_blocks b "
+                       "JOIN search_terms t ON t.id = b.term_id WHERE b.term_id = ANY(%s)", (crowded,))
+        by_term: dict[int, list[tuple[int, np.ndarray]]] = defaultdict(list)
+        collection_of: dict[int, int] = {}
+        for term_id, block, blob, collection_id in cursor.fetchall():
+            by_term[term_id].append((block, np.frombuffer(blob, dtype=POSTING)))
+            collection_of[term_id] = collection_id
+    finally:
+        cursor.close()
+    live = {c: np.array(sorted(session.execute(select(SearchChunk.chunk_id)
+                                               .where(SearchChunk.collection_id == c)).scalars()), dtype=np.int64)
+            for c in set(collection_of.values())}
+    dropped: list[tuple[int, int]] = []
+    merged: list[tuple[int, int, bytes]] = []
+    for term_id, blocks in by_term.items():
+        blocks.sort(key=lambda item: -len(item[1]))
+        largest, rest = blocks[0], blocks[1:]
+        chosen = blocks if 2 * sum(len(p) for _, p in rest) >= len(largest[1]) else rest
+        together = np.concatenate([p for _, p in chosen])
+        alive = live[collection_of[term_id]]
+        positions = np.minimum(np.searchsorted(alive, together["chunk"].astype(np.int64)), max(len(alive) - 1, 0))
+        together = together[alive[positions] == together["chunk"]] if len(alive) else together[:0]
+        together = np.sort(together, order="chunk")  # (concatenate gives native byte order: packed again below)
+        dropped += [(term_id, block) for block, _ in chosen]
+        if len(together):
+            merged.append((term_id, min(block for block, _ in chosen), together.astype(POSTING).tobytes()))
+    session.execute(text("DELETE FROM search_blocks b USING unnest(CAST(:terms AS int[]), CAST(:blocks AS int[])) "
+                         "AS d(term_id, block) WHERE b.term_id = d.term_id AND b.block = d.block"),
+                    {"terms": [t for t, _ in dropped], "blocks": [b for _, b in dropped]})
+    _write_blocks(session, merged)
 
 
 def _term_ids(session: Session, collection_id: int, df: Counter) -> dict[tuple[int, str], int]:
@@ -341,24 +340,24 @@ def _term_ids(session: Session, collection_id: int, df: Counter) -> dict[tuple[i
 
 
 def _remove(session: Session, chunk_ids: Iterable[int]) -> None:
+    """Drop chunks: their document frequencies go down by their terms; their postings are no
+    longer read (views hold live chunks only) and leave their blocks at the next merge."""
     chunk_ids = list(chunk_ids)
     for start in range(0, len(chunk_ids), ADD_BATCH):
         batch = chunk_ids[start:start + ADD_BATCH]
-        removed = session.execute(delete(SearchPosting).where(SearchPosting.chunk_id.in_(batch))
-                                  .returning(SearchPosting.term_id)).scalars().all()
-        counts = Counter(removed)
+        held = session.execute(select(SearchChunk.terms).where(SearchChunk.chunk_id.in_(batch))).scalars().all()
+        counts = Counter(np.concatenate([np.frombuffer(t, dtype=TERM_ID) for t in held]).tolist()) if held else {}
         if counts:
             terms = SearchTerm.__table__
             session.execute(update(terms).where(terms.c.id == bindparam("tid")).values(df=terms.c.df - bindparam("n")),
                             [{"tid": t, "n": n} for t, n in sorted(counts.items())])
         session.execute(delete(SearchChunk).where(SearchChunk.chunk_id.in_(batch)))
+        if counts:
+            _merge(session, sorted(counts))
 
 
 def _clear(session: Session, collection_id: int) -> None:
-    # By chunk: the terms may already be gone with the collection (their foreign key cascades).
-    held = select(SearchChunk.chunk_id).where(SearchChunk.collection_id == collection_id)
-    session.execute(delete(SearchPosting).where(SearchPosting.chunk_id.in_(held)))
-    session.execute(delete(SearchTerm).where(SearchTerm.collection_id == collection_id))
+    session.execute(delete(SearchTerm).where(SearchTerm.collection_id == collection_id))  # blocks cascade
     session.execute(delete(SearchChunk).where(SearchChunk.collection_id == collection_id))
     session.execute(delete(SearchCollection).where(SearchCollection.collection_id == collection_id))
 

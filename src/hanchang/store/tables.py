@@ -243,21 +243,20 @@ class SearchTerm(Base):
     df: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class SearchPosting(Base):
-    """One term in one chunk: its frequency there and the chunk's length in that field."""
+class SearchBlock(Base):
+    """A block of one term's postings: packed big-endian (chunk id int4, tf int2, chunk length
+    int4) records (`shared_index.POSTING`). A term has a few; the smaller ones get merged."""
 
-    __tablename__ = "search_postings"
-    __table_args__ = (PrimaryKeyConstraint("term_id", "chunk_id", postgresql_include=["tf", "dl"]),
-                      Index("ix_search_postings_chunk", "chunk_id"))
+    __tablename__ = "search_blocks"
+    __table_args__ = (PrimaryKeyConstraint("term_id", "block"),)
 
-    term_id: Mapped[int] = mapped_column(Integer)
-    chunk_id: Mapped[int] = mapped_column(Integer)
-    tf: Mapped[int] = mapped_column(SmallInteger)
-    dl: Mapped[int] = mapped_column(Integer)
+    term_id: Mapped[int] = mapped_column(ForeignKey("search_terms.id", ondelete="CASCADE"))
+    block: Mapped[int] = mapped_column(Integer)
+    postings: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SearchChunk(Base):
-    """A chunk the shared index holds: its version's validity and its field lengths. No foreign
+    """A chunk the shared index holds: its version's validity, field lengths and terms. No foreign
     key: the index finds chunks deleted since it last synchronised by comparing with `chunks`."""
 
     __tablename__ = "search_chunks"
@@ -269,6 +268,7 @@ class SearchChunk(Base):
     valid_to: Mapped[int] = mapped_column(Integer)
     morph_len: Mapped[int] = mapped_column(Integer)
     gram_len: Mapped[int] = mapped_column(Integer)
+    terms: Mapped[bytes] = mapped_column(LargeBinary)  # its term ids (packed int4), to lower their frequencies
 
 
 class SearchCollection(Base):

@@ -1,7 +1,7 @@
 """The shared retrieval index on PostgreSQL (knowledge/shared_index.py): terms with document
-frequencies, postings, the chunks held with their validity and lengths, and the generation of
-each collection the index reflects. Created on SQLite too (unused there), so both databases
-share one schema.
+frequencies, blocks of packed postings per term, the chunks held with their validity, lengths and
+term ids, and the generation of each collection the index reflects. Created on SQLite too
+(unused there), so both databases share one schema.
 
 Revision ID: 0011
 Revises: 0010
@@ -28,20 +28,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("collection_id", "field", "term", name="uq_search_terms"),
     )
     op.create_table(
-        "search_postings",
-        sa.Column("term_id", sa.Integer, nullable=False),
-        sa.Column("chunk_id", sa.Integer, nullable=False),
-        sa.Column("tf", sa.SmallInteger, nullable=False),
-        sa.Column("dl", sa.Integer, nullable=False),
-        # On PostgreSQL the key carries tf and dl: a term's postings are read from the index alone.
-        sa.PrimaryKeyConstraint("term_id", "chunk_id", postgresql_include=["tf", "dl"]),
+        "search_blocks",
+        sa.Column("term_id", sa.Integer, sa.ForeignKey("search_terms.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("block", sa.Integer, nullable=False),
+        sa.Column("postings", sa.LargeBinary, nullable=False),
+        sa.PrimaryKeyConstraint("term_id", "block"),
     )
-    op.create_index("ix_search_postings_chunk", "search_postings", ["chunk_id"])
-    if op.get_bind().dialect.name == "postgresql":
-        # Vacuum after 1 % new rows rather than 20 %: index-only scans need the visibility map of
-        # recently ingested postings set, and the planner fresh statistics.
-        op.execute("ALTER TABLE search_postings SET (autovacuum_vacuum_insert_scale_factor = 0.01, "
-                   "autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02)")
+    if op.get_bind().dialect.name == "postgresql":  # read whole and often: kept uncompressed
+        op.execute("ALTER TABLE search_blocks ALTER COLUMN postings SET STORAGE EXTERNAL")
     op.create_table(
         "search_chunks",
         sa.Column("chunk_id", sa.Integer, primary_key=True, autoincrement=False),
@@ -50,6 +44,7 @@ def upgrade() -> None:
         sa.Column("valid_to", sa.Integer, nullable=False),
         sa.Column("morph_len", sa.Integer, nullable=False),
         sa.Column("gram_len", sa.Integer, nullable=False),
+        sa.Column("terms", sa.LargeBinary, nullable=False),
     )
     op.create_index("ix_search_chunks_collection", "search_chunks", ["collection_id"])
     op.create_table(
@@ -64,6 +59,5 @@ def downgrade() -> None:
     op.drop_table("search_collections")
     op.drop_index("ix_search_chunks_collection", "search_chunks")
     op.drop_table("search_chunks")
-    op.drop_index("ix_search_postings_chunk", "search_postings")
-    op.drop_table("search_postings")
+    op.drop_table("search_blocks")
     op.drop_table("search_terms")
