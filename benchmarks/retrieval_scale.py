@@ -146,7 +146,7 @@ def main() -> None:
         built = time.perf_counter() - began
         if kind == "postgres" and not args.database:
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-                for table in ("search_postings", "search_terms"):  # as autovacuum would after a bulk load
+                for table in ("search_blocks", "search_terms"):  # as autovacuum would after a bulk load
                     connection.exec_driver_sql(f"VACUUM ANALYZE {table}")
         timings, rankings[kind] = timed_queries(store, collection, questions)
         row = {"index_build_s": round(built, 1), "chunks_per_s": round(len(chunks) / built, 1), **timings}
@@ -156,9 +156,10 @@ def main() -> None:
     report["postgres"]["agreement_with_embedded"] = agreement(rankings["postgres"], rankings["embedded"])
     print("shared vs embedded top 10:", report["postgres"]["agreement_with_embedded"])
     with db.engine.connect() as connection:
-        report["postgres"]["postings"] = connection.exec_driver_sql("SELECT count(*) FROM search_postings").scalar()
+        report["postgres"]["blocks"] = connection.exec_driver_sql("SELECT count(*) FROM search_blocks").scalar()
         report["postgres"]["table_bytes"] = connection.exec_driver_sql(
-            "SELECT pg_total_relation_size('search_postings') + pg_total_relation_size('search_terms')").scalar()
+            "SELECT pg_total_relation_size('search_blocks') + pg_total_relation_size('search_terms') "
+            "+ pg_total_relation_size('search_chunks')").scalar()
     db.dispose()
     out = ROOT / "benchmarks" / "results" / "retrieval_scale.json"
     out.parent.mkdir(parents=True, exist_ok=True)

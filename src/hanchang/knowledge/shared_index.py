@@ -271,7 +271,8 @@ def _add(session: Session, collection_id: int, chunk_ids: list[int], validity: d
 def _write_blocks(session: Session, blocks: list[tuple[int, int, bytes]]) -> None:
     cursor = session.connection().connection.dbapi_connection.cursor()
     try:
-        with cursor.copy("COPY search_blocks (term_id, block, postings) FROM STDIN") as copy:
+        with cursor.copy("COPY search_blocks (term_id, block, postings) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int4", "int4", "bytea"])  # binary: no hex text for the server to parse
             for block in blocks:
                 copy.write_row(block)
     finally:
