@@ -96,18 +96,41 @@ def fuse(rankings: list[list[int]], k: int) -> list[tuple[int, float]]:
     return sorted(fused.items(), key=lambda item: -item[1])[:k]
 
 
-class CollectionIndex:
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1, norms)
+
+
+class ChunkColumns:
+    """What both indexes keep per chunk, in chunk order: id, validity dates, optional vector."""
+
     def __init__(self, chunk_ids: np.ndarray, valid_from: np.ndarray, valid_to: np.ndarray,
-                 morph: bm25s.BM25 | None, grams: bm25s.BM25 | None, vectors: np.ndarray | None):
+                 vectors: np.ndarray | None):
         self.chunk_ids = chunk_ids
         self.valid_from = valid_from
         self.valid_to = valid_to
-        self.morph = morph
-        self.grams = grams
         self.vectors = vectors
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
+
+    def in_force_ids(self, day: int) -> set[int]:
+        return {int(c) for c in self.chunk_ids[in_force(self.valid_from, self.valid_to, day)]}
+
+    def vector_ranking(self, vector: np.ndarray, as_of: date | None) -> list[int]:
+        """Positions of the chunks nearest `vector` (cosine), in force on `as_of`, best first."""
+        query = vector.astype(np.float32) / (np.linalg.norm(vector) or 1)
+        mask = in_force(self.valid_from, self.valid_to, day_number(as_of)).astype(np.float32)
+        return top_positions((self.vectors @ query + 1.0) * mask, CANDIDATES)
+
+
+class CollectionIndex(ChunkColumns):
+    def __init__(self, chunk_ids: np.ndarray, valid_from: np.ndarray, valid_to: np.ndarray,
+                 morph: bm25s.BM25 | None, grams: bm25s.BM25 | None, vectors: np.ndarray | None):
+        super().__init__(chunk_ids, valid_from, valid_to, vectors)
+        self.morph = morph
+        self.grams = grams
 
     @classmethod
     def build(cls, inputs: list[IndexInput]) -> CollectionIndex:
@@ -118,15 +141,10 @@ class CollectionIndex:
         grams = _bm25([char_bigrams(i.gram_text) for i in inputs], k1=1.2, b=0.75)
         vectors = None
         if inputs and all(i.vector is not None for i in inputs):
-            matrix = np.vstack([i.vector for i in inputs]).astype(np.float32)
-            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-            vectors = matrix / np.where(norms == 0, 1, norms)
+            vectors = unit_rows(np.vstack([i.vector for i in inputs]).astype(np.float32))
         return cls(np.array([i.chunk_id for i in inputs], dtype=np.int64),
                    np.array([i.valid_from for i in inputs], dtype=np.int64),
                    np.array([i.valid_to for i in inputs], dtype=np.int64), morph, grams, vectors)
-
-    def in_force_ids(self, day: int) -> set[int]:
-        return {int(c) for c in self.chunk_ids[in_force(self.valid_from, self.valid_to, day)]}
 
     def valid_until(self, chunk_ids: set[int]) -> dict[int, int]:
         # Called for every search with the few hits: select them in numpy, not a Python loop over all chunks.
@@ -146,8 +164,7 @@ class CollectionIndex:
                 scores = retriever.get_scores_from_ids(ids, weight_mask=mask)
                 rankings.append(top_positions(np.asarray(scores), CANDIDATES))
         if vector is not None and self.vectors is not None:
-            query = vector.astype(np.float32) / (np.linalg.norm(vector) or 1)
-            rankings.append(top_positions((self.vectors @ query + 1.0) * mask, CANDIDATES))
+            rankings.append(self.vector_ranking(vector, as_of))
         return [Hit(int(self.chunk_ids[p]), score) for p, score in fuse(rankings, k)]
 
     # -- persistence ------------------------------------------------------------------

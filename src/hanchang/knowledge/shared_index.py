@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 
 from hanchang.core.versions import OPEN_END, day_number, in_force, version_validity
 from hanchang.knowledge.analysis import char_bigrams, with_pairs
-from hanchang.knowledge.index import CANDIDATES, Hit, fuse, top_positions
+from hanchang.knowledge.index import CANDIDATES, ChunkColumns, Hit, fuse, top_positions, unit_rows
 from hanchang.knowledge.ingest import indexed_text
 from hanchang.store.db import Database
 from hanchang.store.tables import (
@@ -67,24 +67,18 @@ def idf(n: int, df: int) -> float:
 _FIELDS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="search-field")
 
 
-class SharedCollectionIndex:
+class SharedCollectionIndex(ChunkColumns):
     """One collection's view of the shared index, as of one generation (`RetrievalIndex`)."""
 
     def __init__(self, db: Database, collection_id: int, chunk_ids: np.ndarray, valid_from: np.ndarray,
                  valid_to: np.ndarray, totals: dict[int, int], vectors: np.ndarray | None):
+        super().__init__(chunk_ids, valid_from, valid_to, vectors)
         self.db = db
         self.collection_id = collection_id
-        self.chunk_ids = chunk_ids
-        self.valid_from = valid_from
-        self.valid_to = valid_to
-        self.vectors = vectors
         n = len(chunk_ids)
         self._avgdl = {field: (totals[field] / n if n else 1.0) or 1.0 for field in PARAMS}
         self._position = {int(c): i for i, c in enumerate(chunk_ids.tolist())}
         self._in_force_cache: dict[int, np.ndarray] = {}
-
-    def __len__(self) -> int:
-        return len(self.chunk_ids)
 
     @classmethod
     def load(cls, db: Database, collection_id: int) -> SharedCollectionIndex:
@@ -100,9 +94,6 @@ class SharedCollectionIndex:
                    vectors)
 
     # -- validity ------------------------------------------------------------------------------
-    def in_force_ids(self, day: int) -> set[int]:
-        return {int(c) for c in self.chunk_ids[in_force(self.valid_from, self.valid_to, day)]}
-
     def valid_until(self, chunk_ids: set[int]) -> dict[int, int]:
         return {c: int(self.valid_to[self._position[c]]) for c in chunk_ids if c in self._position}
 
@@ -131,10 +122,7 @@ class SharedCollectionIndex:
         grams = _FIELDS.submit(field_top, GRAMS, char_bigrams(text))
         rankings = [r for r in (field_top(MORPH, with_pairs(morphemes)), grams.result()) if r is not None]
         if vector is not None and self.vectors is not None:
-            query = vector.astype(np.float32) / (np.linalg.norm(vector) or 1)
-            mask = in_force(self.valid_from, self.valid_to, day_number(as_of)).astype(np.float32)
-            positions = top_positions((self.vectors @ query + 1.0) * mask, CANDIDATES)
-            rankings.append([int(self.chunk_ids[p]) for p in positions])
+            rankings.append([int(self.chunk_ids[p]) for p in self.vector_ranking(vector, as_of)])
         return [Hit(chunk_id, score) for chunk_id, score in fuse(rankings, k)]
 
     def _field_top(self, session: Session, field: int, terms: list[str], mask: np.ndarray) -> list[int] | None:
@@ -182,9 +170,7 @@ def _vectors(session: Session, collection_id: int, chunk_ids: list[int]) -> np.n
     blobs = dict(session.execute(select(Chunk.id, Chunk.embedding).where(Chunk.collection_id == collection_id)).all())
     if set(blobs) != set(chunk_ids):
         return None
-    matrix = np.vstack([np.frombuffer(blobs[c], dtype=np.float32) for c in chunk_ids])
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return matrix / np.where(norms == 0, 1, norms)
+    return unit_rows(np.vstack([np.frombuffer(blobs[c], dtype=np.float32) for c in chunk_ids]))
 
 
 # -- keeping the index in step with the chunks -------------------------------------------------------
