@@ -20,6 +20,7 @@ from hanchang.assist.chat import AttachedText
 from hanchang.assist.embedding_calls import embed
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal
+from hanchang.gateway.errors import RecordUnavailable
 from hanchang.gateway.router import Call
 from hanchang.http.auth import require_principal
 from hanchang.http.deps import platform_of
@@ -141,9 +142,9 @@ async def _sse(stream: answer.AnswerStream, include_usage: bool,
                 yield _data({**held, **extras, "hanchang": stream.call.report()})
                 yield b"data: [DONE]\n\n"
             else:
-                if held is not None:
-                    yield _data(held)
                 error = event.error
+                if held is not None and not isinstance(error, RecordUnavailable):  # unrecorded: no finish
+                    yield _data(held)
                 yield _sse_line(error_body(error.message, error.error_type, error.code))
 
 

@@ -78,7 +78,9 @@ class Recorder:
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
             try:
-                await self.flush()
+                # Shielded: a stop (aclose cancels this loop) must not abandon a batch mid-write,
+                # its thread still committing and its callers never told.
+                await asyncio.shield(self.flush())
                 failures = 0
             except Exception:  # keep serving; the rows stay queued for the next try
                 failures += 1

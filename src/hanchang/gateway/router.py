@@ -429,7 +429,8 @@ class Gateway:
             if error is None:
                 raise RecordUnavailable("The call's usage and audit records could not be written, so "
                                         "its answer was withheld. Try again shortly; tell the "
-                                        "administrator if this persists.") from exc
+                                        "administrator if this persists.",
+                                        headers={"x-request-id": call.request_id}) from exc
 
     def _finish(self, call: Call, counts: dict[str, Any], error: GatewayError | None,
                 outcome: str | None = None) -> asyncio.Future | None:

@@ -1,0 +1,123 @@
+"""An answer leaves only with its records: the usage row and audit record of a call are in the
+database when its last bytes (a JSON body, a stream's closing chunk and [DONE]) reach the client;
+when they cannot be written, the answer is withheld with a clear 503 and the records follow once
+the database takes them again."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+
+import httpx
+from sqlalchemy import create_engine, func, select, text
+
+from hanchang.gateway import router
+from hanchang.store.db import normalise_url
+from hanchang.store.tables import AuditRecord, UsageRecord
+
+BODY = {"model": "internal-a", "messages": [{"role": "user", "content": "회의록 요약해 줘"}]}
+
+
+def recorded(platform, request_id: str) -> tuple[int, int]:
+    """(usage rows, audit records) of the call — read without taking SQLite's write lock, which a
+    test may be holding."""
+    url = platform.settings.resolved_database_url
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.split("///", 1)[1]) as connection:
+            return tuple(connection.execute(f"SELECT count(*) FROM {table} WHERE request_id = ?",
+                                            (request_id,)).fetchone()[0]
+                         for table in ("usage_records", "audit_records"))
+    with platform.db.session() as session:
+        usage = session.scalar(select(func.count()).select_from(UsageRecord)
+                               .where(UsageRecord.request_id == request_id))
+        audit = session.scalar(select(func.count()).select_from(AuditRecord)
+                               .where(AuditRecord.request_id == request_id))
+    return usage, audit
+
+
+def stream(platform) -> tuple[httpx.Response, str]:
+    with httpx.stream("POST", platform.v1 + "/chat/completions", headers=platform.headers(), timeout=30,
+                      json={**BODY, "stream": True}) as response:
+        return response, "".join(response.iter_text())
+
+
+class AuditLocked:
+    """Another connection holding what appending to the audit trail needs: SQLite's write lock,
+    or PostgreSQL's chain head row."""
+
+    def __init__(self, database_url: str):
+        self.url = database_url
+
+    def __enter__(self):
+        if self.url.startswith("sqlite"):
+            self.connection = sqlite3.connect(self.url.split("///", 1)[1], isolation_level=None)
+            self.connection.execute("BEGIN IMMEDIATE")
+        else:
+            self.engine = create_engine(normalise_url(self.url))
+            self.connection = self.engine.connect()
+            self.connection.execute(text("SELECT * FROM audit_chain_head FOR UPDATE"))
+        return self
+
+    def __exit__(self, *exc):
+        self.connection.rollback()
+        self.connection.close()
+        if not self.url.startswith("sqlite"):
+            self.engine.dispose()
+
+
+def test_records_are_committed_before_the_answer_and_an_unrecordable_answer_is_withheld(
+        platform, database_url, monkeypatch):
+    # Answered: the records are there the moment the answer is, for a whole answer and a stream.
+    answer = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), json=BODY, timeout=30)
+    assert answer.status_code == 200
+    assert recorded(platform, answer.headers["x-request-id"]) == (1, 1)
+    response, body = stream(platform)
+    assert body.rstrip().endswith("data: [DONE]")
+    assert recorded(platform, response.headers["x-request-id"]) == (1, 1)
+
+    # The audit trail cannot be written: the answer is withheld, saying so in Korean first.
+    monkeypatch.setattr(router, "RECORD_WAIT_S", 1.0)
+    with AuditLocked(database_url):
+        started = time.monotonic()
+        refused = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), json=BODY, timeout=30)
+        assert refused.status_code == 503
+        error = refused.json()["error"]
+        assert error["code"] == "audit_unavailable" and error["message"].startswith("감사 기록을 저장하지 못해")
+        assert "choices" not in refused.json()
+        assert 1.0 <= time.monotonic() - started < 10
+        cut, body = stream(platform)
+        assert "audit_unavailable" in body and "[DONE]" not in body and '"finish_reason":"stop"' not in body
+        assert recorded(platform, refused.headers["x-request-id"]) == (0, 0)
+    # The database is back: the withheld calls' records are written, and answers flow again.
+    deadline = time.monotonic() + 30
+    while recorded(platform, refused.headers["x-request-id"]) != (1, 1):
+        assert time.monotonic() < deadline, "the queued records were not written once the lock was gone"
+        time.sleep(0.1)
+    assert recorded(platform, cut.headers["x-request-id"]) == (1, 1)
+    again = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), json=BODY, timeout=30)
+    assert again.status_code == 200 and recorded(platform, again.headers["x-request-id"]) == (1, 1)
+
+
+def test_forty_callers_at_once_each_get_their_answer_with_its_records(platform):
+    statuses: list[int] = []
+    ids: list[str] = []
+
+    def ask(i: int) -> None:
+        if i % 2:
+            response, body = stream(platform)
+            assert body.rstrip().endswith("data: [DONE]")
+        else:
+            response = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), json=BODY,
+                                  timeout=30)
+        # Checked as each answer arrives, while the others are still being recorded.
+        assert recorded(platform, response.headers["x-request-id"]) == (1, 1)
+        statuses.append(response.status_code)
+        ids.append(response.headers["x-request-id"])
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert statuses == [200] * 40 and len(set(ids)) == 40
