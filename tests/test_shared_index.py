@@ -6,6 +6,7 @@ ingests included; and merging a term's blocks changes nothing but their number."
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -214,3 +215,35 @@ def test_the_setting_is_checked(tmp_path):
         IndexStore(settings.home, db, "postgres")
     assert IndexStore(settings.home, db).shared is None
     db.dispose()
+
+
+def test_a_search_does_not_wait_for_another_process_writing_the_collection(postgres, tmp_path):
+    """While a host is writing a change of the collection (its upload not yet answered), another
+    host's search answers at once from what is committed, and sees the change when it is."""
+    _, db = postgres
+    with db.session() as session:
+        collection_id = kc.create(session, "DEMO", "rules").id
+    first = tmp_path / "first.txt"
+    first.write_text("주차 규정\n\n주차는 지하 2층을 이용합니다.\n", encoding="utf-8")
+    host_a, host_b = IndexStore(tmp_path / "a", db), IndexStore(tmp_path / "b", db)
+    ingest_sources(db, host_a, collection_id, [SourceFile(first, "upload:first.txt", "first.txt")])
+    assert found(host_b, db, collection_id, "지하 주차") == ["first.txt"]
+    second = tmp_path / "second.txt"
+    second.write_text("휴가 규정\n\n연차 휴가는 부서장 승인 후 사용합니다.\n", encoding="utf-8")
+    # Host A's sync of the next change, caught mid-way: the change is committed, its index lock held.
+    locker = db.engine.connect()
+    try:
+        locker.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"),
+                       {"c": shared_index.LOCK_CLASS, "k": collection_id})
+        with db.session() as session:
+            from hanchang.knowledge.ingest import ingest
+            ingest(session, session.get(Collection, collection_id),
+                   [SourceFile(second, "upload:second.txt", "second.txt")])
+        started = time.monotonic()
+        assert found(host_b, db, collection_id, "지하 주차") == ["first.txt"]
+        assert found(host_b, db, collection_id, "연차 휴가 승인") == []  # not yet indexed
+        assert time.monotonic() - started < 5
+    finally:
+        locker.rollback()
+        locker.close()
+    assert found(host_b, db, collection_id, "연차 휴가 승인") == ["second.txt"]

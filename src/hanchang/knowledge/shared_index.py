@@ -174,11 +174,17 @@ def _vectors(session: Session, collection_id: int, chunk_ids: list[int]) -> np.n
 
 
 # -- keeping the index in step with the chunks -------------------------------------------------------
-def sync(db: Database, collection_id: int) -> bool:
-    """Bring the collection's postings to its current generation (one transaction). Returns
-    False when the collection no longer exists."""
+def sync(db: Database, collection_id: int, wait: bool = True) -> bool | None:
+    """Bring the collection's index to its current generation (one transaction). Returns False
+    when the collection no longer exists, None when another process is syncing it and `wait` is
+    False."""
     with db.session() as session:
-        session.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": LOCK_CLASS, "k": collection_id})
+        if not wait:
+            if not session.scalar(text("SELECT pg_try_advisory_xact_lock(:c, :k)"),
+                                  {"c": LOCK_CLASS, "k": collection_id}):
+                return None
+        else:
+            session.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": LOCK_CLASS, "k": collection_id})
         generation = session.scalar(select(Collection.index_generation).where(Collection.id == collection_id))
         if generation is None:
             _clear(session, collection_id)
@@ -374,6 +380,11 @@ class SharedIndexStore:
         cached = self._cache.get(collection.id)
         if cached and cached[0] == collection.index_generation:
             return cached[1]
+        if sync(self.db, collection.id, wait=False) is None:
+            # Another process is writing this collection's change (a bulk upload may take minutes,
+            # and its upload has not returned yet): search what is committed meanwhile, rather
+            # than wait; the next search tries again.
+            return cached[1] if cached else SharedCollectionIndex.load(self.db, collection.id)
         return self.rebuild(collection.id, collection.index_generation)
 
     def rebuild(self, collection_id: int, generation: int) -> SharedCollectionIndex:
