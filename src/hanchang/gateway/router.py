@@ -419,7 +419,7 @@ class Gateway:
         When they cannot be written in time an answer is withheld (`RecordUnavailable`); an
         error already being returned stays that error."""
         committed = self._finish(call, counts, error, outcome)
-        if committed is None or not call.await_records or not self.recorder or not self.recorder.running:
+        if committed is None or not call.await_records or not self.recorder.running:  # None: no recorder
             return
         try:
             await asyncio.wait_for(asyncio.shield(committed), RECORD_WAIT_S)

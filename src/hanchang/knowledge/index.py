@@ -118,6 +118,11 @@ class ChunkColumns:
     def in_force_ids(self, day: int) -> set[int]:
         return {int(c) for c in self.chunk_ids[in_force(self.valid_from, self.valid_to, day)]}
 
+    def valid_until(self, chunk_ids: set[int]) -> dict[int, int]:
+        # Called for every search with the few hits: select them in numpy, not a Python loop over all chunks.
+        wanted = np.isin(self.chunk_ids, np.fromiter(chunk_ids, dtype=np.int64, count=len(chunk_ids)))
+        return dict(zip(self.chunk_ids[wanted].tolist(), self.valid_to[wanted].tolist(), strict=True))
+
     def vector_ranking(self, vector: np.ndarray, as_of: date | None) -> list[int]:
         """Positions of the chunks nearest `vector` (cosine), in force on `as_of`, best first."""
         query = vector.astype(np.float32) / (np.linalg.norm(vector) or 1)
@@ -145,11 +150,6 @@ class CollectionIndex(ChunkColumns):
         return cls(np.array([i.chunk_id for i in inputs], dtype=np.int64),
                    np.array([i.valid_from for i in inputs], dtype=np.int64),
                    np.array([i.valid_to for i in inputs], dtype=np.int64), morph, grams, vectors)
-
-    def valid_until(self, chunk_ids: set[int]) -> dict[int, int]:
-        # Called for every search with the few hits: select them in numpy, not a Python loop over all chunks.
-        wanted = np.isin(self.chunk_ids, np.fromiter(chunk_ids, dtype=np.int64, count=len(chunk_ids)))
-        return dict(zip(self.chunk_ids[wanted].tolist(), self.valid_to[wanted].tolist(), strict=True))
 
     def search(self, morphemes: list[str], text: str, k: int, as_of: date | None = None,
                vector: np.ndarray | None = None) -> list[Hit]:

@@ -77,7 +77,6 @@ class SharedCollectionIndex(ChunkColumns):
         self.collection_id = collection_id
         n = len(chunk_ids)
         self._avgdl = {field: (totals[field] / n if n else 1.0) or 1.0 for field in PARAMS}
-        self._position = {int(c): i for i, c in enumerate(chunk_ids.tolist())}
         self._in_force_cache: dict[int, np.ndarray] = {}
 
     @classmethod
@@ -94,9 +93,6 @@ class SharedCollectionIndex(ChunkColumns):
                    vectors)
 
     # -- validity ------------------------------------------------------------------------------
-    def valid_until(self, chunk_ids: set[int]) -> dict[int, int]:
-        return {c: int(self.valid_to[self._position[c]]) for c in chunk_ids if c in self._position}
-
     def _in_force(self, day: int) -> np.ndarray:
         """1.0 where this view's chunk (in chunk order) is in force on `day`, else 0.0. Postings of
         chunks the view does not hold (written by a later sync) are left out until the next view."""
@@ -141,13 +137,20 @@ class SharedCollectionIndex(ChunkColumns):
         weight = {row.id: wanted[row.term] * idf(n, row.df) for row in known}  # a repeated query term counts again
         scores = np.zeros(n)  # by position in the view (chunk order)
         for term_id, postings in read_blocks(session, list(weight)):
-            positions = np.minimum(np.searchsorted(self.chunk_ids, postings["chunk"]), n - 1)
-            held = self.chunk_ids[positions] == postings["chunk"]  # live chunks this view holds
+            positions, held = locate(self.chunk_ids, postings["chunk"])  # live chunks this view holds
             tf, dl = postings["tf"][held].astype(np.float64), postings["dl"][held].astype(np.float64)
             scores += np.bincount(positions[held], weights=weight[term_id] * tf / (tf + k1 * (1 - b + b * dl / avgdl)),
                                   minlength=n)
         best = top_positions(scores * mask, CANDIDATES)  # score, then chunk order (as the embedded index)
         return self.chunk_ids[best].tolist()
+
+
+def locate(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of `ids` stands in `sorted_ids`, and whether it is there at all."""
+    if not len(sorted_ids):
+        return np.zeros(len(ids), dtype=np.int64), np.zeros(len(ids), dtype=bool)
+    positions = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return positions, sorted_ids[positions] == ids
 
 
 def read_blocks(session: Session, term_ids: list[int]) -> Iterable[tuple[int, np.ndarray]]:
@@ -198,9 +201,10 @@ def sync(db: Database, collection_id: int, wait: bool = True) -> bool | None:
         held = {row.chunk_id: (row.valid_from, row.valid_to) for row in session.execute(
             select(SearchChunk.chunk_id, SearchChunk.valid_from, SearchChunk.valid_to)
             .where(SearchChunk.collection_id == collection_id))}
+        alive = np.array(sorted(current), dtype=np.int64)  # what merged blocks keep postings of
         gone = [c for c in held if c not in current]
         if gone:
-            _remove(session, gone)
+            _remove(session, gone, alive)
         versions = session.execute(
             select(DocumentVersion.id, DocumentVersion.document_id, DocumentVersion.effective_from)
             .join(Document, Document.id == DocumentVersion.document_id)
@@ -209,7 +213,7 @@ def sync(db: Database, collection_id: int, wait: bool = True) -> bool | None:
         validity = version_validity(versions)
         new = sorted(c for c in current if c not in held)
         for start in range(0, len(new), ADD_BATCH):
-            _add(session, collection_id, new[start:start + ADD_BATCH], validity)
+            _add(session, collection_id, new[start:start + ADD_BATCH], validity, alive)
         if new and _statistics_stale(session, len(new)):
             # Fresh statistics now, not at autovacuum's turn: without them the planner's guesses
             # made searches of a first upload 4x slower (measured on KorQuAD dev).
@@ -239,7 +243,8 @@ def _statistics_stale(session: Session, added: int) -> bool:
     return never or added * 10 >= held or added >= ANALYZE_AFTER
 
 
-def _add(session: Session, collection_id: int, chunk_ids: list[int], validity: dict[int, tuple[int, int]]) -> None:
+def _add(session: Session, collection_id: int, chunk_ids: list[int], validity: dict[int, tuple[int, int]],
+         alive: np.ndarray) -> None:
     """Index these chunks: a block per term, each chunk's term ids, the document frequencies."""
     rows = session.execute(
         select(Chunk.id, Chunk.version_id, Chunk.terms, Chunk.text, Chunk.section, Document.title)
@@ -270,7 +275,7 @@ def _add(session: Session, collection_id: int, chunk_ids: list[int], validity: d
     block = rows[0].id  # unique among a term's blocks: chunk ids are never reused
     _write_blocks(session, [(ids[key], block, np.array(found, dtype=POSTING).tobytes())
                             for key, found in postings.items()])
-    _merge(session, sorted(ids.values()))
+    _merge(session, sorted(ids.values()), alive)
 
 
 def _write_blocks(session: Session, blocks: list[tuple[int, int, bytes]]) -> None:
@@ -284,9 +289,10 @@ def _write_blocks(session: Session, blocks: list[tuple[int, int, bytes]]) -> Non
         cursor.close()
 
 
-def _merge(session: Session, term_ids: list[int]) -> None:
+def _merge(session: Session, term_ids: list[int], alive: np.ndarray) -> None:
     """Merge the smaller blocks of terms that have more than MAX_BLOCKS (tiered: the largest is
-    rewritten only once the others together reach half its size), dropping removed chunks."""
+    rewritten only once the others together reach half its size), dropping postings of chunks not
+    in `alive` (the collection's chunk ids, sorted)."""
     crowded = [t for t, in session.execute(
         select(text("term_id")).select_from(text("search_blocks"))
         .where(text("term_id = ANY(:ids)")).group_by(text("term_id"))
@@ -295,18 +301,12 @@ def _merge(session: Session, term_ids: list[int]) -> None:
         return
     cursor = session.connection().connection.dbapi_connection.cursor(binary=True)
     try:
-        cursor.execute("SELECT b.term_id, b.block, b.postings, t.collection_id FROM search_blocks b "
-                       "JOIN search_terms t ON t.id = b.term_id WHERE b.term_id = ANY(%s)", (crowded,))
+        cursor.execute("SELECT term_id, block, postings FROM search_blocks WHERE term_id = ANY(%s)", (crowded,))
         by_term: dict[int, list[tuple[int, np.ndarray]]] = defaultdict(list)
-        collection_of: dict[int, int] = {}
-        for term_id, block, blob, collection_id in cursor.fetchall():
+        for term_id, block, blob in cursor.fetchall():
             by_term[term_id].append((block, np.frombuffer(blob, dtype=POSTING)))
-            collection_of[term_id] = collection_id
     finally:
         cursor.close()
-    live = {c: np.array(sorted(session.execute(select(SearchChunk.chunk_id)
-                                               .where(SearchChunk.collection_id == c)).scalars()), dtype=np.int64)
-            for c in set(collection_of.values())}
     dropped: list[tuple[int, int]] = []
     merged: list[tuple[int, int, bytes]] = []
     for term_id, blocks in by_term.items():
@@ -314,9 +314,7 @@ def _merge(session: Session, term_ids: list[int]) -> None:
         largest, rest = blocks[0], blocks[1:]
         chosen = blocks if 2 * sum(len(p) for _, p in rest) >= len(largest[1]) else rest
         together = np.concatenate([p for _, p in chosen])
-        alive = live[collection_of[term_id]]
-        positions = np.minimum(np.searchsorted(alive, together["chunk"].astype(np.int64)), max(len(alive) - 1, 0))
-        together = together[alive[positions] == together["chunk"]] if len(alive) else together[:0]
+        together = together[locate(alive, together["chunk"])[1]]
         together = np.sort(together, order="chunk")  # (concatenate gives native byte order: packed again below)
         dropped += [(term_id, block) for block, _ in chosen]
         if len(together):
@@ -345,7 +343,7 @@ def _term_ids(session: Session, collection_id: int, df: Counter) -> dict[tuple[i
         cursor.close()
 
 
-def _remove(session: Session, chunk_ids: Iterable[int]) -> None:
+def _remove(session: Session, chunk_ids: Iterable[int], alive: np.ndarray) -> None:
     """Drop chunks: their document frequencies go down by their terms; their postings are no
     longer read (views hold live chunks only) and leave their blocks at the next merge."""
     chunk_ids = list(chunk_ids)
@@ -359,7 +357,7 @@ def _remove(session: Session, chunk_ids: Iterable[int]) -> None:
                             [{"tid": t, "n": n} for t, n in sorted(counts.items())])
         session.execute(delete(SearchChunk).where(SearchChunk.chunk_id.in_(batch)))
         if counts:
-            _merge(session, sorted(counts))
+            _merge(session, sorted(counts), alive)
 
 
 def _clear(session: Session, collection_id: int) -> None:
@@ -385,10 +383,14 @@ class SharedIndexStore:
             # and its upload has not returned yet): search what is committed meanwhile, rather
             # than wait; the next search tries again.
             return cached[1] if cached else SharedCollectionIndex.load(self.db, collection.id)
-        return self.rebuild(collection.id, collection.index_generation)
+        return self._view(collection.id, collection.index_generation)
 
     def rebuild(self, collection_id: int, generation: int) -> SharedCollectionIndex:
         sync(self.db, collection_id)
+        return self._view(collection_id, generation)
+
+    def _view(self, collection_id: int, generation: int) -> SharedCollectionIndex:
+        """Load the synchronised index's view and keep it for `generation`."""
         index = SharedCollectionIndex.load(self.db, collection_id)
         with self._lock:
             cached = self._cache.get(collection_id)
