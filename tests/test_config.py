@@ -48,6 +48,8 @@ def test_yaml_then_env_override(tmp_path, monkeypatch):
         ({"limits": {"per_key": {"requests_per_minute": -1}}},
          "limits.per_key.requests_per_minute", "greater than or equal to 0"),
         ({"modles": []}, "modles", "Extra inputs"),
+        ({"knowledge": {"index": "postgres"}}, "", "needs a PostgreSQL database_url"),
+        ({"knowledge": {"index": "opensearch"}}, "knowledge.index", "'auto', 'embedded' or 'postgres'"),
     ],
 )
 def test_errors_name_file_key_and_problem(tmp_path, data, key, words):

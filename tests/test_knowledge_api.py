@@ -128,6 +128,21 @@ def test_grade_changes_are_admin_only_and_audited(kb):
     assert ("collections.grade", {"collection": "통계", "before": "O", "after": "S"}) in actions
 
 
+def test_a_reindex_is_writers_only_audited_and_keeps_search_answering(kb):
+    key = kb.keys["kosis_admin"]
+    cid = make_collection(kb, key, "인구")
+    assert upload(kb, key, cid, ("인구.txt", "인구 통계\n\n출생아 수는 매월 집계합니다.\n".encode())).status_code == 200
+    assert api(kb, "POST", f"/api/collections/{cid}/reindex", kb.keys["kosis_user"]).status_code == 403
+    rebuilt = api(kb, "POST", f"/api/collections/{cid}/reindex", key)
+    assert rebuilt.status_code == 200 and rebuilt.json() == {"id": cid, "chunks": 1}
+    found = api(kb, "GET", "/api/search", key, params={"q": "출생아 집계", "collection": str(cid)})
+    assert [r["source"] for r in found.json()["results"]] == ["인구.txt"]
+    with kb.db.session() as session:
+        actions = [(r.action, json.loads(r.detail)) for r in session.scalars(
+            select(AuditRecord).where(AuditRecord.category == "admin").order_by(AuditRecord.id))]
+    assert actions.count(("collections.reindex", {"collection": "인구"})) == 1
+
+
 def ask(kb, key, model, collections, question, stream=False):
     return api(kb, "POST", "/v1/chat/completions", key, json={
         "model": model, "collections": collections, "stream": stream,

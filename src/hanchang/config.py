@@ -386,6 +386,9 @@ class Settings(BaseSettings):
                                  for m in self.models):
             raise ValueError(f"knowledge.embedding_model {embedding!r} is not a configured model "
                              "of kind 'embedding'")
+        if self.knowledge.index == "postgres" and not self.resolved_database_url.startswith("postgres"):
+            raise ValueError("knowledge.index 'postgres' needs a PostgreSQL database_url; use 'auto' "
+                             "or 'embedded' with SQLite")
         for name in self.policy.preferred_internal:
             if name not in names:
                 raise ValueError(f"policy.preferred_internal names {name!r}, which is not configured")

@@ -243,6 +243,7 @@ async def reindex(collection_id: DbId, request: Request, principal: Principal = 
             collection = kc.get_readable(session, principal, collection_id)
             kc.require_writer(principal, collection)
             kc.touch(collection)
+            trail.record_by(session, principal, "collections.reindex", {"collection": collection.name})
             generation = collection.index_generation
         index = platform_of(request).knowledge.reindex(collection_id, generation)
         return {"id": collection_id, "chunks": len(index)}
