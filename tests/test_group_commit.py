@@ -22,18 +22,31 @@ BODY = {"model": "internal-a", "messages": [{"role": "user", "content": "회의�
 def recorded(platform, request_id: str) -> tuple[int, int]:
     """(usage rows, audit records) of the call — read without taking SQLite's write lock, which a
     test may be holding."""
+    outcomes = audit_outcomes(platform, request_id)
     url = platform.settings.resolved_database_url
     if url.startswith("sqlite"):
         with sqlite3.connect(url.split("///", 1)[1]) as connection:
-            return tuple(connection.execute(f"SELECT count(*) FROM {table} WHERE request_id = ?",
-                                            (request_id,)).fetchone()[0]
-                         for table in ("usage_records", "audit_records"))
-    with platform.db.session() as session:
-        usage = session.scalar(select(func.count()).select_from(UsageRecord)
-                               .where(UsageRecord.request_id == request_id))
-        audit = session.scalar(select(func.count()).select_from(AuditRecord)
-                               .where(AuditRecord.request_id == request_id))
-    return usage, audit
+            usage = connection.execute("SELECT count(*) FROM usage_records WHERE request_id = ?",
+                                       (request_id,)).fetchone()[0]
+    else:
+        with platform.db.session() as session:
+            usage = session.scalar(select(func.count()).select_from(UsageRecord)
+                                   .where(UsageRecord.request_id == request_id))
+    return usage, len([outcome for outcome, _ in outcomes if outcome != "withheld"])
+
+
+def audit_outcomes(platform, request_id: str) -> list[tuple[str, int]]:
+    """The call's audit records as (outcome, status), in the trail's order."""
+    url = platform.settings.resolved_database_url
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.split("///", 1)[1]) as connection:
+            rows = connection.execute("SELECT outcome, status FROM audit_records WHERE request_id = ? "
+                                      "ORDER BY id", (request_id,)).fetchall()
+    else:
+        with platform.db.session() as session:
+            rows = session.execute(select(AuditRecord.outcome, AuditRecord.status)
+                                   .where(AuditRecord.request_id == request_id).order_by(AuditRecord.id)).all()
+    return [tuple(row) for row in rows]
 
 
 def stream(platform) -> tuple[httpx.Response, str]:
@@ -89,12 +102,17 @@ def test_records_are_committed_before_the_answer_and_an_unrecordable_answer_is_w
         cut, body = stream(platform)
         assert "audit_unavailable" in body and "[DONE]" not in body and '"finish_reason":"stop"' not in body
         assert recorded(platform, refused.headers["x-request-id"]) == (0, 0)
-    # The database is back: the withheld calls' records are written, and answers flow again.
+    # The database is back: the withheld calls' records are written, and answers flow again. On
+    # PostgreSQL the refused call's batch was blocked on the lock and the cut stream's records wait
+    # in the next batch, so they land one transaction apart: wait for both.
     deadline = time.monotonic() + 30
-    while recorded(platform, refused.headers["x-request-id"]) != (1, 1):
+    withheld = [refused.headers["x-request-id"], cut.headers["x-request-id"]]
+    while [audit_outcomes(platform, request_id) for request_id in withheld] != [[("ok", 200), ("withheld", 503)]] * 2:
         assert time.monotonic() < deadline, "the queued records were not written once the lock was gone"
         time.sleep(0.1)
-    assert recorded(platform, cut.headers["x-request-id"]) == (1, 1)
+    # The trail says each call was made and its answer not delivered; the usage row (the model's
+    # work, billed) is there once.
+    assert [recorded(platform, request_id) for request_id in withheld] == [(1, 1), (1, 1)]
     again = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), json=BODY, timeout=30)
     assert again.status_code == 200 and recorded(platform, again.headers["x-request-id"]) == (1, 1)
 

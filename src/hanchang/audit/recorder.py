@@ -52,14 +52,16 @@ class Recorder:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def record(self, usage: Usage, audit: AuditEntry | None = None) -> asyncio.Future:
-        """Queue one call's records; the returned future is done once they have committed (or
-        fails if this recorder closed without writing them)."""
-        self._rows.append(vars(usage).copy())  # flat fields: a shallow copy is enough
+    def record(self, usage: Usage | None, audit: AuditEntry | None = None) -> asyncio.Future:
+        """Queue one call's records (or an audit entry alone, e.g. that an answer was withheld);
+        the returned future is done once they have committed (or fails if this recorder closed
+        without writing them). Entries are written in the order they were queued."""
+        if usage is not None:
+            self._rows.append(vars(usage).copy())  # flat fields: a shallow copy is enough
+            if usage.api_key_id is not None:
+                self._key_use[usage.api_key_id] = usage.created_at
         if audit is not None:
             self._audit.append(audit)
-        if usage.api_key_id is not None:
-            self._key_use[usage.api_key_id] = usage.created_at
         self._wake.set()
         return self._pending()
 

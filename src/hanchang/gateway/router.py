@@ -427,10 +427,23 @@ class Gateway:
             log.error("records of %s not committed within %.0f s: %s", call.request_id, RECORD_WAIT_S,
                       type(exc).__name__)
             if error is None:
+                self._withheld(call)
                 raise RecordUnavailable("The call's usage and audit records could not be written, so "
                                         "its answer was withheld. Try again shortly; tell the "
                                         "administrator if this persists.",
                                         headers={"x-request-id": call.request_id}) from exc
+
+    def _withheld(self, call: Call) -> None:
+        """Queue, behind the call's own records, an audit entry saying its answer was withheld:
+        when the trail takes the records again it shows the call made and the answer not
+        delivered, not a plain success."""
+        p = call.principal
+        self.recorder.record(None, AuditEntry(
+            category="ai", action=call.endpoint, outcome="withheld", status=RecordUnavailable.status,
+            request_id=call.request_id, user_id=p.user_id, user_name=p.user_name,
+            agency_code=p.agency_code, role=p.role.value, model_used=call.model_used,
+            declared_grade=call.grade.value,
+            detail={"reason": "audit_unavailable", "waited_s": RECORD_WAIT_S, "stream": call.stream}))
 
     def _finish(self, call: Call, counts: dict[str, Any], error: GatewayError | None,
                 outcome: str | None = None) -> asyncio.Future | None:
