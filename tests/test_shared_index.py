@@ -1,7 +1,7 @@
 """Retrieval inside PostgreSQL: the shared index ranks as the embedded one does, over the same
 database; what one host ingests, updates, supersedes or removes is what every other host finds
-at once; document frequencies stay equal to the postings through every change, concurrent
-ingests included; and merging a term's blocks changes nothing but their number."""
+at once; the postings stay equal to the chunks' terms through every change, concurrent ingests
+included; and merging a term's blocks changes nothing but their number."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.ingest import SourceFile
 from hanchang.knowledge.operations import ingest_paths, ingest_sources
 from hanchang.knowledge.search import search
-from hanchang.store.tables import Collection, SearchBlock, SearchChunk, SearchTerm
+from hanchang.store.tables import Collection, SearchBlock, SearchChunk
 
 SEEDS = SHARED / "seeds"
 QUERIES = ["데이터 보안 등급", "초거대 AI 도입 절차", "민감 정보는 어떤 모델을 써야 하나요", "클라우드 보안인증",
@@ -52,21 +52,19 @@ def found(store: IndexStore, db, collection_id: int, query: str, **kw) -> list[s
     return [r.source for r in search(store, [reload(db, collection_id)], query, top_k=10, **kw)]
 
 
-def assert_frequencies_match_postings(db) -> None:
-    """Every term's document frequency = the live chunks listing it = its postings of live chunks,
-    and no live chunk has two postings of one term."""
+def assert_postings_match_chunks(db) -> None:
+    """Each term's postings of live chunks are the live chunks listing that term (so the document
+    frequency a search counts from them is right), and no live chunk has two postings of one term."""
     with db.session() as session:
         live = {row.chunk_id: set(np.frombuffer(row.terms, dtype=shared_index.TERM_ID).tolist())
                 for row in session.execute(select(SearchChunk.chunk_id, SearchChunk.terms))}
-        stored = {t: df for t, df in session.execute(select(SearchTerm.id, SearchTerm.df)) if df}
         blocks = session.execute(select(SearchBlock.term_id, SearchBlock.postings)).all()
     listed = Counter(t for terms in live.values() for t in terms)
     posted: dict[int, list[int]] = {}
     for term_id, blob in blocks:
         chunks = np.frombuffer(blob, dtype=shared_index.POSTING)["chunk"].tolist()
         posted.setdefault(term_id, []).extend(c for c in chunks if c in live)
-    assert stored == dict(listed)
-    assert {t: len(c) for t, c in posted.items() if c} == stored
+    assert listed and {t: len(c) for t, c in posted.items() if c} == dict(listed)
     assert all(len(c) == len(set(c)) for c in posted.values())
 
 
@@ -84,7 +82,7 @@ def test_the_shared_index_ranks_as_the_embedded_one(postgres):
         theirs = search(embedded, [collection], query, top_k=10)
         assert [r.chunk_id for r in ours] == [r.chunk_id for r in theirs], query
         assert [r.score for r in ours] == pytest.approx([r.score for r in theirs])
-    assert_frequencies_match_postings(db)
+    assert_postings_match_chunks(db)
 
     # Postings damaged (here: half deleted by hand): a reindex builds them again from the chunks.
     before = [r.chunk_id for r in search(shared, [collection], QUERIES[0], top_k=10)]
@@ -94,7 +92,7 @@ def test_the_shared_index_ranks_as_the_embedded_one(postgres):
     rebuilt = shared.reindex(collection_id, collection.index_generation)
     assert [r.chunk_id for r in search(shared, [collection], QUERIES[0], top_k=10)] == before
     assert len(rebuilt) == len(embedded.get(collection))
-    assert_frequencies_match_postings(db)
+    assert_postings_match_chunks(db)
 
 
 def test_merged_blocks_rank_as_before_and_stay_few(postgres, monkeypatch, tmp_path):
@@ -108,7 +106,7 @@ def test_merged_blocks_rank_as_before_and_stay_few(postgres, monkeypatch, tmp_pa
     files = sorted(SEEDS.glob("*"))
     for path in files:
         ingest_paths(db, store, collection_id, [path])
-        assert_frequencies_match_postings(db)
+        assert_postings_match_chunks(db)
     folder = tmp_path / "drafts"
     folder.mkdir()
     for i in range(4):  # and four documents pruned again
@@ -117,7 +115,7 @@ def test_merged_blocks_rank_as_before_and_stay_few(postgres, monkeypatch, tmp_pa
     for path in folder.iterdir():
         path.unlink()
     ingest_paths(db, store, collection_id, [folder], prune=True)
-    assert_frequencies_match_postings(db)
+    assert_postings_match_chunks(db)
     collection = reload(db, collection_id)
     with db.session() as session:
         most = session.scalar(select(func.max(text("n"))).select_from(
@@ -162,7 +160,7 @@ def test_what_one_host_changes_every_host_finds_at_once(postgres, tmp_path):
     (folder / "other.txt").write_text("주차 규정\n\n주차는 지하 2층을 이용합니다.\n", encoding="utf-8")
     ingest_paths(db, host_b, collection_id, [folder], prune=True)
     assert found(host_a, db, collection_id, "연차 휴가 승인") == []
-    assert_frequencies_match_postings(db)
+    assert_postings_match_chunks(db)
 
     # A deleted collection leaves no postings behind.
     with db.session() as session:
@@ -202,7 +200,7 @@ def test_concurrent_ingests_from_two_hosts_keep_one_consistent_index(postgres, t
         generation = session.scalar(text("SELECT generation FROM search_collections WHERE collection_id = :c"),
                                     {"c": collection_id})
     assert generation == collection.index_generation
-    assert_frequencies_match_postings(db)
+    assert_postings_match_chunks(db)
     for query in QUERIES[:6]:
         assert [r.chunk_id for r in search(fresh, [collection], query)] == \
             [r.chunk_id for r in search(IndexStore(tmp_path / "d", db, "embedded"), [collection], query)]

@@ -2,16 +2,18 @@
 
 The same two BM25 fields as the embedded index (`index.py`: Kiwi morphemes with adjacent pairs,
 k1 0.9 b 0.4; character bigrams, k1 1.2 b 0.75; Lucene's idf), fused by the same reciprocal-rank
-rule, so a collection ranks alike on either. Document frequencies live in `search_terms`, each
-chunk's validity, field lengths and term ids in `search_chunks`, and postings in
-`search_blocks`: per term, a few blocks of packed (chunk, tf, chunk length) records, so a query
-reads each of its terms' postings as a handful of byte strings (a common bigram of 50,000
-chunks is one 500 kB read, not 50,000 rows).
+rule, so a collection ranks alike on either. Terms (ids) live in `search_terms`, each chunk's
+validity, field lengths and term ids in `search_chunks`, and postings in `search_blocks`: per
+term, a few blocks of packed (chunk, tf, chunk length) records, so a query reads each of its
+terms' postings as a handful of byte strings (a common bigram of 50,000 chunks is one 500 kB
+read, not 50,000 rows). A term's document frequency is counted from those postings at query
+time (the ones of chunks the view holds): a search reads them all anyway, so no stored count has
+to be kept up to date on every change, and the frequency always agrees with the view's chunks.
 
 Synchronising: the database's chunks are the truth, `collections.index_generation` says when
 they changed. `sync` brings the index to the current generation in one transaction, under a
 per-collection advisory lock: the chunks that are new get a block per term, the ones that are gone
-are dropped from `search_chunks` (document frequencies lowered by their terms), and validity is
+are dropped from `search_chunks`, and validity is
 updated when versions changed. A view holds only live chunks, so a removed chunk's postings are
 ignored at once and dropped from its blocks when they are next merged (a term with more than
 MAX_BLOCKS blocks has its smaller ones merged). The host that ingested syncs right after its
@@ -27,6 +29,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
+from itertools import chain, count
 
 import numpy as np
 from sqlalchemy import bindparam, delete, func, select, text, update
@@ -51,7 +54,7 @@ from hanchang.store.tables import (
 MORPH, GRAMS = 1, 2
 PARAMS = {MORPH: (0.9, 0.4), GRAMS: (1.2, 0.75)}  # k1, b: as the embedded index
 LOCK_CLASS = 0x4843  # pg_advisory_xact_lock(class, collection id): one sync of a collection at a time
-ADD_BATCH = 2_000  # chunks analysed and written per round of a sync
+ADD_BATCH = 5_000  # chunks per round of a sync (a round of 5,000 holds ≈ 130 MB more than one of 2,000)
 MAX_BLOCKS = 8  # a term's blocks before its smaller ones are merged
 ANALYZE_AFTER = 2_000  # chunks added by one sync after which the statistics are refreshed in any case
 # A posting: chunk id, tf, the chunk's length in the field; big-endian, packed.
@@ -125,22 +128,30 @@ class SharedCollectionIndex(ChunkColumns):
         """The field's best CANDIDATES chunk ids (score order, then chunk order), or None when no
         query term occurs in the collection (the field then takes no part, as in bm25s)."""
         wanted = Counter(terms)
-        known = session.execute(
-            select(SearchTerm.id, SearchTerm.term, SearchTerm.df)
+        known = dict(session.execute(
+            select(SearchTerm.id, SearchTerm.term)
             .where(SearchTerm.collection_id == self.collection_id, SearchTerm.field == field,
-                   SearchTerm.term.in_(list(wanted)), SearchTerm.df > 0)).all()
+                   SearchTerm.term.in_(list(wanted)))).all())
         if not known:
+            return None
+        held_by_term: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+        for term_id, postings in read_blocks(session, list(known)):
+            positions, held = locate(self.chunk_ids, postings["chunk"])  # live chunks this view holds
+            if held.any():
+                held_by_term[term_id].append((positions[held], postings[held]))
+        if not held_by_term:
             return None
         n = len(self)
         k1, b = PARAMS[field]
         avgdl = self._avgdl[field]
-        weight = {row.id: wanted[row.term] * idf(n, row.df) for row in known}  # a repeated query term counts again
         scores = np.zeros(n)  # by position in the view (chunk order)
-        for term_id, postings in read_blocks(session, list(weight)):
-            positions, held = locate(self.chunk_ids, postings["chunk"])  # live chunks this view holds
-            tf, dl = postings["tf"][held].astype(np.float64), postings["dl"][held].astype(np.float64)
-            scores += np.bincount(positions[held], weights=weight[term_id] * tf / (tf + k1 * (1 - b + b * dl / avgdl)),
-                                  minlength=n)
+        for term_id, parts in held_by_term.items():
+            df = sum(len(positions) for positions, _ in parts)
+            weight = wanted[known[term_id]] * idf(n, df)  # a repeated query term counts again
+            for positions, postings in parts:
+                tf, dl = postings["tf"].astype(np.float64), postings["dl"].astype(np.float64)
+                scores += np.bincount(positions, weights=weight * tf / (tf + k1 * (1 - b + b * dl / avgdl)),
+                                      minlength=n)
         best = top_positions(scores * mask, CANDIDATES)  # score, then chunk order (as the embedded index)
         return self.chunk_ids[best].tolist()
 
@@ -212,12 +223,13 @@ def sync(db: Database, collection_id: int, wait: bool = True) -> bool | None:
             .order_by(DocumentVersion.document_id, DocumentVersion.number)).all()
         validity = version_validity(versions)
         new = sorted(c for c in current if c not in held)
+        term_ids = TermIds(collection_id)  # kept across the rounds: a bulk load looks up each term once
         for start in range(0, len(new), ADD_BATCH):
-            _add(session, collection_id, new[start:start + ADD_BATCH], validity, alive)
+            _add(session, term_ids, new[start:start + ADD_BATCH], validity, alive)
         if new and _statistics_stale(session, len(new)):
             # Fresh statistics now, not at autovacuum's turn: without them the planner's guesses
             # made searches of a first upload 4x slower (measured on KorQuAD dev).
-            for table in ("search_terms (collection_id, field, term, df)", "search_blocks (term_id)",
+            for table in ("search_terms (collection_id, field, term)", "search_blocks (term_id)",
                           "search_chunks (collection_id)"):
                 session.execute(text(f"ANALYZE {table}"))
         changed = [{"cid": c, "vf": span[0], "vt": span[1]}
@@ -243,39 +255,61 @@ def _statistics_stale(session: Session, added: int) -> bool:
     return never or added * 10 >= held or added >= ANALYZE_AFTER
 
 
-def _add(session: Session, collection_id: int, chunk_ids: list[int], validity: dict[int, tuple[int, int]],
+def _add(session: Session, term_ids: TermIds, chunk_ids: list[int], validity: dict[int, tuple[int, int]],
          alive: np.ndarray) -> None:
-    """Index these chunks: a block per term, each chunk's term ids, the document frequencies."""
+    """Index these chunks: a block per term, each chunk's term ids.
+
+    Terms become integers once (dict lookups in C), and the postings are counted and grouped by
+    numpy: a batch holds some 400,000 postings, too many to build one by one in Python."""
     rows = session.execute(
         select(Chunk.id, Chunk.version_id, Chunk.terms, Chunk.text, Chunk.section, Document.title)
         .join(Document, Document.id == Chunk.document_id).where(Chunk.id.in_(chunk_ids))
         .order_by(Chunk.id)).all()
     if not rows:
         return
-    postings: dict[tuple[int, str], list[tuple[int, int, int]]] = defaultdict(list)
-    chunk_terms: list[list[tuple[int, str]]] = []
-    lengths: list[tuple[int, int]] = []
-    for row in rows:
-        morph = with_pairs(row.terms.split())
-        grams = char_bigrams(indexed_text(row.title, row.section, row.text))
-        keys = []
-        for field, terms in ((MORPH, morph), (GRAMS, grams)):
-            for term, tf in Counter(terms).items():
-                postings[field, term].append((row.id, min(tf, 32767), len(terms)))
-                keys.append((field, term))
-        chunk_terms.append(keys)
-        lengths.append((len(morph), len(grams)))
-    ids = _term_ids(session, collection_id, Counter({key: len(found) for key, found in postings.items()}))
+    n = len(rows)
+    fields = {MORPH: [with_pairs(row.terms.split()) for row in rows],
+              GRAMS: [char_bigrams(indexed_text(row.title, row.section, row.text)) for row in rows]}
+    lengths = {field: np.array([len(terms) for terms in lists], dtype=np.int64) for field, lists in fields.items()}
+    # Number the batch's distinct terms: the morpheme field's first, then the bigrams'.
+    keys: list[tuple[int, str]] = []
+    tokens, chunk_of_token = [], []
+    for field, lists in fields.items():
+        if field == GRAMS:
+            first_gram = len(keys)
+        vocabulary = dict.fromkeys(chain.from_iterable(lists))
+        number = dict(zip(vocabulary, count(len(keys)), strict=False))
+        keys += [(field, term) for term in vocabulary]
+        total = int(lengths[field].sum())
+        tokens.append(np.fromiter(map(number.__getitem__, chain.from_iterable(lists)), dtype=np.int64, count=total))
+        chunk_of_token.append(np.repeat(np.arange(n), lengths[field]))
+    # One posting per (term, chunk): unique pairs, sorted by term then chunk, with their counts.
+    pairs, tf = np.unique(np.concatenate(tokens) * n + np.concatenate(chunk_of_token), return_counts=True)
+    term, position = pairs // n, pairs % n
+    postings = np.empty(len(pairs), dtype=POSTING)
+    postings["chunk"] = np.array([row.id for row in rows], dtype=np.int64)[position]
+    postings["tf"] = np.minimum(tf, 32767)
+    postings["dl"] = np.where(term < first_gram, lengths[MORPH][position], lengths[GRAMS][position])
+    ids = term_ids.resolve(session, keys)  # local term number -> term id
+    global_ids = ids[term]
+    by_chunk = np.lexsort((global_ids, position))  # each chunk's term ids, sorted
+    chunk_starts = np.searchsorted(position[by_chunk], np.arange(n + 1))
+    sorted_terms = global_ids[by_chunk].astype(TERM_ID)
     session.execute(pg_insert(SearchChunk), [
-        {"chunk_id": row.id, "collection_id": collection_id,
+        {"chunk_id": row.id, "collection_id": term_ids.collection_id,
          **dict(zip(("valid_from", "valid_to"), validity.get(row.version_id, (0, OPEN_END)), strict=True)),
-         "morph_len": morph_len, "gram_len": gram_len,
-         "terms": np.array(sorted(ids[key] for key in keys), dtype=TERM_ID).tobytes()}
-        for row, keys, (morph_len, gram_len) in zip(rows, chunk_terms, lengths, strict=True)])
+         "morph_len": int(lengths[MORPH][i]), "gram_len": int(lengths[GRAMS][i]),
+         "terms": sorted_terms[chunk_starts[i]:chunk_starts[i + 1]].tobytes()}
+        for i, row in enumerate(rows)])
+    if not len(term):  # chunks without any term (e.g. only punctuation)
+        return
     block = rows[0].id  # unique among a term's blocks: chunk ids are never reused
-    _write_blocks(session, [(ids[key], block, np.array(found, dtype=POSTING).tobytes())
-                            for key, found in postings.items()])
-    _merge(session, sorted(ids.values()), alive)
+    bounds = np.flatnonzero(np.diff(term)) + 1
+    starts, ends = np.concatenate(([0], bounds)).tolist(), np.concatenate((bounds, [len(term)])).tolist()
+    block_terms = ids[term[starts]].tolist()
+    _write_blocks(session, [(term_id, block, postings[a:b].tobytes())
+                            for term_id, a, b in zip(block_terms, starts, ends, strict=True)])
+    _merge(session, sorted(block_terms), alive)
 
 
 def _write_blocks(session: Session, blocks: list[tuple[int, int, bytes]]) -> None:
@@ -325,39 +359,51 @@ def _merge(session: Session, term_ids: list[int], alive: np.ndarray) -> None:
     _write_blocks(session, merged)
 
 
-def _term_ids(session: Session, collection_id: int, df: Counter) -> dict[tuple[int, str], int]:
-    """Insert or count up the terms (one statement over arrays); their ids. Sorted, so concurrent
-    writers take row locks in one order."""
-    items = sorted(df.items())
-    cursor = session.connection().connection.dbapi_connection.cursor()
-    try:
-        cursor.execute(
-            "INSERT INTO search_terms (collection_id, field, term, df) "
-            "SELECT %s, f, t, n FROM unnest(%s::smallint[], %s::text[], %s::int[]) AS x(f, t, n) "
-            "ORDER BY f, t "
-            "ON CONFLICT (collection_id, field, term) DO UPDATE SET df = search_terms.df + EXCLUDED.df "
-            "RETURNING id, field, term",
-            (collection_id, [f for (f, _), _ in items], [t for (_, t), _ in items], [n for _, n in items]))
-        return {(field, term): term_id for term_id, field, term in cursor.fetchall()}
-    finally:
-        cursor.close()
+class TermIds:
+    """Term ids of one collection, looked up (or inserted, for new terms) during one sync and
+    remembered for the rest of it. Only the sync holding the collection's lock writes its terms."""
+
+    def __init__(self, collection_id: int):
+        self.collection_id = collection_id
+        self._known: dict[tuple[int, str], int] = {}
+
+    def resolve(self, session: Session, keys: list[tuple[int, str]]) -> np.ndarray:
+        """The ids of these (field, term)s, in their order."""
+        unknown = sorted({key for key in keys if key not in self._known})
+        if unknown:
+            self._known.update(self._fetch(session, unknown))
+        return np.fromiter(map(self._known.__getitem__, keys), dtype=np.int64, count=len(keys))
+
+    def _fetch(self, session: Session, keys: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
+        """One statement over arrays: the ids of the terms already there, and new ones inserted."""
+        cursor = session.connection().connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(
+                "WITH wanted (f, t) AS (SELECT * FROM unnest(%(fields)s::smallint[], %(terms)s::text[])), "
+                "added AS (INSERT INTO search_terms (collection_id, field, term) "
+                "          SELECT %(collection)s, f, t FROM wanted ORDER BY f, t "
+                "          ON CONFLICT (collection_id, field, term) DO NOTHING RETURNING id, field, term) "
+                "SELECT id, field, term FROM added "
+                "UNION ALL "  # the statement's snapshot: the terms there before it, not the ones it adds
+                "SELECT s.id, s.field, s.term FROM search_terms s JOIN wanted w ON s.field = w.f AND s.term = w.t "
+                "WHERE s.collection_id = %(collection)s",
+                {"collection": self.collection_id, "fields": [f for f, _ in keys], "terms": [t for _, t in keys]})
+            return {(field, term): term_id for term_id, field, term in cursor.fetchall()}
+        finally:
+            cursor.close()
 
 
 def _remove(session: Session, chunk_ids: Iterable[int], alive: np.ndarray) -> None:
-    """Drop chunks: their document frequencies go down by their terms; their postings are no
-    longer read (views hold live chunks only) and leave their blocks at the next merge."""
+    """Drop chunks: no view holds them from now on, so their postings are no longer read or
+    counted; they leave their terms' blocks at those terms' next merge."""
     chunk_ids = list(chunk_ids)
     for start in range(0, len(chunk_ids), ADD_BATCH):
         batch = chunk_ids[start:start + ADD_BATCH]
         held = session.execute(select(SearchChunk.terms).where(SearchChunk.chunk_id.in_(batch))).scalars().all()
-        counts = Counter(np.concatenate([np.frombuffer(t, dtype=TERM_ID) for t in held]).tolist()) if held else {}
-        if counts:
-            terms = SearchTerm.__table__
-            session.execute(update(terms).where(terms.c.id == bindparam("tid")).values(df=terms.c.df - bindparam("n")),
-                            [{"tid": t, "n": n} for t, n in sorted(counts.items())])
         session.execute(delete(SearchChunk).where(SearchChunk.chunk_id.in_(batch)))
-        if counts:
-            _merge(session, sorted(counts), alive)
+        if held:
+            _merge(session, np.unique(np.concatenate([np.frombuffer(t, dtype=TERM_ID) for t in held])).tolist(),
+                   alive)
 
 
 def _clear(session: Session, collection_id: int) -> None:

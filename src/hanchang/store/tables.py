@@ -231,7 +231,8 @@ class Chunk(Base):
 
 class SearchTerm(Base):
     """A term of one field (1 morphemes+pairs, 2 character bigrams) of a collection's shared
-    index (PostgreSQL retrieval, knowledge/shared_index.py), with its document frequency."""
+    index (PostgreSQL retrieval, knowledge/shared_index.py). Its document frequency is counted
+    from its postings when a search reads them."""
 
     __tablename__ = "search_terms"
     __table_args__ = (UniqueConstraint("collection_id", "field", "term", name="uq_search_terms"),)
@@ -240,7 +241,6 @@ class SearchTerm(Base):
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
     field: Mapped[int] = mapped_column(SmallInteger)
     term: Mapped[str] = mapped_column(Text)
-    df: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class SearchBlock(Base):

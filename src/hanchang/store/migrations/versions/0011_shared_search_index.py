@@ -1,7 +1,7 @@
-"""The shared retrieval index on PostgreSQL (knowledge/shared_index.py): terms with document
-frequencies, blocks of packed postings per term, the chunks held with their validity, lengths and
-term ids, and the generation of each collection the index reflects. Created on SQLite too
-(unused there), so both databases share one schema.
+"""The shared retrieval index on PostgreSQL (knowledge/shared_index.py): terms, blocks of packed
+postings per term, the chunks held with their validity, lengths and term ids, and the generation
+of each collection the index reflects. Created on SQLite too (unused there), so both databases
+share one schema.
 
 Revision ID: 0011
 Revises: 0010
@@ -24,7 +24,6 @@ def upgrade() -> None:
                   nullable=False),
         sa.Column("field", sa.SmallInteger, nullable=False),
         sa.Column("term", sa.Text, nullable=False),
-        sa.Column("df", sa.Integer, nullable=False),
         sa.UniqueConstraint("collection_id", "field", "term", name="uq_search_terms"),
     )
     op.create_table(
