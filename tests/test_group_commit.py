@@ -79,8 +79,16 @@ class AuditLocked:
             self.engine.dispose()
 
 
+def wait_for_trail(platform, expected: dict[str, list[tuple[str, int]]]) -> None:
+    """Wait until each request's audit records are the expected (outcome, status)s."""
+    deadline = time.monotonic() + 30
+    while {request_id: audit_outcomes(platform, request_id) for request_id in expected} != expected:
+        assert time.monotonic() < deadline, "the queued records were not written once the lock was gone"
+        time.sleep(0.1)
+
+
 def test_records_are_committed_before_the_answer_and_an_unrecordable_answer_is_withheld(
-        platform, database_url, monkeypatch):
+        platform, upstream, database_url, monkeypatch):
     # Answered: the records are there the moment the answer is, for a whole answer and a stream.
     answer = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), json=BODY, timeout=30)
     assert answer.status_code == 200
@@ -99,20 +107,29 @@ def test_records_are_committed_before_the_answer_and_an_unrecordable_answer_is_w
         assert error["code"] == "audit_unavailable" and error["message"].startswith("감사 기록을 저장하지 못해")
         assert "choices" not in refused.json()
         assert 1.0 <= time.monotonic() - started < 10
+        assert recorded(platform, refused.headers["x-request-id"]) == (0, 0)
+    # The database is back: the withheld call's records are written, then an audit entry saying
+    # its answer was withheld (the usage row, the model's work, is there once).
+    wait_for_trail(platform, {refused.headers["x-request-id"]: [("ok", 200), ("withheld", 503)]})
+    assert recorded(platform, refused.headers["x-request-id"]) == (1, 1)
+
+    # A stream: its text may have gone out, but not its finishing chunk or [DONE].
+    with AuditLocked(database_url):
         cut, body = stream(platform)
         assert "audit_unavailable" in body and "[DONE]" not in body and '"finish_reason":"stop"' not in body
-        assert recorded(platform, refused.headers["x-request-id"]) == (0, 0)
-    # The database is back: the withheld calls' records are written, and answers flow again. On
-    # PostgreSQL the refused call's batch was blocked on the lock and the cut stream's records wait
-    # in the next batch, so they land one transaction apart: wait for both.
-    deadline = time.monotonic() + 30
-    withheld = [refused.headers["x-request-id"], cut.headers["x-request-id"]]
-    while [audit_outcomes(platform, request_id) for request_id in withheld] != [[("ok", 200), ("withheld", 503)]] * 2:
-        assert time.monotonic() < deadline, "the queued records were not written once the lock was gone"
-        time.sleep(0.1)
-    # The trail says each call was made and its answer not delivered; the usage row (the model's
-    # work, billed) is there once.
-    assert [recorded(platform, request_id) for request_id in withheld] == [(1, 1), (1, 1)]
+        # Records have now waited longer than an answer may wait for them: a new call is refused
+        # at once, before any model is called (the upstream sees nothing).
+        calls_made = len(upstream.behaviour.received)
+        started = time.monotonic()
+        for streamed in (False, True):
+            early = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(),
+                               json={**BODY, "stream": streamed}, timeout=30)
+            assert early.status_code == 503 and early.json()["error"]["code"] == "audit_unavailable"
+            assert early.json()["error"]["message"].startswith("감사 기록이 저장되지 못하고 있어")
+        assert time.monotonic() - started < 1.0
+        assert len(upstream.behaviour.received) == calls_made
+    wait_for_trail(platform, {cut.headers["x-request-id"]: [("ok", 200), ("withheld", 503)],
+                              early.headers["x-request-id"]: [("audit_unavailable", 503)]})
     again = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), json=BODY, timeout=30)
     assert again.status_code == 200 and recorded(platform, again.headers["x-request-id"]) == (1, 1)
 

@@ -44,6 +44,7 @@ class Recorder:
         self._key_use: dict[int, datetime] = {}
         self._interval = flush_interval_s
         self._committed: asyncio.Future | None = None  # done when the queued rows have committed
+        self._waiting_since: float | None = None  # when the oldest record not yet committed was queued
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -51,6 +52,11 @@ class Recorder:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    @property
+    def stalled_s(self) -> float:
+        """How long the oldest record not yet committed has been waiting (0 when none is)."""
+        return 0.0 if self._waiting_since is None else time.monotonic() - self._waiting_since
 
     def record(self, usage: Usage | None, audit: AuditEntry | None = None) -> asyncio.Future:
         """Queue one call's records (or an audit entry alone, e.g. that an answer was withheld);
@@ -62,6 +68,8 @@ class Recorder:
                 self._key_use[usage.api_key_id] = usage.created_at
         if audit is not None:
             self._audit.append(audit)
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
         self._wake.set()
         return self._pending()
 
@@ -98,6 +106,7 @@ class Recorder:
             audit, self._audit = self._audit, []
             key_use, self._key_use = self._key_use, {}
             committed, self._committed = self._committed, None
+            started = time.monotonic()
             try:
                 await asyncio.to_thread(self._write, rows, audit, key_use)
             except Exception:
@@ -108,6 +117,8 @@ class Recorder:
                 if committed is not None:  # its waiters now wait for the retry
                     _chain(self._pending(), committed)
                 raise
+            # What arrived while this batch was written has waited since it began, at most.
+            self._waiting_since = started if self._rows or self._audit or self._key_use else None
             if committed is not None and not committed.done():
                 committed.set_result(None)
 

@@ -89,6 +89,14 @@ class RecordUnavailable(GatewayError):
                           "잠시 뒤 다시 시도하고, 계속되면 관리자에게 알려 주세요.")
 
 
+class RecordsBacklogged(RecordUnavailable):
+    """Records have been waiting for the database longer than an answer may wait for them: new
+    calls are refused before any model is called, rather than answered and then withheld."""
+
+    message_ko_default = ("감사 기록이 저장되지 못하고 있어 요청을 처리하지 않았습니다. "
+                          "잠시 뒤 다시 시도하고, 계속되면 관리자에게 알려 주세요.")
+
+
 class UpstreamUnavailable(GatewayError):
     """Connect error, timeout or 5xx after retries: the next fallback may be tried."""
 

@@ -43,6 +43,7 @@ from hanchang.gateway.errors import (
     GatewayError,
     PersonalDataRefused,
     PolicyRefused,
+    RecordsBacklogged,
     RecordUnavailable,
     UninspectableInput,
     UnsendableRequest,
@@ -219,7 +220,17 @@ class Gateway:
         return budgets
 
     async def admit(self, call: Call) -> None:
-        """Rate limits, then budgets: count the request, or refuse it before any model is called."""
+        """The audit trail, rate limits, then budgets: count the request, or refuse it before any
+        model is called."""
+        if (call.await_records and self.recorder is not None and self.recorder.running
+                and self.recorder.stalled_s > RECORD_WAIT_S):
+            # Its answer could not be released anyway: do not spend a model call on it. (Not the
+            # platform's own embedding calls inside an ingest: on SQLite the records may be
+            # waiting for that very transaction.)
+            raise RecordsBacklogged(
+                f"Usage and audit records have not been written for {self.recorder.stalled_s:.0f} s, so "
+                "no new call is made. Try again shortly; tell the administrator if this persists.",
+                headers={"x-request-id": call.request_id})
         await self.limiter.admit(self.budgets(call.principal))
         plan, store = self.budget_plan, self.quota_store
         if plan is None or store is None:
@@ -420,6 +431,8 @@ class Gateway:
         error already being returned stays that error."""
         committed = self._finish(call, counts, error, outcome)
         if committed is None or not call.await_records or not self.recorder.running:  # None: no recorder
+            return
+        if isinstance(error, RecordUnavailable):  # refused because records are stuck: no waiting on them
             return
         try:
             await asyncio.wait_for(asyncio.shield(committed), RECORD_WAIT_S)
