@@ -126,6 +126,33 @@ def test_merged_blocks_rank_as_before_and_stay_few(postgres, monkeypatch, tmp_pa
             [r.chunk_id for r in search(embedded, [collection], query, top_k=10)], query
 
 
+def test_a_sync_in_many_rounds_builds_what_one_round_does(postgres, monkeypatch):
+    """A bulk sync works in rounds, remembering term ids from one round to the next and merging
+    blocks between them: with rounds of 7 chunks it ranks and scores as a build in one round."""
+    settings, db = postgres
+    store, embedded = IndexStore(settings.home, db), IndexStore(settings.home, db, "embedded")
+    with db.session() as session:
+        collection_id = kc.create(session, "DEMO", "guide").id
+    ingest_paths(db, store, collection_id, [SEEDS])
+    collection = reload(db, collection_id)
+    one_round = {query: search(store, [collection], query, top_k=10) for query in QUERIES}
+    with db.session() as session:
+        terms = session.scalar(select(func.count()).select_from(text("search_terms")))
+    monkeypatch.setattr(shared_index, "ADD_BATCH", 7)
+    monkeypatch.setattr(shared_index, "MAX_BLOCKS", 3)
+    rounds = -(-len(embedded.get(collection)) // 7)
+    assert rounds > 10
+    store.reindex(collection_id, collection.index_generation)
+    assert_postings_match_chunks(db)
+    with db.session() as session:
+        assert session.scalar(select(func.count()).select_from(text("search_terms"))) == terms
+    for query in QUERIES:
+        ours = search(store, [collection], query, top_k=10)
+        assert [r.chunk_id for r in ours] == [r.chunk_id for r in one_round[query]], query
+        assert [r.score for r in ours] == pytest.approx([r.score for r in one_round[query]])
+        assert [r.chunk_id for r in ours] == [r.chunk_id for r in search(embedded, [collection], query, top_k=10)]
+
+
 def test_what_one_host_changes_every_host_finds_at_once(postgres, tmp_path):
     _, db = postgres
     host_a = IndexStore(tmp_path / "a", db)  # two API hosts: nothing shared but the database
