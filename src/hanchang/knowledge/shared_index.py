@@ -13,12 +13,13 @@ to be kept up to date on every change, and the frequency always agrees with the 
 Synchronising: the database's chunks are the truth, `collections.index_generation` says when
 they changed. `sync` brings the index to the current generation in one transaction, under a
 per-collection advisory lock: the chunks that are new get a block per term, the ones that are gone
-are dropped from `search_chunks`, and validity is
-updated when versions changed. A view holds only live chunks, so a removed chunk's postings are
-ignored at once and dropped from its blocks when they are next merged (a term with more than
-MAX_BLOCKS blocks has its smaller ones merged). The host that ingested syncs right after its
-commit; any host whose search finds a collection's generation ahead syncs first (or waits on
-the lock for the one that is), so a document ingested anywhere is found everywhere at once.
+are dropped from `search_chunks`, and validity is updated when versions changed. A view holds
+only live chunks, so a removed chunk's postings are ignored (and not counted) at once and dropped
+from its blocks when they are next merged (a term with more than MAX_BLOCKS blocks has its
+smaller ones merged). The host that ingested syncs right after its commit, before its upload
+returns; any host whose search finds a collection's generation ahead syncs first (or, while
+another process is syncing it, answers from what is committed), so a document ingested anywhere
+is found everywhere once its upload returns.
 """
 
 from __future__ import annotations
