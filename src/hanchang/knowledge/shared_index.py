@@ -135,24 +135,27 @@ class SharedCollectionIndex(ChunkColumns):
                    SearchTerm.term.in_(list(wanted)))).all())
         if not known:
             return None
-        held_by_term: dict[int, list[tuple[np.ndarray, np.ndarray]]] = defaultdict(list)
+        blocks: dict[int, list[np.ndarray]] = defaultdict(list)
         for term_id, postings in read_blocks(session, list(known)):
-            positions, held = locate(self.chunk_ids, postings["chunk"])  # live chunks this view holds
-            if held.any():
-                held_by_term[term_id].append((positions[held], postings[held]))
-        if not held_by_term:
-            return None
+            blocks[term_id].append(postings)
         n = len(self)
         k1, b = PARAMS[field]
         avgdl = self._avgdl[field]
         scores = np.zeros(n)  # by position in the view (chunk order)
-        for term_id, parts in held_by_term.items():
-            df = sum(len(positions) for positions, _ in parts)
+        occurs = False
+        for term_id, parts in blocks.items():
+            postings = parts[0] if len(parts) == 1 else np.concatenate(parts)  # a term's blocks at once
+            positions, held = locate(self.chunk_ids, postings["chunk"])  # live chunks this view holds
+            df = int(held.sum())
+            if not df:
+                continue
+            occurs = True
             weight = wanted[known[term_id]] * idf(n, df)  # a repeated query term counts again
-            for positions, postings in parts:
-                tf, dl = postings["tf"].astype(np.float64), postings["dl"].astype(np.float64)
-                scores += np.bincount(positions, weights=weight * tf / (tf + k1 * (1 - b + b * dl / avgdl)),
-                                      minlength=n)
+            tf, dl = postings["tf"][held].astype(np.float64), postings["dl"][held].astype(np.float64)
+            scores += np.bincount(positions[held], weights=weight * tf / (tf + k1 * (1 - b + b * dl / avgdl)),
+                                  minlength=n)
+        if not occurs:
+            return None
         best = top_positions(scores * mask, CANDIDATES)  # score, then chunk order (as the embedded index)
         return self.chunk_ids[best].tolist()
 
