@@ -5,6 +5,7 @@ the database takes them again."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -12,6 +13,7 @@ import time
 import httpx
 from sqlalchemy import create_engine, func, select, text
 
+from hanchang.audit import recorder
 from hanchang.gateway import router
 from hanchang.store.db import normalise_url
 from hanchang.store.tables import AuditRecord, UsageRecord
@@ -130,6 +132,54 @@ def test_records_are_committed_before_the_answer_and_an_unrecordable_answer_is_w
         assert len(upstream.behaviour.received) == calls_made
     wait_for_trail(platform, {cut.headers["x-request-id"]: [("ok", 200), ("withheld", 503)],
                               early.headers["x-request-id"]: [("audit_unavailable", 503)]})
+    again = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), json=BODY, timeout=30)
+    assert again.status_code == 200 and recorded(platform, again.headers["x-request-id"]) == (1, 1)
+
+
+def refusal_records(platform) -> list[tuple[str | None, dict]]:
+    """(request id, detail) of every audit record of a call refused for want of an audit trail."""
+    url = platform.settings.resolved_database_url
+    query = "SELECT request_id, detail FROM audit_records WHERE outcome = 'audit_unavailable' ORDER BY id"
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.split("///", 1)[1]) as connection:
+            rows = connection.execute(query).fetchall()
+    else:
+        with platform.db.session() as session:
+            rows = session.execute(text(query)).all()
+    return [(request_id, json.loads(detail or "{}")) for request_id, detail in rows]
+
+
+def test_a_long_outage_counts_refusals_instead_of_holding_each_in_memory(platform, database_url, monkeypatch):
+    """Records held in memory are capped: beyond the cap, calls refused because the trail is not
+    being written are counted per person and service, and every one of them is in the trail
+    (listed or counted) once the database is back."""
+    monkeypatch.setattr(router, "RECORD_WAIT_S", 1.0)
+    monkeypatch.setattr(recorder, "MAX_PENDING", 3)
+    # Signed in once with the trail writable (on SQLite a key not yet cached is looked up in a
+    # transaction that would wait on the lock the test holds).
+    assert httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), json=BODY,
+                      timeout=30).status_code == 200
+    with AuditLocked(database_url):
+        withheld = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), json=BODY, timeout=30)
+        assert withheld.status_code == 503
+        refused = []
+        for _ in range(12):
+            response = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), json=BODY,
+                                  timeout=30)
+            assert response.status_code == 503 and response.json()["error"]["code"] == "audit_unavailable"
+            refused.append(response.headers["x-request-id"])
+    deadline = time.monotonic() + 30
+    while True:
+        found = refusal_records(platform)
+        listed = [request_id for request_id, _ in found if request_id in refused]
+        counted = [detail for request_id, detail in found if request_id is None]
+        if len(listed) + sum(d["refused_calls"] for d in counted) == 12:
+            break
+        assert time.monotonic() < deadline, f"refusals missing from the trail: {found}"
+        time.sleep(0.1)
+    assert counted and len(listed) < 12  # the cap was reached: the rest were counted, not listed
+    assert all(d["counted_not_listed"] and d["first_at"] <= d["last_at"] for d in counted)
+    assert audit_outcomes(platform, withheld.headers["x-request-id"]) == [("ok", 200), ("withheld", 503)]
     again = httpx.post(platform.v1 + "/chat/completions", headers=platform.headers(), json=BODY, timeout=30)
     assert again.status_code == 200 and recorded(platform, again.headers["x-request-id"]) == (1, 1)
 

@@ -28,6 +28,10 @@ from hanchang.store.tables import UsageRecord
 
 log = logging.getLogger(__name__)
 CHECKPOINT_EVERY_S = 600.0
+# Records held in memory while the database is not taking them; beyond this, calls refused for
+# that reason are counted per person and service instead (`count_refusal`), so a long outage
+# under load cannot exhaust the process's memory.
+MAX_PENDING = 20_000
 
 
 class Recorder:
@@ -45,6 +49,7 @@ class Recorder:
         self._interval = flush_interval_s
         self._committed: asyncio.Future | None = None  # done when the queued rows have committed
         self._waiting_since: float | None = None  # when the oldest record not yet committed was queued
+        self._refusals = RefusalTally()
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -57,6 +62,19 @@ class Recorder:
     def stalled_s(self) -> float:
         """How long the oldest record not yet committed has been waiting (0 when none is)."""
         return 0.0 if self._waiting_since is None else time.monotonic() - self._waiting_since
+
+    @property
+    def full(self) -> bool:
+        """Whether as many records wait as may be held in memory (`MAX_PENDING`)."""
+        return len(self._rows) + len(self._audit) >= MAX_PENDING
+
+    def count_refusal(self, audit: AuditEntry) -> None:
+        """Count, rather than queue, a call refused because records are not being written: the
+        trail gets one entry per person and service with the number and the time span."""
+        self._refusals.add(audit)
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
+        self._wake.set()
 
     def record(self, usage: Usage | None, audit: AuditEntry | None = None) -> asyncio.Future:
         """Queue one call's records (or an audit entry alone, e.g. that an answer was withheld);
@@ -100,25 +118,27 @@ class Recorder:
 
     async def flush(self) -> None:
         async with self._lock:
-            if not self._rows and not self._key_use and not self._audit:
+            if not self._rows and not self._key_use and not self._audit and not self._refusals:
                 return
             rows, self._rows = self._rows, []
             audit, self._audit = self._audit, []
             key_use, self._key_use = self._key_use, {}
+            refusals, self._refusals = self._refusals, RefusalTally()
             committed, self._committed = self._committed, None
             started = time.monotonic()
             try:
-                await asyncio.to_thread(self._write, rows, audit, key_use)
+                await asyncio.to_thread(self._write, rows, audit + refusals.entries(), key_use)
             except Exception:
                 self._rows[:0] = rows
                 self._audit[:0] = audit
+                self._refusals.absorb(refusals)
                 for key_id, when in key_use.items():
                     self._key_use.setdefault(key_id, when)
                 if committed is not None:  # its waiters now wait for the retry
                     _chain(self._pending(), committed)
                 raise
             # What arrived while this batch was written has waited since it began, at most.
-            self._waiting_since = started if self._rows or self._audit or self._key_use else None
+            self._waiting_since = started if self._rows or self._audit or self._key_use or self._refusals else None
             if committed is not None and not committed.done():
                 committed.set_result(None)
 
@@ -154,6 +174,41 @@ class Recorder:
                 self._committed.set_exception(RecordsNotWritten())
             raise
         await asyncio.to_thread(self.checkpoint)
+
+
+class RefusalTally:
+    """Calls refused while the trail was full, counted per (agency, person, role, service)."""
+
+    def __init__(self):
+        self._counts: dict[tuple, list] = {}  # key -> [count, first at, last at]
+
+    def __bool__(self) -> bool:
+        return bool(self._counts)
+
+    def add(self, audit: AuditEntry) -> None:
+        key = (audit.agency_code, audit.user_id, audit.user_name, audit.role, audit.action)
+        self._bump(key, 1, audit.created_at, audit.created_at)
+
+    def absorb(self, other: RefusalTally) -> None:
+        """Take back the counts of a batch that could not be written."""
+        for key, (count, first, last) in other._counts.items():
+            self._bump(key, count, first, last)
+
+    def _bump(self, key: tuple, count: int, first: datetime, last: datetime) -> None:
+        slot = self._counts.get(key)
+        if slot is None:
+            self._counts[key] = [count, first, last]
+        else:
+            slot[0] += count
+            slot[1], slot[2] = min(slot[1], first), max(slot[2], last)
+
+    def entries(self) -> list[AuditEntry]:
+        return [AuditEntry(category="ai", action=action, outcome="audit_unavailable", status=503,
+                           agency_code=agency, user_id=user_id, user_name=user_name, role=role,
+                           detail={"refused_calls": count, "first_at": first.isoformat(),
+                                   "last_at": last.isoformat(), "counted_not_listed": True},
+                           created_at=last)
+                for (agency, user_id, user_name, role, action), (count, first, last) in self._counts.items()]
 
 
 class RecordsNotWritten(Exception):

@@ -512,6 +512,9 @@ class Gateway:
             prompt_encrypted=self.sealer.seal(p.agency_code, call.body.get("messages") or [])
             if self.sealer else None,
         )
+        if isinstance(error, RecordsBacklogged) and self.recorder.full:
+            self.recorder.count_refusal(entry)  # counted in the trail, not held one by one
+            return None
         return self.recorder.record(usage, entry)
 
     async def aclose(self) -> None:
