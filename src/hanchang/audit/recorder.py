@@ -50,6 +50,7 @@ class Recorder:
         self._committed: asyncio.Future | None = None  # done when the queued rows have committed
         self._waiting_since: float | None = None  # when the oldest record not yet committed was queued
         self._refusals = RefusalTally()
+        self._in_flight = 0  # records of the batch being written
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -66,7 +67,7 @@ class Recorder:
     @property
     def full(self) -> bool:
         """Whether as many records wait as may be held in memory (`MAX_PENDING`)."""
-        return len(self._rows) + len(self._audit) >= MAX_PENDING
+        return self._in_flight + len(self._rows) + len(self._audit) >= MAX_PENDING
 
     def count_refusal(self, audit: AuditEntry) -> None:
         """Count, rather than queue, a call refused because records are not being written: the
@@ -126,6 +127,7 @@ class Recorder:
             refusals, self._refusals = self._refusals, RefusalTally()
             committed, self._committed = self._committed, None
             started = time.monotonic()
+            self._in_flight = len(rows) + len(audit)
             try:
                 await asyncio.to_thread(self._write, rows, audit + refusals.entries(), key_use)
             except Exception:
@@ -137,6 +139,8 @@ class Recorder:
                 if committed is not None:  # its waiters now wait for the retry
                     _chain(self._pending(), committed)
                 raise
+            finally:
+                self._in_flight = 0
             # What arrived while this batch was written has waited since it began, at most.
             self._waiting_since = started if self._rows or self._audit or self._key_use or self._refusals else None
             if committed is not None and not committed.done():
