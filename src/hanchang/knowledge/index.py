@@ -123,10 +123,10 @@ class ChunkColumns:
         wanted = np.isin(self.chunk_ids, np.fromiter(chunk_ids, dtype=np.int64, count=len(chunk_ids)))
         return dict(zip(self.chunk_ids[wanted].tolist(), self.valid_to[wanted].tolist(), strict=True))
 
-    def vector_ranking(self, vector: np.ndarray, as_of: date | None) -> list[int]:
-        """Positions of the chunks nearest `vector` (cosine), in force on `as_of`, best first."""
+    def vector_ranking(self, vector: np.ndarray, mask: np.ndarray) -> list[int]:
+        """Positions of the chunks nearest `vector` (cosine) where `mask` (the search's in-force
+        mask, 1 or 0 per chunk) is 1, best first."""
         query = vector.astype(np.float32) / (np.linalg.norm(vector) or 1)
-        mask = in_force(self.valid_from, self.valid_to, day_number(as_of)).astype(np.float32)
         return top_positions((self.vectors @ query + 1.0) * mask, CANDIDATES)
 
 
@@ -164,7 +164,7 @@ class CollectionIndex(ChunkColumns):
                 scores = retriever.get_scores_from_ids(ids, weight_mask=mask)
                 rankings.append(top_positions(np.asarray(scores), CANDIDATES))
         if vector is not None and self.vectors is not None:
-            rankings.append(self.vector_ranking(vector, as_of))
+            rankings.append(self.vector_ranking(vector, mask))
         return [Hit(int(self.chunk_ids[p]), score) for p, score in fuse(rankings, k)]
 
     # -- persistence ------------------------------------------------------------------

@@ -122,7 +122,7 @@ class SharedCollectionIndex(ChunkColumns):
         grams = _FIELDS.submit(field_top, GRAMS, char_bigrams(text))
         rankings = [r for r in (field_top(MORPH, with_pairs(morphemes)), grams.result()) if r is not None]
         if vector is not None and self.vectors is not None:
-            rankings.append([int(self.chunk_ids[p]) for p in self.vector_ranking(vector, as_of)])
+            rankings.append([int(self.chunk_ids[p]) for p in self.vector_ranking(vector, mask)])
         return [Hit(chunk_id, score) for chunk_id, score in fuse(rankings, k)]
 
     def _field_top(self, session: Session, field: int, terms: list[str], mask: np.ndarray) -> list[int] | None:
