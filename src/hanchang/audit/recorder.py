@@ -73,9 +73,7 @@ class Recorder:
         """Count, rather than queue, a call refused because records are not being written: the
         trail gets one entry per person and service with the number and the time span."""
         self._refusals.add(audit)
-        if self._waiting_since is None:
-            self._waiting_since = time.monotonic()
-        self._wake.set()
+        self._queued()
 
     def record(self, usage: Usage | None, audit: AuditEntry | None = None) -> asyncio.Future:
         """Queue one call's records (or an audit entry alone, e.g. that an answer was withheld);
@@ -87,10 +85,14 @@ class Recorder:
                 self._key_use[usage.api_key_id] = usage.created_at
         if audit is not None:
             self._audit.append(audit)
+        self._queued()
+        return self._pending()
+
+    def _queued(self) -> None:
+        """Something now waits to be written: note since when, and wake the writer."""
         if self._waiting_since is None:
             self._waiting_since = time.monotonic()
         self._wake.set()
-        return self._pending()
 
     def _pending(self) -> asyncio.Future:
         if self._committed is None or self._committed.done():
