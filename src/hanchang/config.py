@@ -23,6 +23,7 @@ from hanchang import plugins
 from hanchang.core.grades import Grade
 from hanchang.core.models import EMBEDDED_MODEL_NAME, ModelSpec, Zone
 from hanchang.core.pii_modes import DEFAULT_EXTERNAL, DEFAULT_INTERNAL, PiiMode
+from hanchang.guard.destinations import DestinationPolicy, parse_allowed_hosts
 
 
 class ConfigError(Exception):
@@ -188,6 +189,24 @@ class McpConfig(_Strict):
         return Grade.parse(value)
 
 
+class ConnectorsConfig(_Strict):
+    """Where agency APIs registered as connectors (the `act` service, MCP servers) may be. Empty:
+    no connector can be registered or called. Entries: `host`, `host:port`, `*.domain`, or a
+    network `10.20.0.0/16`. Loopback, private and link-local addresses are reachable only when
+    named exactly or by network, never through a wildcard."""
+
+    allowed_hosts: list[str] = []
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _entries(cls, value: list[str]) -> list[str]:
+        parse_allowed_hosts(value)
+        return value
+
+    def policy(self) -> DestinationPolicy:
+        return DestinationPolicy(tuple(self.allowed_hosts))
+
+
 class OidcConfig(_Strict):
     """Single sign-on through an agency's OpenID Connect provider (authorization code + PKCE).
     Password sign-in stays for the embedded default; SSO is on when `issuer` is set."""
@@ -202,7 +221,11 @@ class OidcConfig(_Strict):
     role_claim: str | None = "roles"
     role_map: dict[str, str] = {}  # provider role -> Hanchang role (the highest wins); unmapped: user
     create_users: bool = True  # a first sign-in creates the user in their agency
-    link_by_username: bool = True  # a first sign-in links the agency's user of the same name
+    # Accounts are found by (issuer, subject) only. An administrator may allow a first sign-in
+    # to link the agency's existing account of the same name (one not linked at this provider),
+    # when the ID token's `link_verified_claim` is true (None: the provider's names are trusted).
+    link_by_username: bool = False
+    link_verified_claim: str | None = "email_verified"
     label_ko: str = "기관 통합 로그인 (SSO)"
     public_url: str | None = None  # Hanchang's address as the browser sees it (behind a proxy)
 
@@ -358,6 +381,7 @@ class Settings(BaseSettings):
     report: ReportConfig = ReportConfig()
     mcp: McpConfig = McpConfig()
     oidc: OidcConfig = OidcConfig()
+    connectors: ConnectorsConfig = ConnectorsConfig()
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     @field_validator("home", mode="after")

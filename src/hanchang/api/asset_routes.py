@@ -195,7 +195,8 @@ async def withdraw(asset_id: DbId, request: Request, principal: Principal = Depe
 
 @router.post("/library/{asset_id}/fork", status_code=201)
 async def fork(asset_id: DbId, body: ForkIn, request: Request, principal: Principal = Depends(require_principal)):
-    made = await _in_session(request, lambda s: asset_library.fork(s, principal, asset_id, body.name, body.version))
+    made = await _in_session(request, lambda s: asset_library.fork(
+        s, principal, asset_id, body.name, body.version, platform_of(request).settings.connectors.policy()))
     return JSONResponse(made, status_code=201)
 
 
@@ -231,7 +232,8 @@ async def import_asset(request: Request, principal: Principal = Depends(require_
     except UnicodeDecodeError:
         raise asset_documents.AssetFormatError("UTF-8로 저장된 YAML/JSON 파일을 올려 주세요.",
                                                "send the file as UTF-8") from None
-    made = await _in_session(request, lambda s: asset_library.import_document(s, principal, text))
+    made = await _in_session(request, lambda s: asset_library.import_document(
+        s, principal, text, platform_of(request).settings.connectors.policy()))
     return JSONResponse(made, status_code=201)
 
 

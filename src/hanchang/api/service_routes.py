@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
@@ -133,6 +133,8 @@ class ConnectorIn(BaseModel):
     base_url: str = Field(min_length=8, max_length=500)
     spec: dict[str, Any]
     auto_approve_reads: bool = False
+    zone: Literal["internal", "external"] | None = None  # an MCP server's is in its description
+    max_grade: GradeIn | None = None  # the highest data grade a call may carry to it (default O)
 
 
 @connector_router.get("/connectors")
@@ -147,10 +149,12 @@ async def list_connectors(request: Request, principal: Principal = Depends(requi
 async def register_connector(body: ConnectorIn, request: Request, principal: Principal = Depends(require_principal)):
     def work():
         require(principal, "connectors.register")  # before any call to the server it names
-        spec = connectors.prepare_description(body.base_url, body.spec)  # an MCP server's tools, listed now
+        policy = platform_of(request).settings.connectors.policy()
+        spec = connectors.prepare_description(body.base_url, body.spec, policy)  # an MCP server's tools, listed now
         with platform_of(request).db.session() as session:
             created = connectors.register(session, principal, body.name, body.base_url, spec,
-                                          body.auto_approve_reads)
+                                          body.auto_approve_reads, policy=policy, zone=body.zone,
+                                          max_grade=body.max_grade)
             return connectors.describe(created)
     return JSONResponse(await run_in_threadpool(work), status_code=201)
 
@@ -164,5 +168,6 @@ async def decide_action(action_id: DbId, decision: str, request: Request,
     def work():
         with platform_of(request).db.session() as session:
             action = connectors.owned_action(session, principal, action_id)
-            return connectors.preview(connectors.decide(session, principal, action, decision == "confirm"))
+            return connectors.preview(connectors.decide(session, principal, action, decision == "confirm",
+                                                        policy=platform_of(request).settings.connectors.policy()))
     return JSONResponse(await run_in_threadpool(work))

@@ -24,6 +24,7 @@ from hanchang.config import CustomServiceConfig
 from hanchang.core.errors import AlreadyExists, HanchangError, NotFound
 from hanchang.core.ids import in_range
 from hanchang.core.principal import Principal
+from hanchang.guard.destinations import DestinationPolicy
 from hanchang.knowledge import collections as kc
 from hanchang.store.tables import Agent, Collection, Connector, DraftTemplate
 
@@ -97,7 +98,7 @@ def document(session: Session, principal: Principal, kind: str, ref: str,
                                                      Connector.name == str(ref)))
         if row is None:
             raise NotFound(f"연계 API '{ref}'이(가) 없습니다.", f"no connector '{ref}'")
-        content = {"base_url": row.base_url, "spec": json.loads(row.spec)}
+        content = {"base_url": row.base_url, "spec": json.loads(row.spec), "zone": row.zone}
         return {**base, "name": row.name, "description": "", "content": content}, row
     raise _unknown_kind(kind)
 
@@ -176,6 +177,8 @@ def parse(text: str | bytes) -> dict[str, Any]:
         _text(content, "base_url", 500)
         if not isinstance(content.get("spec"), dict):
             raise AssetFormatError("content.spec에 OpenAPI 3 문서가 있어야 합니다.", "content.spec must be OpenAPI 3")
+        if content.get("zone", "internal") not in ("internal", "external"):
+            raise AssetFormatError("content.zone은 internal 또는 external입니다.", "content.zone: internal | external")
     return doc
 
 
@@ -201,7 +204,8 @@ def _readable_collections(session: Session, principal: Principal,
 
 
 def install(session: Session, principal: Principal, doc: dict[str, Any], *, name: str | None = None,
-            forked_from: int | None = None, forked_version: int | None = None) -> Installed:
+            forked_from: int | None = None, forked_version: int | None = None,
+            destinations: DestinationPolicy | None = None) -> Installed:
     """Make the document's thing in the caller's agency (their rights, their permissions).
     A custom service becomes an agent: in the database an agent is what a service is in config."""
     kind, content = doc["kind"], doc["content"]
@@ -227,7 +231,10 @@ def install(session: Session, principal: Principal, doc: dict[str, Any], *, name
                               content.get("example") or "")
         return Installed("template", f"template:{made.id}", made.name_ko, [])
     if kind == "connector":
+        # An agency decides auto-approval and what grade may reach it for itself: neither is copied;
+        # the zone comes along (a server outside the network stays outside).
         row = connectors.register(session, principal, name, content["base_url"], content["spec"],
-                                  auto_approve_reads=False)  # an agency decides that for itself
+                                  auto_approve_reads=False, policy=destinations or DestinationPolicy(),
+                                  zone=content.get("zone"))
         return Installed("connector", f"connector:{row.name}", row.name, [])
     raise _unknown_kind(kind)

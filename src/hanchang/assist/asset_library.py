@@ -29,6 +29,7 @@ from hanchang.core.grades import Grade
 from hanchang.core.permissions import can, require
 from hanchang.core.principal import Principal
 from hanchang.guard import pii
+from hanchang.guard.destinations import DestinationPolicy
 from hanchang.guard.recognizers import labels_ko
 from hanchang.store.tables import (
     Agency,
@@ -252,11 +253,12 @@ def preview(session: Session, principal: Principal, asset_id: int) -> dict[str, 
 
 
 def fork(session: Session, principal: Principal, asset_id: int, name: str | None = None,
-         version: int | None = None) -> dict[str, Any]:
+         version: int | None = None, destinations: DestinationPolicy | None = None) -> dict[str, Any]:
     """Copy a published asset into the caller's agency; the copy is theirs (audited)."""
     asset = get_visible(session, principal, asset_id)
     doc = _document_of(session, principal, asset, version)
-    made = docs.install(session, principal, doc, name=name, forked_from=asset.id, forked_version=doc.get("version"))
+    made = docs.install(session, principal, doc, name=name, forked_from=asset.id, forked_version=doc.get("version"),
+                        destinations=destinations)
     session.add(AssetUse(asset_id=asset.id, version=int(doc.get("version") or 0), agency_id=principal.agency_id,
                          user_id=principal.user_id, action="fork", target_ref=made.ref))
     trail.record_by(session, principal, "assets.fork", {"asset": asset.id, "version": doc.get("version"),
@@ -264,10 +266,11 @@ def fork(session: Session, principal: Principal, asset_id: int, name: str | None
     return made.describe()
 
 
-def import_document(session: Session, principal: Principal, text: str | bytes) -> dict[str, Any]:
+def import_document(session: Session, principal: Principal, text: str | bytes,
+                    destinations: DestinationPolicy | None = None) -> dict[str, Any]:
     """Make what an exported file describes in the caller's agency (audited)."""
     doc = docs.parse(text)
-    made = docs.install(session, principal, doc)
+    made = docs.install(session, principal, doc, destinations=destinations)
     trail.record_by(session, principal, "assets.import", {"kind": doc["kind"], "made": made.ref,
                                                           "author_agency": doc.get("author_agency")})
     return made.describe()

@@ -19,6 +19,7 @@ from typing import Any
 from hanchang.core.grades import Grade
 from hanchang.core.models import Zone
 from hanchang.core.pii_modes import PiiMode, tool_call_modes
+from hanchang.guard.destinations import DestinationPolicy
 from hanchang.guard.request_guard import PersonalDataBlocked, guard_request
 
 TIMEOUT_S = 30.0
@@ -38,12 +39,13 @@ def zone_of(spec: dict[str, Any]) -> Zone:
     return Zone.EXTERNAL if (spec.get("mcp") or {}).get("zone") == "external" else Zone.INTERNAL
 
 
-async def _session(url: str, work):
+async def _session(url: str, work, policy: DestinationPolicy):
     import httpx2
     from mcp import ClientSession
     from mcp.client.streamable_http import streamable_http_client
 
-    async with httpx2.AsyncClient(timeout=TIMEOUT_S) as http, \
+    async with httpx2.AsyncClient(timeout=TIMEOUT_S, transport=guarded_mcp_transport(policy),
+                                  follow_redirects=False) as http, \
             streamable_http_client(url, http_client=http) as (read, write, *_), \
             ClientSession(read, write) as session:
         await session.initialize()
@@ -58,7 +60,7 @@ def _blocking(coroutine_factory):
         raise McpUnreachable(f"{type(exc).__name__}: {exc}"[:300]) from exc
 
 
-def list_tools(url: str) -> list[dict[str, Any]]:
+def list_tools(url: str, policy: DestinationPolicy) -> list[dict[str, Any]]:
     """The server's tools as stored in the connector's description."""
     async def work(session):
         tools, cursor = [], None
@@ -70,30 +72,44 @@ def list_tools(url: str) -> list[dict[str, Any]]:
             if not cursor:
                 break
         return tools[:MAX_TOOLS]
-    return _blocking(lambda: _session(url, work))
+    return _blocking(lambda: _session(url, work, policy))
 
 
-def call_tool(url: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+def call_tool(url: str, name: str, arguments: dict[str, Any], policy: DestinationPolicy) -> dict[str, Any]:
     """Call one tool; its answer as {is_error, text, structured}."""
     async def work(session):
         result = await session.call_tool(name, arguments)
         text = "\n".join(part.text for part in result.content if getattr(part, "type", "") == "text")
         return {"is_error": bool(result.is_error), "text": text[:MAX_RESULT_CHARS],
                 "structured": result.structured_content}
-    return _blocking(lambda: _session(url, work))
+    return _blocking(lambda: _session(url, work, policy))
 
 
-def check_outgoing(spec: dict[str, Any], connector: str, arguments: dict[str, Any], grade: Grade) -> dict[str, int]:
-    """Refuse what may not leave for this server (by its zone); the personal data found, counted."""
-    zone = zone_of(spec)
+def guarded_mcp_transport(policy: DestinationPolicy):
+    """The MCP client's transport (httpx2): every request's destination checked and pinned."""
+    import httpx2
+
+    class Guarded(httpx2.AsyncHTTPTransport):
+        async def handle_async_request(self, request):
+            destination = policy.check(str(request.url))
+            request.url = request.url.copy_with(host=destination.addresses[0])
+            request.extensions = {**request.extensions, "sni_hostname": destination.host}
+            return await super().handle_async_request(request)
+
+    return Guarded()
+
+
+def check_outgoing(zone: Zone, connector: str, arguments: dict[str, Any], grade: Grade) -> dict[str, int]:
+    """Refuse what may not leave for a connector in `zone` (an OpenAPI one or an MCP server); the
+    personal data found, counted."""
     if zone is Zone.EXTERNAL and grade > Grade.OPEN:
-        raise OutgoingRefused(f"외부망 MCP 서버 '{connector}'에는 {grade.korean}({grade.value}) 자료를 보낼 수 "
-                              "없습니다. (An MCP server outside the network receives 공개 (O) data only.)")
+        raise OutgoingRefused(f"외부망 연계 API '{connector}'에는 {grade.korean}({grade.value}) 자료를 보낼 수 "
+                              "없습니다. (A connector outside the network receives 공개 (O) data only.)")
     mode, _ = tool_call_modes(zone)
     try:  # as JSON text, so every value is read whatever its key (the guard skips OpenAI's `id`, `type` …)
         return guard_request({"arguments": json.dumps(arguments, ensure_ascii=False)}, mode, connector).counts
     except PersonalDataBlocked as exc:
-        raise OutgoingRefused(exc.message.replace(f"모델 '{connector}'", f"외부망 MCP 서버 '{connector}'")) from exc
+        raise OutgoingRefused(exc.message.replace(f"모델 '{connector}'", f"외부망 연계 API '{connector}'")) from exc
 
 
 def guard_result(spec: dict[str, Any], connector: str, result: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:

@@ -1,17 +1,23 @@
 """Single sign-on through an agency's OpenID Connect provider: authorization code with PKCE.
 
 `begin` keeps a sign-on attempt (state, PKCE verifier, nonce) in the database — so any host can
-finish it — and gives the provider's sign-in address. `finish` takes the provider's answer:
-the state is used once and expires in minutes; the code is exchanged for tokens (Authlib); the
-ID token's signature, issuer, audience, expiry and nonce are checked against the provider's
-published keys (joserfc); its claims give the agency and the role (config `oidc:`); the user is
-found by their identity, or linked by name, or created; and the same session as a password
-sign-in starts, with its audit records, in one transaction. Nothing the browser sends is
-trusted beyond the code and the state.
+finish it — bound to the browser that started it (the hash of a random value that only that
+browser holds, in a short-lived HttpOnly SameSite cookie), and gives the provider's sign-in
+address. `finish` takes the provider's answer: the state must be one this browser started (an
+answer carried to another browser — login CSRF — is refused), is used once and expires in
+minutes; the code is exchanged for tokens (Authlib); the ID token's signature, issuer,
+audience, expiry and nonce are checked against the provider's published keys (joserfc); its
+claims give the agency and the role (config `oidc:`); the user is found by their identity
+(issuer and subject, nothing else), or — only where an administrator allowed it and the
+provider says the person is verified — linked by name to an account not yet linked at this
+provider, or created; and the same session as a password sign-in starts, with its audit
+records, in one transaction. Nothing the browser sends is trusted beyond the code, the state
+and the binding cookie.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import time
@@ -85,8 +91,19 @@ async def metadata(config: OidcConfig) -> dict[str, Any]:
     return document
 
 
-async def begin(db, config: OidcConfig, redirect_uri: str) -> str:
-    """Keep a new attempt and return the provider's sign-in address for it."""
+def _binding_hash(binding: str | None) -> str:
+    return hashlib.sha256((binding or "").encode()).hexdigest()
+
+
+def new_binding(current: str | None) -> str:
+    """The browser's binding value: the one its cookie holds (two tabs signing in at once both
+    finish), or a new random one."""
+    return current if current and 40 <= len(current) <= 64 and current.isascii() else secrets.token_urlsafe(32)
+
+
+async def begin(db, config: OidcConfig, redirect_uri: str, binding: str) -> str:
+    """Keep a new attempt, bound to the browser holding `binding`, and return the provider's
+    sign-in address for it."""
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
     document = await metadata(config)
@@ -95,7 +112,8 @@ async def begin(db, config: OidcConfig, redirect_uri: str) -> str:
     def keep() -> None:
         with db.session() as session:
             session.execute(delete(SignOnAttempt).where(SignOnAttempt.created_at < utcnow() - ATTEMPT_TTL))
-            session.add(SignOnAttempt(state=state, code_verifier=verifier, nonce=nonce))
+            session.add(SignOnAttempt(state=state, code_verifier=verifier, nonce=nonce,
+                                      browser_binding=_binding_hash(binding)))
     await run_in_threadpool(keep)
     client = AsyncOAuth2Client(client_id=config.client_id, redirect_uri=redirect_uri, scope=" ".join(config.scopes),
                                code_challenge_method="S256")
@@ -104,14 +122,15 @@ async def begin(db, config: OidcConfig, redirect_uri: str) -> str:
     return url
 
 
-async def finish(db, config: OidcConfig, redirect_uri: str, params: dict[str, str]) -> SignedOn:
-    """The provider's answer (code, state) to a session, or SignOnRefused saying why."""
+async def finish(db, config: OidcConfig, redirect_uri: str, params: dict[str, str], binding: str | None) -> SignedOn:
+    """The provider's answer (code, state) in the browser holding `binding` to a session, or
+    SignOnRefused saying why."""
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
     if params.get("error"):
         raise SignOnRefused(f"기관 로그인이 완료되지 않았습니다 ({params['error']}). 다시 시도해 주세요.",
                             f"the provider answered {params['error']}: {params.get('error_description', '')}"[:300])
-    attempt = await run_in_threadpool(_take_attempt, db, params.get("state", ""))
+    attempt = await run_in_threadpool(_take_attempt, db, params.get("state", ""), binding)
     document = await metadata(config)
     secret = os.environ.get(config.client_secret_env)
     try:
@@ -130,8 +149,9 @@ async def finish(db, config: OidcConfig, redirect_uri: str, params: dict[str, st
     return await run_in_threadpool(_sign_on, db, config, claims, id_token)
 
 
-def _take_attempt(db, state: str) -> SignOnAttempt:
-    """The attempt this state names, used up (deleted) now; refused if unknown, used or expired."""
+def _take_attempt(db, state: str, binding: str | None) -> SignOnAttempt:
+    """The attempt this state names, used up (deleted) now; refused if unknown, used, expired or
+    started by another browser (left in place then: the browser that started it may still finish)."""
     with db.session() as session:
         attempt = session.get(SignOnAttempt, state) if state else None
         created = None if attempt is None else (  # SQLite gives the time back without its zone
@@ -139,6 +159,9 @@ def _take_attempt(db, state: str) -> SignOnAttempt:
         if created is None or created < utcnow() - ATTEMPT_TTL:
             raise SignOnRefused("로그인 요청이 만료되었거나 이미 쓰였습니다. 처음부터 다시 로그인해 주세요.",
                                 "unknown, used or expired sign-on state")
+        if not binding or not secrets.compare_digest(attempt.browser_binding, _binding_hash(binding)):
+            raise SignOnRefused("이 브라우저에서 시작한 로그인이 아닙니다. 한창 로그인 화면에서 처음부터 다시 "
+                                "로그인해 주세요.", "the sign-on was not started in this browser")
         session.delete(attempt)
         return SignOnAttempt(state=attempt.state, code_verifier=attempt.code_verifier, nonce=attempt.nonce)
 
@@ -181,6 +204,22 @@ def _role_of(config: OidcConfig, claims: dict[str, Any]) -> Role | None:
     return max(mapped, key=ROLE_STRENGTH.__getitem__, default=Role.USER)
 
 
+def _may_link(session, config: OidcConfig, claims: dict[str, Any], issuer: str, user: User, name: str) -> None:
+    """A first sign-in meets an existing account of the same name: linked only where an
+    administrator allowed it (oidc.link_by_username), the provider says the person is verified
+    (oidc.link_verified_claim) and the account has no identity at this provider yet — a second
+    subject calling itself by a linked user's name never gets that account."""
+    linked_here = session.scalar(select(UserIdentity.id).where(UserIdentity.user_id == user.id,
+                                                               UserIdentity.issuer == issuer))
+    verified = config.link_verified_claim is None or claims.get(config.link_verified_claim) is True
+    if config.link_by_username and verified and linked_here is None:
+        return
+    raise SignOnRefused(f"한창에 '{name}' 계정이 이미 있어 기관 로그인과 자동으로 연결하지 않았습니다. 관리자에게 "
+                        "계정 연결을 요청하세요.",
+                        f"an account {name!r} exists; it is linked to this sign-in only by an administrator "
+                        "(oidc.link_by_username), for a verified person, if not linked already")
+
+
 def _sign_on(db, config: OidcConfig, claims: dict[str, Any], id_token: str) -> SignedOn:
     issuer, subject = config.issuer or "", str(claims["sub"])
     name = str(claims.get(config.username_claim) or subject).strip()[:100]
@@ -202,8 +241,9 @@ def _sign_on(db, config: OidcConfig, claims: dict[str, Any], id_token: str) -> S
             if agency is None:
                 raise SignOnRefused(f"기관 코드 '{agency_code or '(없음)'}'이(가) 한창에 등록되어 있지 않습니다. "
                                     "관리자에게 문의하세요.", f"agency {agency_code!r} is not on this platform")
-            user = session.scalar(select(User).where(User.agency_id == agency.id, User.name == name)) \
-                if config.link_by_username else None
+            user = session.scalar(select(User).where(User.agency_id == agency.id, User.name == name))
+            if user is not None:
+                _may_link(session, config, claims, issuer, user, name)
             granted = role or Role.USER
             if user is not None and ROLE_STRENGTH[Role(user.role)] > ROLE_STRENGTH[granted]:
                 # A name is not proof enough for more than the provider grants: never hand an admin

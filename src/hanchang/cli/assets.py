@@ -61,10 +61,12 @@ def assets_import(file: Annotated[Path, typer.Argument(help="A hanchang.asset/v1
         raw = file.read_bytes()
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc}") from None
-    db = open_database(settings_or_exit())
+    settings = settings_or_exit()
+    db = open_database(settings)
     try:
         with db.session() as session:
-            made = asset_library.import_document(session, _principal(session, agency, user), raw)
+            made = asset_library.import_document(session, _principal(session, agency, user), raw,
+                                                 settings.connectors.policy())
     except (accounts.AccountError, HanchangError) as exc:
         raise fail(getattr(exc, "message", str(exc))) from None
     out.print(f"imported {made['kind']} '{made['name']}' as {made['ref']}")

@@ -396,6 +396,9 @@ class Connector(Base):
     base_url: Mapped[str] = mapped_column(String(500))
     spec: Mapped[str] = mapped_column(Text)  # OpenAPI 3 document as JSON
     auto_approve_reads: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where the API runs (internal | external) and the highest data grade a call may carry to it.
+    zone: Mapped[str] = mapped_column(String(16), default="internal", server_default="internal")
+    max_grade: Mapped[str] = mapped_column(String(1), default="O", server_default="C")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -411,7 +414,10 @@ class PendingAction(Base):
     method: Mapped[str] = mapped_column(String(10))
     url: Mapped[str] = mapped_column(String(2000))
     body: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON
-    status: Mapped[str] = mapped_column(String(16))  # pending | executed | rejected | failed
+    headers: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: the operation's header parameters
+    grade: Mapped[str] = mapped_column(String(1), default="O", server_default="O")  # the data grade it carries
+    pii: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: personal data found, by type
+    status: Mapped[str] = mapped_column(String(16))  # pending | executed | rejected | failed | refused
     result: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -597,4 +603,7 @@ class SignOnAttempt(Base):
     state: Mapped[str] = mapped_column(String(64), primary_key=True)
     code_verifier: Mapped[str] = mapped_column(String(128))
     nonce: Mapped[str] = mapped_column(String(64))
+    # sha256 of the random value in the cookie of the browser that started it: only that browser
+    # may finish it (login CSRF).
+    browser_binding: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -37,6 +37,7 @@ router = APIRouter()
 # -- pages ------------------------------------------------------------------------------
 # Only our own scripts and styles run; charts arrive as data: images; the window is never framed.
 SSO_CALLBACK = "/auth/oidc/callback"
+SSO_BINDING_COOKIE = "hanchang_sso"  # binds a sign-on attempt to the browser that started it
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
                                "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -144,11 +145,17 @@ async def sso_login(request: Request):
     oidc = platform_of(request).settings.oidc
     if not oidc.issuer:
         raise NotFound("기관 통합 로그인(SSO)이 설정되어 있지 않습니다.", "single sign-on is not configured")
+    binding = sign_on.new_binding(request.cookies.get(SSO_BINDING_COOKIE))
     try:
-        url = await sign_on.begin(platform_of(request).db, oidc, _public_base(request) + SSO_CALLBACK)
+        url = await sign_on.begin(platform_of(request).db, oidc, _public_base(request) + SSO_CALLBACK, binding)
     except sign_on.SignOnRefused as exc:
         return _login_page(request, exc.message, 502)
-    return RedirectResponse(url, status_code=303)
+    response = RedirectResponse(url, status_code=303)
+    # Lax, not Strict: the provider's answer arrives as a top-level navigation from its site.
+    response.set_cookie(SSO_BINDING_COOKIE, binding, max_age=int(sign_on.ATTEMPT_TTL.total_seconds()),
+                        httponly=True, samesite="lax", secure=platform_of(request).settings.cookie_secure,
+                        path="/auth/oidc/")
+    return response
 
 
 @router.get(SSO_CALLBACK, include_in_schema=False)
@@ -159,7 +166,7 @@ async def sso_callback(request: Request):
         raise NotFound("기관 통합 로그인(SSO)이 설정되어 있지 않습니다.", "single sign-on is not configured")
     try:
         done = await sign_on.finish(platform_of(request).db, oidc, _public_base(request) + SSO_CALLBACK,
-                                    dict(request.query_params))
+                                    dict(request.query_params), request.cookies.get(SSO_BINDING_COOKIE))
     except sign_on.SignOnRefused as exc:
         return _login_page(request, exc.message, 403)
     # The session cookie is SameSite=Strict, and this answer ends a navigation that began at the
@@ -170,6 +177,7 @@ async def sso_callback(request: Request):
                             headers=PAGE_HEADERS)
     response.set_cookie(sessions.COOKIE, done.session.token, max_age=sessions.SESSION_HOURS * 3600, httponly=True,
                         samesite="strict", secure=platform_of(request).settings.cookie_secure, path="/")
+    response.delete_cookie(SSO_BINDING_COOKIE, path="/auth/oidc/")
     return response
 
 

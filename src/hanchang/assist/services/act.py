@@ -50,7 +50,8 @@ async def run(ctx: ServiceContext, inputs: dict[str, Any]) -> ServiceResult:
             except connectors.CallRefused as refused:
                 return refused  # its audit record commits with this session; reported below
             if connectors.auto_approvable(connector, action):
-                connectors.decide(session, ctx.principal, action, confirm=True)
+                connectors.decide(session, ctx.principal, action, confirm=True,
+                                  policy=ctx.platform.settings.connectors.policy())
             return connectors.preview(action)
     try:
         action = await run_in_threadpool(store)
