@@ -149,6 +149,9 @@ def default_models(upstream_url: str) -> list[dict]:
 
 
 def launch_platform(tmp_path: Path, database_url: str, config: dict) -> Platform:
+    # The test APIs and MCP servers that connectors call listen on loopback, which a platform
+    # reaches only when the allow list names it (tests of the policy itself set their own).
+    config = {"connectors": {"allowed_hosts": ["127.0.0.1"]}, **config}
     cfg = write_config(tmp_path / "hanchang.yaml", config)
     settings = load_settings(cfg, database_url=database_url)
     db = prepare_database(settings)

@@ -125,8 +125,8 @@ class DestinationPolicy:
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         matches = [e for e in self._entries if e.port in (None, port) and self._matches(e, host)]
         literal = _address(host)
-        if not matches and literal is None:
-            raise self._not_listed(host, port)
+        if not matches and literal is None and not any(e.network is not None for e in self._entries):
+            raise self._not_listed(host, port)  # nothing could admit it: not even resolved
         addresses = [literal] if literal is not None else [_address(a) for a in self.resolve(host, port)]
         if not addresses or any(a is None for a in addresses):
             raise DestinationRefused(f"연계 API 주소({host})를 찾지 못했습니다.", f"{host} resolves to nothing usable")
@@ -148,6 +148,10 @@ class DestinationPolicy:
                          for e in self._entries)
         if not matches and not in_network:
             raise self._not_listed(host, port)
+        if address in METADATA and not any(e.host == str(address) for e in self._entries):
+            raise DestinationRefused(f"연계 API 주소({host})가 클라우드 메타데이터 주소({address})를 가리킵니다.",
+                                     f"{host} resolves to the metadata address {address}; only that address "
+                                     "listed itself in connectors.allowed_hosts may")
         if is_special(address) and not (named or in_network):
             raise DestinationRefused(
                 f"연계 API 주소({host})가 내부 전용 주소({address})를 가리킵니다. 이런 주소는 "

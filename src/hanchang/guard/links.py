@@ -26,30 +26,32 @@ _BASE_HOST = "answer.hanchang.invalid"
 # Anything a browser could take for a URL: scheme:…, //…, \\…, www.… up to a space or a delimiter.
 CANDIDATE = re.compile(
     r"(?:(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]*:(?=[^\s:]|$)"  # scheme:  (http:, http:/, http:\\)
-    r"|(?<![\w/\\:])[/\\]{2}(?=[^/\\\s])"  # //host or \\host
+    r"|(?<![\w/\\:])[/\\]{2,}(?=[^/\\\s])"  # //host, \\host, \/\/host
     r"|(?<![\w.])www\.)"
     r"[^\s<>\"'`()\[\]{}|^]*",
     re.IGNORECASE,
 )
 
 
-def _parsed(candidate: str) -> WhatwgUrl | None:
+def _parsed(candidate: str, base: str | None) -> WhatwgUrl | None:
     try:
-        return WhatwgUrl(candidate, base=_BASE)
+        return WhatwgUrl(candidate, base=base) if base else WhatwgUrl(candidate)
     except ValueError:
         return None
 
 
 def _key(candidate: str) -> str | None:
     """The link a candidate names, as a comparable key (host + path + query), or None when it
-    names no host a client would fetch."""
+    names no host a client would fetch. Read both as an absolute URL and relative to a page of
+    the same scheme (`https:host/x` is absolute on any other page), the foreign host wins."""
     text = candidate.rstrip(_TRAILING)
     if text.lower().startswith("www."):
         text = "http://" + text
-    url = _parsed(text)
-    if url is None or not url.hostname or url.hostname == _BASE_HOST:
-        return None
-    return (url.host + url.pathname.rstrip("/") + url.search).lower()
+    for base in (None, _BASE):
+        url = _parsed(text, base)
+        if url is not None and url.hostname and url.hostname != _BASE_HOST:
+            return (url.host + url.pathname.rstrip("/") + url.search).lower()
+    return None
 
 
 def known_links(*texts: str) -> set[str]:
