@@ -5,9 +5,12 @@
 import Provider from "oidc-provider";
 
 const ACCOUNTS = {
-  "kim.sso": { name: "김한창", preferred_username: "kim.sso", email: "kim@mois.go.kr", agency: "MOIS", roles: ["employee"] },
+  "kim.sso": { name: "김한창", preferred_username: "kim.sso", email: "kim@mois.go.kr", email_verified: true, agency: "MOIS", roles: ["employee"] },
   "boss.sso": { name: "박관리", preferred_username: "boss.sso", email: "boss@mois.go.kr", agency: "MOIS", roles: ["employee", "ai-admin"] },
-  "hong": { name: "홍길동", preferred_username: "hong", email: "hong@mois.go.kr", agency: "MOIS", roles: ["employee"] },
+  "hong": { name: "홍길동", preferred_username: "hong", email: "hong@mois.go.kr", email_verified: true, agency: "MOIS", roles: ["employee"] },
+  "hong.unverified": { name: "홍길동", preferred_username: "hong", email: "hong@mois.go.kr", email_verified: false, agency: "MOIS", roles: ["employee"] },
+  // Another person at the provider who calls themselves by kim.sso's name (a second subject).
+  "kim.other": { name: "김다른", preferred_username: "kim.sso", email: "kim@mois.go.kr", email_verified: true, agency: "MOIS", roles: ["employee"] },
   "nowhere": { name: "무소속", preferred_username: "nowhere", email: "x@example.org", agency: "NOPE", roles: [] },
 };
 
@@ -25,7 +28,7 @@ const provider = new Provider(issuer, {
   }],
   pkce: { required: () => true },
   scopes: ["openid", "profile", "email", "agency"],
-  claims: { openid: ["sub"], profile: ["name", "preferred_username"], email: ["email"], agency: ["agency", "roles"] },
+  claims: { openid: ["sub"], profile: ["name", "preferred_username"], email: ["email", "email_verified"], agency: ["agency", "roles"] },
   conformIdTokenClaims: false, // the claims asked for by scope go in the ID token too
   features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
   cookies: { keys: ["hanchang-test-provider-cookie-key"] },
