@@ -58,6 +58,7 @@ async def list_models(request: Request, principal: Principal = Depends(require_p
 async def chat_completions(body: ChatCompletionRequest, request: Request,
                            principal: Principal = Depends(require_principal)):
     platform = platform_of(request)
+    body.refuse_non_text_parts()
     ask = answer.AnswerRequest(body.upstream_body(), body.data_grade or Grade.OPEN,
                                [AttachedText(a.name, a.content, a.grade) for a in body.attachments],
                                list(body.collections), body.as_of)

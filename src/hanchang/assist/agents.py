@@ -178,7 +178,7 @@ def list_usable(session: Session, principal: Principal) -> list[Definition]:
         _published_agents().add_columns(Agency.code).join(Agency, Agency.id == SharedAsset.agency_id)
         .where(SharedAsset.agency_id != principal.agency_id).order_by(SharedAsset.name))
     result += [_shared_definition(int(asset.source_ref), asset, json.loads(document), code)
-               for asset, document, code in shared]
+               for asset, document, code in shared if asset.source_ref.isdigit()]
     return result
 
 

@@ -132,12 +132,34 @@ def _strings(content: dict[str, Any], key: str) -> list[str]:
     return value
 
 
+MAX_DEPTH = 32
+
+
+def _check_shape(text: str | bytes) -> None:
+    """Refuse, before building anything, a document nested deeper than any asset needs (a
+    deeply nested file would exhaust the parser's stack) or using YAML aliases (which can
+    multiply a small file into a huge one)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise AssetFormatError(f"자산 파일의 구조가 너무 깊습니다({MAX_DEPTH}단계까지). 파일을 확인해 주세요.",
+                                       f"the document nests deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            raise AssetFormatError("자산 파일에 YAML 별칭(*이름)은 쓸 수 없습니다. 값을 그대로 적어 주세요.",
+                                   "YAML aliases are not accepted in an asset file")
+
+
 def parse(text: str | bytes) -> dict[str, Any]:
     """A document from a YAML or JSON file, checked; a clear error says what to fix."""
     if len(text.encode() if isinstance(text, str) else text) > MAX_BYTES:
         raise AssetFormatError(f"자산 파일은 {MAX_BYTES // 1000} KB 이하여야 합니다.",
                                f"an asset file is at most {MAX_BYTES // 1000} KB")
     try:
+        _check_shape(text)
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)

@@ -95,7 +95,9 @@ def publish(session: Session, principal: Principal, kind: str, ref: str, *, desc
     if problems:
         raise PublishRefused("공통 공간에 게시할 수 없습니다: " + "; ".join(problems) + ".",
                              "cannot publish: personal data or a non-public collection in the asset")
-    asset = _asset_for(session, principal, kind, str(ref))  # `document` found the thing by this very ref
+    # One asset per thing, however the caller named it (`agent:5` and `5` are one agent): by its id.
+    source_ref = str(source.id) if kind in ("agent", "prompt") and source is not None else str(ref)
+    asset = _asset_for(session, principal, kind, source_ref)
     # The version number is taken in one statement, so two publishers at once get 1 and 2.
     version = session.execute(update(SharedAsset).where(SharedAsset.id == asset.id)
                               .values(latest_version=SharedAsset.latest_version + 1)

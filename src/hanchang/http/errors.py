@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -17,6 +18,10 @@ from hanchang.core.errors import HanchangError
 from hanchang.http.responses import JSONResponse
 
 log = logging.getLogger(__name__)
+# Failures that mean the database is not answering now (connection refused or lost, server shut
+# down, pool exhausted, SQLite's lock not released in time), not a fault in the request.
+STORE_OUTAGES = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.TimeoutError)
+STORE_RETRY_AFTER_S = 5
 
 
 def error_body(message: str, type_: str, code: str | None, param: str | None = None) -> dict:
@@ -73,6 +78,16 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, "http_error")
         return error_response(exc.status_code, str(exc.detail), "invalid_request_error", code,
                               headers=getattr(exc, "headers", None))
+
+    async def _store_unavailable(_: Request, exc: Exception):
+        # The database (or its pool) did not answer: nothing was served, and a retry will do.
+        log.warning("store unavailable: %s", type(exc).__name__)
+        return error_response(503, "한창의 데이터 저장소에 잠시 연결할 수 없습니다. 잠시 뒤 다시 시도해 주세요. "
+                              "(The platform's database is unavailable; nothing was done. Retry shortly.)",
+                              "server_error", "store_unavailable", headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+
+    for outage in STORE_OUTAGES:
+        app.add_exception_handler(outage, _store_unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception):

@@ -116,7 +116,7 @@ class OpenAICompatibleBackend:
         response = await self._send("chat/completions", payload)
         complete = False
         try:
-            async for raw_line in response.content:
+            async for raw_line in sse_lines(response.content, self.spec.name):
                 line = raw_line.strip()
                 if not line.startswith(b"data:"):
                     continue
@@ -150,6 +150,32 @@ class OpenAICompatibleBackend:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+# The longest line of an upstream's event stream read (one chunk's JSON: a long tool call's
+# arguments or a whole answer in one event); aiohttp's own line reader stops at 256 KiB.
+MAX_SSE_LINE_BYTES = 16 * 1024 * 1024
+
+
+async def sse_lines(content: aiohttp.StreamReader, model: str) -> AsyncIterator[bytes]:
+    """The stream's lines, of any length up to MAX_SSE_LINE_BYTES (then a clear error)."""
+    pending: list[bytes] = []
+    held = 0
+    async for piece in content.iter_any():
+        if b"\n" not in piece:
+            pending.append(piece)
+            held += len(piece)
+            if held > MAX_SSE_LINE_BYTES:
+                raise UpstreamBadResponse(f"Model '{model}' sent a stream line longer than "
+                                          f"{MAX_SSE_LINE_BYTES // (1024 * 1024)} MiB.")
+            continue
+        lines = (b"".join(pending) + piece if pending else piece).split(b"\n")
+        last = lines.pop()
+        pending, held = ([last], len(last)) if last else ([], 0)
+        for line in lines:
+            yield line
+    if pending:
+        yield b"".join(pending)
 
 
 def _parse_json(raw: bytes, model: str) -> dict[str, Any]:

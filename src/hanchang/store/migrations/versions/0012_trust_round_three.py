@@ -28,6 +28,18 @@ def upgrade() -> None:
     for row in bind.execute(sa.select(connectors.c.id, connectors.c.spec)).all():
         if '"zone": "external"' in (row.spec or "") or '"zone":"external"' in (row.spec or ""):
             bind.execute(connectors.update().where(connectors.c.id == row.id).values(zone="external", max_grade="O"))
+    # An agent published by its `agent:N` ref was kept under that ref, not its id (the model list
+    # of every other agency then failed); kept by id from now on.
+    assets = sa.table("shared_assets", sa.column("id", sa.Integer), sa.column("kind", sa.String),
+                      sa.column("agency_id", sa.Integer), sa.column("source_ref", sa.String))
+    rows = bind.execute(sa.select(assets.c.id, assets.c.kind, assets.c.agency_id, assets.c.source_ref).where(
+        assets.c.kind.in_(("agent", "prompt")))).all()
+    taken = {(r.kind, r.agency_id, r.source_ref) for r in rows}
+    for row in rows:
+        ref = (row.source_ref or "").split(":")[-1]
+        if ref != row.source_ref and ref.isdigit() and (row.kind, row.agency_id, ref) not in taken:
+            bind.execute(assets.update().where(assets.c.id == row.id).values(source_ref=ref))
+            taken.add((row.kind, row.agency_id, ref))
     with op.batch_alter_table("actions") as batch:
         batch.add_column(sa.Column("headers", sa.Text, nullable=True))
         batch.add_column(sa.Column("grade", sa.String(1), nullable=False, server_default="O"))
