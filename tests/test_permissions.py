@@ -22,6 +22,7 @@ class Thing:
     agency_id: int
     is_common: bool = False
     created_by: int | None = None
+    user_id: int | None = None
 
 
 USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR = (caller(r) for r in
@@ -75,6 +76,11 @@ USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR = (caller(r) for r in
     # the adoption checklist: the agency's admins
     ("checklist.answer", Thing(OWN), {AGENCY_ADMIN, PLATFORM_ADMIN}),
     ("checklist.answer", Thing(OTHER), {PLATFORM_ADMIN}),
+    # a background upload: followed by who sent it (an auditor who did too) and the agency's admins
+    ("ingest_jobs.follow", Thing(OWN, user_id=10), {USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR}),
+    ("ingest_jobs.follow", Thing(OWN, user_id=11), {AGENCY_ADMIN, PLATFORM_ADMIN}),
+    ("ingest_jobs.follow", Thing(OTHER, user_id=10), {PLATFORM_ADMIN}),
+    ("ingest_jobs.follow", None, {AGENCY_ADMIN, PLATFORM_ADMIN}),
 ])
 def test_who_may(action, resource, allowed):
     for principal in (USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR):
@@ -85,7 +91,8 @@ def test_every_rule_is_tested_and_refuses_in_korean():
     tested = {"agencies.see_all", "collections.read", "collections.change", "collections.create", "users.create",
               "users.list", "users.grant", "audit.read", "connectors.register", "templates.manage",
               "window.admin_pages", "operations.read", "feedback.review", "budgets.agency", "budgets.user",
-              "agents.create", "agents.change", "assets.publish", "assets.review", "checklist.answer"}
+              "agents.create", "agents.change", "assets.publish", "assets.review", "checklist.answer",
+              "ingest_jobs.follow"}
     assert set(RULES) == tested  # a new rule gets a row in test_who_may
     with pytest.raises(NotAllowed) as refused:
         require(USER, "collections.change", Thing(OWN))

@@ -280,6 +280,10 @@ class KnowledgeConfig(_Strict):
     # Where retrieval runs: "auto" = inside PostgreSQL when the database is PostgreSQL (one index
     # every host shares), embedded files under HANCHANG_HOME on SQLite; or force either.
     index: Literal["auto", "embedded", "postgres"] = "auto"
+    # An upload larger than this, or with a PDF or image of more pages, is read in the background
+    # (a job with progress, cancellable, resumed after a restart) instead of while the user waits.
+    background_over_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    background_over_pages: int = Field(default=20, ge=0)
 
 
 class CustomServiceConfig(_Strict):

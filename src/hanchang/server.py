@@ -48,7 +48,9 @@ from hanchang.http.auth import KeyAuthenticator
 from hanchang.http.body_limit import BodySizeLimit
 from hanchang.http.errors import install_error_handlers
 from hanchang.http.responses import JSONResponse
+from hanchang.knowledge.embedder import acting
 from hanchang.knowledge.index_store import IndexStore
+from hanchang.knowledge.ingest_jobs import IngestJobRunner
 from hanchang.ops.budgets import overrides_loader
 from hanchang.ops.health import HealthSampler
 from hanchang.store import changes
@@ -72,15 +74,20 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
     health = HealthSampler(db, gateway, settings.metrics.health_probe_seconds)
     health.start()
     metrics_writer = asyncio.create_task(metrics.flush_periodically(), name="metrics-flush")
+    jobs = None
     try:
         # Embeddings (ingest and query) go through this same gateway: policy, guard, usage, audit.
         embedder = gateway_embedder(settings, gateway, asyncio.get_running_loop())
         indexes = IndexStore(settings.home, db, settings.knowledge.index)
-        platform = Platform(settings, db, gateway, indexes, embedder, services, recorder, int(time.time()))
+        jobs = IngestJobRunner(db, indexes, settings.home,
+                               lambda principal: acting(embedder, principal, "embeddings.ingest")).start()
+        platform = Platform(settings, db, gateway, indexes, embedder, services, recorder, int(time.time()), jobs)
         if warm_models:
             await gateway.warm_up()
         yield platform
     finally:
+        if jobs is not None:  # the job in hand goes back to the queue; it resumes at the next start
+            await asyncio.to_thread(jobs.stop)
         metrics_writer.cancel()  # it flushes once more as it stops
         with contextlib.suppress(asyncio.CancelledError):
             await metrics_writer

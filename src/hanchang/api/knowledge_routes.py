@@ -28,9 +28,11 @@ from hanchang.http.deps import platform_of
 from hanchang.http.responses import JSONResponse
 from hanchang.http.types import DbId, GradeIn, OptionalGradeIn
 from hanchang.knowledge import collections as kc
+from hanchang.knowledge import ingest_jobs
 from hanchang.knowledge.embedder import acting
 from hanchang.knowledge.ingest import MAX_FILE_BYTES, SourceFile
 from hanchang.knowledge.operations import ingest_sources
+from hanchang.knowledge.parsers import page_count
 from hanchang.knowledge.search import display_source, search
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion
 
@@ -155,9 +157,12 @@ async def upload_documents(
     files: list[UploadFile] = File(...),
     grade: str | None = Form(None),
     effective_from: date | None = Form(None),
+    background: bool | None = Form(None),
     principal: Principal = Depends(require_principal),
 ):
-    """Upload files; each gets its own result. Nothing is kept of a run that fails."""
+    """Upload files; each gets its own result. Nothing is kept of a run that fails. A large upload
+    (or `background=true`) becomes a job (202, `job`), read file by file with progress at
+    /api/ingest-jobs/{id}."""
     try:
         level = Grade.parse(grade) if grade else None
     except ValueError:
@@ -170,11 +175,19 @@ async def upload_documents(
     with platform.db.session() as session:
         collection = kc.get_readable(session, principal, collection_id)
         kc.require_writer(principal, collection)
-    folder = Path(tempfile.mkdtemp(prefix="hanchang-upload-"))
+    jobs_root = ingest_jobs.jobs_folder(platform.settings.home)
+    jobs_root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="incoming-", dir=jobs_root))
+    queued = False
     try:
         sources, too_big = [], []
         for number, upload in enumerate(files):
-            name = Path(upload.filename or f"upload-{number}").name
+            name = Path((upload.filename or f"upload-{number}").replace("\\", "/")).name
+            if not name or any(ord(ch) < 32 or ord(ch) == 127 for ch in name) or len(name) > 255:
+                too_big.append({"name": name.encode("unicode_escape").decode()[:255], "status": "failed",
+                                "chunks": 0, "reason": "파일 이름에 쓸 수 없는 글자(제어 문자)가 있습니다. 이름을 "
+                                "바꿔 다시 올려 주세요. (the file name holds control characters; rename it)"})
+                continue
             target = folder / f"{number}-{name}"
             size = 0
             with target.open("wb") as out:
@@ -195,17 +208,66 @@ async def upload_documents(
                             {"collection_id": collection_id, "files": [r.name for r in report.results],
                              "statuses": [r.status for r in report.results]})
 
+        if sources and platform.ingest_jobs is not None and (
+                background or (background is None and _is_large(platform.settings, sources))):
+            def queue():
+                with platform.db.session() as session:
+                    collection = kc.get_readable(session, principal, collection_id)
+                    kc.require_writer(principal, collection)
+                    return ingest_jobs.describe(ingest_jobs.enqueue(session, principal, collection, folder, sources,
+                                                                    level, effective_from))
+            job = await run_in_threadpool(queue)
+            queued = True
+            platform.ingest_jobs.wake()
+            return JSONResponse({"job": job, "results": too_big}, status_code=202,
+                                headers={"location": f"/api/ingest-jobs/{job['id']}"})
+
         def work():
             return ingest_sources(platform.db, platform.knowledge, collection_id, sources, level, effective_from,
                                   embedder=acting(platform.embedder, principal, "embeddings.ingest"), record=audit)
         report = await run_in_threadpool(work) if sources else None
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        if not queued:
+            shutil.rmtree(folder, ignore_errors=True)
     results = too_big + [{"name": r.name, "status": r.status, "chunks": r.chunks, "reason": r.reason,
                           "document_id": r.document_id, "version": r.version, "warnings": r.warnings}
                          for r in (report.results if report else [])]
     ok = any(r["status"] != "failed" for r in results)
     return JSONResponse({"results": results}, status_code=200 if ok else 422)
+
+
+def _is_large(settings, sources: list[SourceFile]) -> bool:
+    """Read in the background: over the size, or a PDF or image of more pages than the settings say."""
+    if sum(s.path.stat().st_size for s in sources) > settings.knowledge.background_over_bytes:
+        return True
+    return any((page_count(s.path) or 0) > settings.knowledge.background_over_pages for s in sources)
+
+
+@router.get("/ingest-jobs")
+async def list_ingest_jobs(request: Request, principal: Principal = Depends(require_principal)):
+    def work():
+        with platform_of(request).db.session() as session:
+            return [ingest_jobs.describe(j) for j in ingest_jobs.list_visible(session, principal)]
+    return JSONResponse({"object": "list", "data": await run_in_threadpool(work)})
+
+
+@router.get("/ingest-jobs/{job_id}")
+async def get_ingest_job(job_id: DbId, request: Request, principal: Principal = Depends(require_principal)):
+    def work():
+        with platform_of(request).db.session() as session:
+            return ingest_jobs.describe(ingest_jobs.get_visible(session, principal, job_id))
+    return JSONResponse(await run_in_threadpool(work))
+
+
+@router.post("/ingest-jobs/{job_id}/cancel")
+async def cancel_ingest_job(job_id: DbId, request: Request, principal: Principal = Depends(require_principal)):
+    platform = platform_of(request)
+
+    def work():
+        with platform.db.session() as session:
+            job = ingest_jobs.get_visible(session, principal, job_id)
+            return ingest_jobs.describe(ingest_jobs.request_cancel(session, principal, job, platform.settings.home))
+    return JSONResponse(await run_in_threadpool(work))
 
 
 @router.patch("/documents/{document_id}")

@@ -14,6 +14,7 @@ from hanchang.config import Settings
 from hanchang.gateway.router import Gateway
 from hanchang.knowledge.embedder import Embedder
 from hanchang.knowledge.index_store import IndexStore
+from hanchang.knowledge.ingest_jobs import IngestJobRunner
 from hanchang.store.db import Database
 
 if TYPE_CHECKING:  # the services use the platform: a type-only import
@@ -30,3 +31,4 @@ class Platform:
     services: dict[str, Service]  # the work services offered (built-in, config, plugins)
     recorder: Recorder  # usage rows and audit records, written in batches
     started_at: int  # Unix time, shown as `created` of /v1/models
+    ingest_jobs: IngestJobRunner | None = None  # large uploads, read in the background

@@ -57,6 +57,15 @@ def _author_or_admin(p: Principal, resource: Any) -> bool:
             and getattr(resource, "created_by", None) == p.user_id)
 
 
+def _uploader_or_admin(p: Principal, resource: Any) -> bool:
+    """A background upload is followed (and cancelled) by who sent it and the admins of its agency;
+    with no resource: whether the caller follows every upload of their agency."""
+    if _admin_of(p, resource):
+        return True
+    return resource is not None and getattr(resource, "agency_id", None) == p.agency_id \
+        and getattr(resource, "user_id", None) == p.user_id
+
+
 def _auditor_of(p: Principal, resource: Any) -> bool:
     if p.role is Role.PLATFORM_ADMIN:
         return True
@@ -115,6 +124,8 @@ RULES: dict[str, Rule] = {
                           "platform admins review publications"),
     "checklist.answer": Rule(_admin_of, "도입 체크리스트는 기관 관리자가 작성합니다.",
                              "agency admins fill in the adoption checklist"),
+    "ingest_jobs.follow": Rule(_uploader_or_admin, "이 문서 처리 작업은 올린 사람과 기관 관리자만 볼 수 있습니다.",
+                               "only the uploader and the agency's admins follow an upload job"),
     "window.admin_pages": Rule(lambda p, _: p.role in ADMINS, "관리자만 볼 수 있는 화면입니다.", "admins only"),
 }
 

@@ -3,8 +3,10 @@
 Re-ingesting is incremental: a file whose content hash is unchanged is skipped; a changed
 file replaces its current version's chunks, or — with a later `effective_from` — becomes a
 new version and the old one is kept as superseded history; `prune` removes documents under
-the given folders whose files are gone. Parsing happens first, outside the transaction; a
-crash before the commit leaves the collection exactly as it was.
+the given folders whose files are gone. Three steps: `plan` reads what the collection holds,
+`prepare` parses, analyses and embeds outside any transaction (a long scan holds no lock), and
+`apply` writes in one short transaction; a crash before its commit leaves the collection
+exactly as it was.
 """
 
 from __future__ import annotations
@@ -150,25 +152,24 @@ def _embed(prepared: _Prepared, embedder: Embedder, grade: Grade) -> FileResult 
     return None
 
 
-def ingest(
-    session: Session,
-    collection: Collection,
-    sources: list[SourceFile],
-    grade: Grade | None = None,
-    effective_from: date | None = None,
-    prune_roots: list[str] | None = None,
-    analyzer: KoreanAnalyzer | None = None,
-    progress: Callable[[str], None] | None = None,
-    embedder: Embedder | None = None,
-) -> list[FileResult]:
-    """Apply the sources to the collection inside the caller's transaction."""
-    analyzer = analyzer or shared_analyzer()
-    grade = grade or Grade.parse(collection.grade)
-    results: list[FileResult] = []
-    pending: list[tuple[Document | None, DocumentVersion | None, _Prepared]] = []
+@dataclass
+class Planned:
+    """One source as the collection had it when planned: its digest, and what is known of it."""
+
+    source: SourceFile
+    digest: str = ""
+    result: FileResult | None = None  # decided already (unchanged, missing)
+    existing_grade: str | None = None
+
+
+def plan(session: Session, collection: Collection, sources: list[SourceFile],
+         effective_from: date | None = None) -> list[Planned]:
+    """What each source is to the collection now: unchanged ones are decided here (reads only)."""
+    planned = []
     for source in sources:
         if not source.path.is_file():
-            results.append(FileResult(source.name, "failed", reason="파일이 없습니다 (no such file)"))
+            planned.append(Planned(source, result=FileResult(source.name, "failed",
+                                                             reason="파일이 없습니다 (no such file)")))
             continue
         existing = session.scalar(select(Document).where(Document.collection_id == collection.id,
                                                          Document.source_key == source.key))
@@ -176,29 +177,61 @@ def ingest(
         digest = _hash(source.path)
         if latest is not None and latest.content_hash == digest and (
                 effective_from is None or latest.effective_from == effective_from):
-            results.append(FileResult(source.name, "unchanged", latest.chunk_count, document_id=existing.id,
-                                      version=latest.number))
+            planned.append(Planned(source, digest, FileResult(source.name, "unchanged", latest.chunk_count,
+                                                              document_id=existing.id, version=latest.number)))
         else:
-            prepared = _prepare(source, digest)
-            if isinstance(prepared, FileResult):
-                results.append(prepared)
-            else:
-                pending.append((existing, latest, prepared))
+            planned.append(Planned(source, digest, existing_grade=existing.grade if existing else None))
+    return planned
+
+
+def prepare(planned: list[Planned], collection_grade: str, grade: Grade, analyzer: KoreanAnalyzer | None = None,
+            progress: Callable[[str], None] | None = None,
+            embedder: Embedder | None = None) -> list[_Prepared | FileResult]:
+    """Parse, chunk, analyse and embed what changed: the slow part, outside any transaction (a
+    scanned PDF read for minutes holds no lock). One bad file fails alone."""
+    analyzer = analyzer or shared_analyzer()
+    out: list[_Prepared | FileResult] = []
+    for item in planned:
+        out.append(item.result if item.result is not None else _prepare(item.source, item.digest))
         if progress:
-            progress(source.name)
-    _analyse([p for _, _, p in pending], analyzer)
-    applied = []
-    for existing, latest, prepared in pending:
-        document_grade = max(grade, Grade.parse(existing.grade)) if existing else grade
-        # What may embed it is decided by the passage grade, never by the upload's own label.
-        refused = _embed(prepared, embedder, passage_grade(collection.grade, document_grade)) if embedder else None
-        if refused:
-            results.append(refused)
+            progress(item.source.name)
+    ready = [p for p in out if isinstance(p, _Prepared)]
+    _analyse(ready, analyzer)
+    if embedder:
+        grades = {item.source.key: item.existing_grade for item in planned}
+        for position, p in enumerate(out):
+            if not isinstance(p, _Prepared):
+                continue
+            existing_grade = grades.get(p.source.key)
+            document_grade = max(grade, Grade.parse(existing_grade)) if existing_grade else grade
+            # What may embed it is decided by the passage grade, never by the upload's own label.
+            refused = _embed(p, embedder, passage_grade(collection_grade, document_grade))
+            if refused:
+                out[position] = refused
+    return out
+
+
+def apply(session: Session, collection: Collection, prepared: list[_Prepared | FileResult], grade: Grade,
+          effective_from: date | None = None, prune_roots: list[str] | None = None,
+          sources: list[SourceFile] = ()) -> list[FileResult]:
+    """Write what was prepared, inside the caller's (short) transaction. Each document is read
+    again here: one another upload changed meanwhile is compared with what it is now."""
+    results: list[FileResult] = []
+    changed = False
+    for item in prepared:
+        if isinstance(item, FileResult):
+            results.append(item)
             continue
-        results.append(_apply(session, collection, existing, latest, prepared, grade, effective_from))
-        applied.append(prepared)
-    pending = applied
-    changed = bool(pending)
+        existing = session.scalar(select(Document).where(Document.collection_id == collection.id,
+                                                         Document.source_key == item.source.key))
+        latest = _latest(session, existing.id) if existing else None
+        if latest is not None and latest.content_hash == item.content_hash and (
+                effective_from is None or latest.effective_from == effective_from):
+            results.append(FileResult(item.source.name, "unchanged", latest.chunk_count, document_id=existing.id,
+                                      version=latest.number))
+            continue
+        results.append(_apply(session, collection, existing, latest, item, grade, effective_from))
+        changed = True
     if prune_roots:
         seen = {s.key for s in sources}
         for document in session.scalars(select(Document).where(Document.collection_id == collection.id)):
@@ -211,6 +244,25 @@ def ingest(
         kc.touch(collection)
     session.flush()
     return results
+
+
+def ingest(
+    session: Session,
+    collection: Collection,
+    sources: list[SourceFile],
+    grade: Grade | None = None,
+    effective_from: date | None = None,
+    prune_roots: list[str] | None = None,
+    analyzer: KoreanAnalyzer | None = None,
+    progress: Callable[[str], None] | None = None,
+    embedder: Embedder | None = None,
+) -> list[FileResult]:
+    """Plan, prepare and apply the sources inside the caller's transaction (the short form, for
+    a session already open; `operations.ingest_sources` keeps parsing outside the transaction)."""
+    grade = grade or Grade.parse(collection.grade)
+    planned = plan(session, collection, sources, effective_from)
+    prepared = prepare(planned, collection.grade, grade, analyzer, progress, embedder)
+    return apply(session, collection, prepared, grade, effective_from, prune_roots, sources)
 
 
 def _apply(session: Session, collection: Collection, existing: Document | None,

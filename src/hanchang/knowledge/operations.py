@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from hanchang.core.grades import Grade
 from hanchang.knowledge.embedder import Embedder
 from hanchang.knowledge.index_store import IndexStore
-from hanchang.knowledge.ingest import FileResult, SourceFile, discover, ingest
+from hanchang.knowledge.ingest import FileResult, SourceFile, apply, discover, plan, prepare
 from hanchang.store.db import Database
 from hanchang.store.tables import Collection
 
@@ -39,11 +39,18 @@ def ingest_sources(db: Database, store: IndexStore, collection_id: int, sources:
                    progress: Callable[[str], None] | None = None,
                    embedder: Embedder | None = None,
                    record: Callable[[Session, IngestReport], None] | None = None) -> IngestReport:
-    """Ingest in one transaction; `record` writes the run's audit record inside it (both or neither)."""
+    """Ingest: what exists is read in a short transaction, files are parsed outside any, and
+    everything is written in one short transaction; `record` writes the run's audit record
+    inside it (both or neither)."""
     with db.session() as session:
         collection = session.get(Collection, collection_id)
-        results = ingest(session, collection, sources, grade, effective_from, prune_roots,
-                         progress=progress, embedder=embedder)
+        collection_grade = collection.grade
+        planned = plan(session, collection, sources, effective_from)
+    level = grade or Grade.parse(collection_grade)
+    prepared = prepare(planned, collection_grade, level, progress=progress, embedder=embedder)
+    with db.session() as session:
+        collection = session.get(Collection, collection_id)
+        results = apply(session, collection, prepared, level, effective_from, prune_roots, sources)
         generation = collection.index_generation
         if record is not None:
             record(session, IngestReport(results))

@@ -607,3 +607,31 @@ class SignOnAttempt(Base):
     # may finish it (login CSRF).
     browser_binding: Mapped[str] = mapped_column(String(64), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IngestJob(Base):
+    """Documents being read into a collection in the background (a long scan, a large batch):
+    queued, run on the host that received the files (they wait under HANCHANG_HOME), one file per
+    transaction, cancellable, and resumed after a restart from the first file not yet done."""
+
+    __tablename__ = "ingest_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"), index=True)
+    collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued|running|succeeded|failed|cancelled
+    grade: Mapped[str | None] = mapped_column(String(1), nullable=True)
+    effective_from: Mapped[date | None] = mapped_column(Date, nullable=True)
+    files: Mapped[str] = mapped_column(Text)  # JSON: [{name, path, key}]
+    results: Mapped[str] = mapped_column(Text, default="[]")  # JSON: one result per file done
+    files_total: Mapped[int] = mapped_column(Integer)
+    files_done: Mapped[int] = mapped_column(Integer, default=0)
+    current: Mapped[str | None] = mapped_column(String(400), nullable=True)  # the file being read, and its page
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -144,3 +144,27 @@ def parse(path: Path, name: str | None = None) -> ParsedDocument:
             f"'{name}'을(를) 읽을 수 없습니다. 파일이 손상되었거나 지원하지 않는 구조입니다. "
             "한글에서 다시 저장하거나 다른 형식(HWPX, PDF)으로 올려 주세요.",
             f"'{name}' could not be read ({kind} parser: {type(exc).__name__})") from exc
+
+
+def page_count(path: Path) -> int | None:
+    """Pages of a PDF or frames of an image, read cheaply (no rendering); None for other files or
+    a file that cannot be opened (parsing then says why)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+        if head.startswith(b"%PDF"):
+            import pypdfium2
+
+            document = pypdfium2.PdfDocument(str(path))
+            try:
+                return len(document)
+            finally:
+                document.close()
+        if is_image(head):
+            from PIL import Image
+
+            with Image.open(path) as image:
+                return getattr(image, "n_frames", 1)
+    except Exception:
+        return None
+    return None

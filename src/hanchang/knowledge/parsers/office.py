@@ -90,7 +90,8 @@ def parse_pdf(path: Path, name: str | None = None) -> ParsedDocument:
             raise UnsupportedDocument(f"'{name}'의 스캔된 쪽이 {len(scanned)}쪽입니다. {ocr.MAX_PAGES}쪽 이하로 "
                                       "나누어 올려 주세요.", f"'{name}': {len(scanned)} scanned pages; split it")
         ocr.require_engine(name)
-        for number, text in ocr.read_images(ocr.pdf_pages(path, scanned), dpi=ocr.RENDER_DPI):
+        for number, text in ocr.read_images(ocr.pdf_pages(path, scanned, name), dpi=ocr.RENDER_DPI,
+                                            total=len(scanned), name=name):
             lines[number] = [ln for ln in text.splitlines() if ln.strip()]
             ocr_pages.append(number)
         warnings.append(f"문자 인식(OCR)으로 읽은 쪽: {_listed(ocr_pages)}쪽 (pages read by OCR: {_listed(ocr_pages)})")
