@@ -117,6 +117,24 @@ def test_a_civil_servant_works_through_the_window(window):
     page.wait_for_selector("#password")
 
 
+def test_a_large_upload_shows_its_progress_and_results(window):
+    """Past the size set for waiting, an upload becomes a background job: the window follows it."""
+    platform, page, tmp_path = window
+    platform.settings.knowledge.background_over_bytes = 10
+    sign_in(page, platform.url)
+    page.click("details.kb summary")
+    notes = []
+    for number in range(3):
+        note = tmp_path / f"공지{number}.txt"
+        note.write_text(f"연가 신청 안내 {number}: 전자결재로 신청한다.", encoding="utf-8")
+        notes.append(str(note))
+    page.set_input_files("#upload-files", notes)
+    page.wait_for_selector("#upload-results li.job")
+    page.wait_for_selector("#upload-results li.job:has-text('완료')", timeout=60_000)
+    text = page.inner_text("#upload-results")
+    assert "3/3개" in text and text.count("ingested") == 3
+
+
 def test_refusal_keeps_the_question(window, upstreams):
     platform, page, _ = window
     internal, _ = upstreams

@@ -309,17 +309,60 @@ function upload(files) {
     progress.hidden = true;
     let body = {};
     try { body = JSON.parse(xhr.responseText); } catch (_) { /* shown below */ }
-    for (const r of body.results || []) {
-      const li = document.createElement("li");
-      li.className = r.status === "failed" ? "failed" : "ok";
-      li.textContent = `${r.name}: ${r.status === "failed" ? "실패 — " + r.reason : r.status + " (" + r.chunks + ")"}`;
-      results.append(li);
-    }
+    showUploadResults(body.results || []);
     if (body.error) results.textContent = body.error.message;
+    if (xhr.status === 202 && body.job) followJob(body.job);
     loadCollections();
   };
   xhr.onerror = () => { progress.hidden = true; results.textContent = "올리기에 실패했습니다 (upload failed)."; };
   xhr.send(form);
+}
+
+function showUploadResults(list) {
+  const results = $("#upload-results");
+  for (const r of list) {
+    const li = document.createElement("li");
+    li.className = r.status === "failed" ? "failed" : "ok";
+    li.textContent = `${r.name}: ${r.status === "failed" ? "실패 — " + r.reason : r.status + " (" + r.chunks + ")"}`;
+    results.append(li);
+  }
+}
+
+// A large upload is read in the background: its progress (file, page) until it ends; cancellable.
+function followJob(job) {
+  const results = $("#upload-results");
+  const line = document.createElement("li");
+  line.className = "job";
+  const text = document.createElement("span");
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.textContent = "취소 (Cancel)";
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    try { await api(`/api/ingest-jobs/${job.id}/cancel`, { method: "POST" }); } catch (e) { text.textContent = e.message; }
+  });
+  line.append(text, " ", cancel);
+  results.append(line);
+  const show = (j) => {
+    const where = j.current ? ` — ${j.current}` : "";
+    const label = { queued: "대기 중", running: "읽는 중", succeeded: "완료", failed: "실패", cancelled: "취소됨" }[j.status] || j.status;
+    text.textContent = `문서 처리 ${label}: ${j.files_done}/${j.files_total}개${where}`;
+  };
+  show(job);
+  const poll = async () => {
+    let current;
+    try { current = await getJson(`/api/ingest-jobs/${job.id}`); } catch (_) { setTimeout(poll, 5000); return; }
+    show(current);
+    if (["succeeded", "failed", "cancelled"].includes(current.status)) {
+      cancel.remove();
+      showUploadResults(current.results || []);
+      if (current.error) { const li = document.createElement("li"); li.className = "failed"; li.textContent = current.error; results.append(li); }
+      loadCollections();
+      return;
+    }
+    setTimeout(poll, 2000);
+  };
+  setTimeout(poll, 1000);
 }
 
 // -- admin --------------------------------------------------------------------------------
