@@ -15,6 +15,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from conftest import default_models
 from hanchang.core.grades import Grade
+from hanchang.core.pii_modes import PiiMode
 from hanchang.core.principal import Role
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.index_store import IndexStore
@@ -221,3 +222,38 @@ def test_an_unreachable_mcp_server_is_a_clear_error(world):
     user = httpx.post(world.url + "/api/connectors", headers=world.headers(), timeout=10,
                       json={"name": "x", "base_url": "http://127.0.0.1:9/mcp", "spec": {"mcp": {}}})
     assert user.status_code == 403
+
+
+# -- personal data in what leaves through MCP ---------------------------------------------------------
+CONTACT = "민원 담당 연락처 010-2345-6789, 신청인 주민등록번호 900101-1234568 확인 후 회신한다."
+
+
+@pytest.fixture
+def contacts(world, tmp_path):
+    path = tmp_path / "contact.txt"
+    path.write_text(CONTACT, encoding="utf-8")
+    ingest_sources(world.db, IndexStore(world.settings.home, world.db), world.ids["open"],
+                   [SourceFile(path, "upload:contact.txt", "contact.txt")])
+    return world
+
+
+def test_passages_and_answers_leave_through_mcp_without_personal_data(contacts, upstream):
+    found, error = call(contacts, contacts.key, "search_knowledge", {"query": "민원 담당 연락처 회신"})
+    text = json.dumps(found, ensure_ascii=False)
+    assert error is None and "010-2345-6789" not in text and "900101-1234568" not in text
+    assert "[전화번호1]" in text and found["personal_data"] == {"mode": "mask", "found": {"PHONE": 1, "RRN": 1}}
+    upstream.behaviour.prefix = "답: 010-2345-6789 로 연락하세요. "
+    answered, error = call(contacts, contacts.key, "ask", {"question": "연락처는?", "knowledge_bases": ["여비"]})
+    assert error is None and "010-2345-6789" not in json.dumps(answered, ensure_ascii=False)
+    done, _ = call(contacts, contacts.key, "use_service", {"service": "summarize", "inputs": {"text": CONTACT}})
+    assert "900101-1234568" not in json.dumps(done, ensure_ascii=False)
+
+
+def test_an_agency_may_block_or_allow_personal_data_over_mcp(contacts):
+    contacts.settings.mcp.pii_by_agency = {"MOIS": PiiMode.BLOCK}
+    _, refused = call(contacts, contacts.key, "search_knowledge", {"query": "민원 담당 연락처 회신"})
+    assert refused and "개인정보" in refused and "010-2345-6789" not in refused
+    contacts.settings.mcp.pii_by_agency = {"MOIS": PiiMode.ALLOW}
+    found, _ = call(contacts, contacts.key, "search_knowledge", {"query": "민원 담당 연락처 회신"})
+    assert "010-2345-6789" in json.dumps(found, ensure_ascii=False)
+    assert found["personal_data"] == {"mode": "allow", "found": {"PHONE": 1, "RRN": 1}}

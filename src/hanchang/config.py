@@ -182,6 +182,15 @@ class McpConfig(_Strict):
     # `max_grade` is returned: passages above it are withheld, answers grounded above it refused.
     enabled: bool = True
     max_grade: Grade = Grade.OPEN
+    # Personal data in what a tool returns (passages, answers, results) leaves the platform as text
+    # sent to an external model does: masked by default; `allow` (counted), `mask`, `block`
+    # (the tool answers an error), per agency where one decides otherwise.
+    pii: PiiMode = PiiMode.MASK
+    pii_by_agency: dict[str, PiiMode] = {}
+
+    def pii_for(self, agency_code: str) -> PiiMode:
+        mode = self.pii_by_agency.get(agency_code, self.pii)
+        return PiiMode.MASK if mode is PiiMode.PSEUDONYMIZE else mode  # nothing comes back to restore
 
     @field_validator("max_grade", mode="before")
     @classmethod

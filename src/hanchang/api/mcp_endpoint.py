@@ -34,6 +34,8 @@ from hanchang.config import McpConfig
 from hanchang.core.errors import HanchangError
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal
+from hanchang.guard.recognizers import labels_ko
+from hanchang.guard.request_guard import PersonalDataBlocked, guard_request
 from hanchang.http.errors import error_body
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.embedder import acting
@@ -63,6 +65,19 @@ def mount(app: FastAPI, config: McpConfig) -> MCPServer:
         if principal is None:
             raise ToolError("API 키가 맞지 않거나 폐기되었습니다. (Invalid or revoked API key.)")
         return principal
+
+    def released(principal: Principal, reply: dict[str, Any]) -> dict[str, Any]:
+        """What a tool returns, through the personal-data policy for what leaves the platform."""
+        mode = config.pii_for(principal.agency_code)
+        try:
+            guarded = guard_request(reply, mode, "MCP")
+        except PersonalDataBlocked as exc:
+            listed = ", ".join(f"{labels_ko()[k]} {v}건" for k, v in sorted(exc.counts.items()))
+            raise ToolError(f"결과에 개인정보({listed})가 있어 MCP로 내보내지 않았습니다. 한창 창에서 보세요. "
+                            "(The result holds personal data and is not returned over MCP.)") from exc
+        if not guarded.counts:
+            return reply
+        return {**guarded.body, "personal_data": {"mode": mode.value, "found": guarded.counts}}
 
     def withheld_notice(count: int) -> str:
         return (f"{ceiling.korean}({ceiling.value})보다 높은 등급의 자료 {count}건은 MCP로 내보내지 "
@@ -102,7 +117,7 @@ def mount(app: FastAPI, config: McpConfig) -> MCPServer:
         if len(kept) < len(results):
             reply["withheld"] = len(results) - len(kept)
             reply["notice"] = withheld_notice(reply["withheld"])
-        return reply
+        return released(principal, reply)
 
     @server.tool(description="근거 기반 답변: 지식베이스에서 찾아 한창의 모델이 답하고 출처([n])를 답니다. "
                              "(A grounded answer from the knowledge bases by Hanchang's models, with citations.)")
@@ -117,8 +132,8 @@ def mount(app: FastAPI, config: McpConfig) -> MCPServer:
             raise ToolError(f"이 답변은 {grade.korean}({grade.value}) 자료에 근거하므로 MCP로 내보낼 수 "
                             f"없습니다. 한창 창에서 물어보세요. (The answer rests on grade {grade.value} "
                             f"material, above what MCP returns ({ceiling.value}); ask in the window.)")
-        return {"answer": done.text, "citations": done.citations or [], "model": done.result.get("model"),
-                "data_grade": grade.value}
+        return released(principal, {"answer": done.text, "citations": done.citations or [],
+                                    "model": done.result.get("model"), "data_grade": grade.value})
 
     @server.tool(description="업무 서비스 실행: summarize(요약, inputs.text), "
                              "translate(번역, inputs.text·target), draft(초안, inputs.template·request), "
@@ -142,7 +157,7 @@ def mount(app: FastAPI, config: McpConfig) -> MCPServer:
                             "over MCP.)")
         valid = await _run(chosen.validate, inputs)
         result = await _run(chosen.run, ServiceContext(hanchang, principal, grade, model), valid)
-        return {"service": service, **result.as_dict()}
+        return released(principal, {"service": service, **result.as_dict()})
 
     # Stateless and JSON-answered: no session to pin to one worker. Callers present a bearer key
     # (never a cookie), so a DNS-rebinding page has nothing to ride on: the Host check is not needed

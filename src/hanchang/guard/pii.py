@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from hanchang.guard.normalise import normalise
 from hanchang.guard.recognizers import Recognizer, all_recognizers
 
 CONTEXT_WINDOW = 24  # characters before a match searched for context words
+NUMERIC = frozenset({"RRN", "FRN", "PHONE", "BRN", "CARD", "ACCOUNT", "DRIVER_LICENSE", "PASSPORT"})
+_DIGIT = re.compile(r"\d")
 THRESHOLD = 0.5
 
 
@@ -31,23 +35,53 @@ def _context_score(recognizer: Recognizer, text: str, start: int, end: int) -> f
     return 0.0
 
 
+def _something_else(recognizer: Recognizer, text: str, start: int) -> bool:
+    """The nearest label before the match says it is not personal data (a 법인등록번호)."""
+    if not recognizer.not_after:
+        return False
+    before = text[max(0, start - CONTEXT_WINDOW):start]
+    return any(word in before for word in recognizer.not_after)
+
+
+def _value_span(recognizer: Recognizer, match: re.Match[str]) -> tuple[int, int]:
+    if recognizer.group > 0:
+        return match.span(recognizer.group)
+    if recognizer.group < 0:  # the first group that matched
+        return next(match.span(i) for i in range(1, (match.re.groups or 0) + 1) if match.group(i) is not None)
+    raw = match.group(0)
+    start = match.start() + (len(raw) - len(raw.lstrip()))
+    return start, start + len(raw.strip())
+
+
 def _candidates(text: str, recognizers: tuple[Recognizer, ...]) -> list[Finding]:
+    """Findings in the normalised text, as spans and values of the original."""
+    norm = normalise(text)
     found = []
+    has_digit = _DIGIT.search(norm.text) is not None
     for recognizer in recognizers:
-        for match in recognizer.pattern.finditer(text):
-            value = match.group(0).strip()
-            start = match.start() + (len(match.group(0)) - len(match.group(0).lstrip()))
-            end = start + len(value)
+        if recognizer.hint is not None and not recognizer.hint(norm.text):
+            continue
+        if recognizer.hint is None and recognizer.type in NUMERIC and not has_digit:
+            continue
+        for match in recognizer.pattern.finditer(norm.text):
+            start, end = _value_span(recognizer, match)
+            if end <= start:
+                continue
+            value = norm.text[start:end]
             score = recognizer.base_score
             if recognizer.validate is not None:
                 adjustment = recognizer.validate(value)
                 if adjustment is None:
                     continue
                 score += adjustment
-            context = _context_score(recognizer, text, start, end)
+            if _something_else(recognizer, norm.text, start):
+                continue
+            context = _context_score(recognizer, norm.text, start, end)
             if recognizer.needs_context and not context:
                 continue
-            found.append(Finding(recognizer.type, start, end, value, min(1.0, score + context)))
+            original_start, original_end = norm.span(start, end)
+            found.append(Finding(recognizer.type, original_start, original_end, text[original_start:original_end],
+                                 min(1.0, score + context)))
     return found
 
 
