@@ -257,3 +257,29 @@ def test_an_agency_may_block_or_allow_personal_data_over_mcp(contacts):
     found, _ = call(contacts, contacts.key, "search_knowledge", {"query": "민원 담당 연락처 회신"})
     assert "010-2345-6789" in json.dumps(found, ensure_ascii=False)
     assert found["personal_data"] == {"mode": "allow", "found": {"PHONE": 1, "RRN": 1}}
+
+
+# -- what an MCP client is told about the tools and the credentials ------------------------------------
+def test_tools_describe_every_argument_refuse_unknown_ones_and_take_both_names(world, upstream):
+    async def work(session):
+        return {t.name: t.input_schema for t in (await session.list_tools()).tools}
+    schemas = use_mcp(world, world.key, work)
+    for name, schema in schemas.items():
+        assert schema.get("additionalProperties") is False, name
+        assert all(prop.get("description") for prop in schema.get("properties", {}).values()), name
+    assert {"knowledge_bases", "collections"} <= set(schemas["ask"]["properties"])
+    # /v1's name grounds the answer as MCP's does; a misnamed argument is refused, not ignored.
+    answered, error = call(world, world.key, "ask", {"question": "숙박비 한도는?", "collections": ["여비"]})
+    assert error is None and answered["citations"] and "칠만 원" in str(upstream.behaviour.received[-1]["messages"])
+    _, refused = call(world, world.key, "ask", {"question": "숙박비 한도는?", "knowledge_base": ["여비"]})
+    assert refused and "knowledge_base" in refused
+
+
+def test_the_resource_metadata_says_how_to_authenticate(world):
+    refused = httpx.post(world.url + "/mcp", json={}, timeout=10, headers={"accept": "application/json"})
+    challenge = refused.headers["www-authenticate"]
+    metadata_url = challenge.split('resource_metadata="')[1].rstrip('"')
+    assert metadata_url == world.url + "/.well-known/oauth-protected-resource"
+    metadata = httpx.get(metadata_url, timeout=10).json()
+    assert metadata["resource"] == world.url + "/mcp" and metadata["bearer_methods_supported"] == ["header"]
+    assert httpx.get(world.url + "/.well-known/oauth-protected-resource/mcp", timeout=10).json() == metadata

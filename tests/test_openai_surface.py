@@ -183,3 +183,34 @@ def test_a_failed_model_call_stores_nothing(platform_factory, upstream):
     upstream.behaviour.fail_status = None
     with platform.db.session() as session:
         assert session.scalars(select(StoredResponse)).all() == []
+
+
+def test_models_retrieve_names_a_model_an_alias_or_an_agent(platform):
+    sdk = client(platform)
+    assert sdk.models.retrieve("internal-a").id == "internal-a"
+    by_alias = sdk.models.retrieve("default")
+    assert by_alias.id == "internal-a" and by_alias.model_extra["max_grade"] == "C"
+    with pytest.raises(openai.NotFoundError) as missing:
+        sdk.models.retrieve("gpt-4o")
+    assert missing.value.body["code"] == "model_not_found"
+    admin = platform.new_user_key("builder", Role.AGENCY_ADMIN)
+    agent = httpx.post(platform.url + "/api/agents", headers=platform.headers(admin), timeout=10,
+                       json={"name": "여비 도우미", "instructions": "여비 안내"}).json()
+    assert sdk.models.retrieve(agent["id"]).model_extra["kind"] == "agent"
+    with pytest.raises(openai.NotFoundError):
+        sdk.models.retrieve("agent:999999")
+
+
+def test_a_stored_responses_input_items_are_listed_in_pages(platform, upstream):
+    sdk = client(platform)
+    first = sdk.responses.create(model="internal-a", input="첫 질문", instructions="짧게", store=True)
+    second = sdk.responses.create(model="internal-a", input="두 번째 질문", previous_response_id=first.id, store=True)
+    items = list(sdk.responses.input_items.list(second.id, order="asc"))
+    assert [(i.type, getattr(i, "role", None)) for i in items] == [
+        ("message", "user"), ("message", "assistant"), ("message", "user")]
+    assert items[0].content[0].text == "첫 질문" and items[-1].content[0].text == "두 번째 질문"
+    page = sdk.responses.input_items.list(second.id, limit=1)  # newest first, as OpenAI's default
+    assert [i.content[0].text for i in page.data] == ["두 번째 질문"] and page.has_more
+    other = client(platform, platform.new_user_key("other", Role.USER))
+    with pytest.raises(openai.NotFoundError):
+        other.responses.input_items.list(second.id)

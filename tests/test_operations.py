@@ -72,6 +72,8 @@ def test_metrics_count_known_traffic(platform_factory, upstream, monkeypatch):
     admin = platform.headers(platform.new_user_key("root", Role.PLATFORM_ADMIN))
     # Who may read: the token or a platform admin; not a user, not nobody.
     assert httpx.get(platform.url + "/metrics", timeout=5).status_code == 401
+    assert "hanchang_build_info{" in httpx.get(platform.url + "/metrics", timeout=5,
+                                              headers={"Authorization": "Bearer scrape-secret-1234"}).text
     assert httpx.get(platform.url + "/metrics", headers=platform.headers(), timeout=5).status_code == 403
     assert httpx.get(platform.url + "/metrics", headers={"Authorization": "Bearer wrong"}, timeout=5).status_code == 401
     before = scrape(platform.url, {"Authorization": "Bearer scrape-secret-1234"})

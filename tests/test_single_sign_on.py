@@ -241,3 +241,16 @@ def test_a_forged_or_replayed_answer_is_refused(sso):
 def test_without_configuration_there_is_no_sso(platform):
     assert httpx.get(platform.url + "/auth/oidc/login", timeout=10).status_code == 404
     assert 'id="sso"' not in httpx.get(platform.url + "/", timeout=10).text
+
+
+def test_behind_https_the_binding_is_a_host_only_cookie(sso):
+    """A sibling subdomain cannot toss a binding cookie of its own into the victim's browser."""
+    platform, _ = sso
+    platform.settings.cookie_secure = True
+    started = httpx.get(platform.url + "/auth/oidc/login", timeout=10)
+    cookie = started.headers["set-cookie"]
+    assert cookie.startswith("__Host-hanchang_sso=") and "Secure" in cookie and "Path=/;" in cookie
+    state = httpx.URL(started.headers["location"]).params["state"]
+    tossed = httpx.get(platform.url + "/auth/oidc/callback", params={"state": state, "code": "x"}, timeout=10,
+                       headers={"cookie": "hanchang_sso=" + cookie.split("=", 1)[1].split(";")[0]})
+    assert tossed.status_code == 403 and "이 브라우저에서 시작한 로그인이 아닙니다" in tossed.text

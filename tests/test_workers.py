@@ -82,6 +82,7 @@ def test_two_workers_share_postgresql_and_redis(tmp_path, database_url, upstream
         subprocess.run([*CLI, *command], env=env, check=True, capture_output=True, timeout=120)
     key = subprocess.run([*CLI, "keys", "create", "--user", "kim", "--agency", "DEMO"], env=env, check=True,
                          capture_output=True, text=True, timeout=120).stdout.strip()
+    env["HANCHANG_METRICS_TOKEN"] = "scrape-token"
     server, url = serve(env, "--workers", "2")
     port = int(url.rsplit(":", 1)[1])
     try:
@@ -96,6 +97,11 @@ def test_two_workers_share_postgresql_and_redis(tmp_path, database_url, upstream
         time.sleep(1.5)
         samples = tmp_path / "home" / "run" / f"metrics-{port}"
         assert len({p.stem.rsplit("_", 1)[1] for p in samples.glob("counter_*.db")}) == 2
+        # The workers' sums, and the answering process's own figures and the build, as one process shows.
+        scraped = httpx.get(url + "/metrics", headers={"Authorization": "Bearer scrape-token"}, timeout=10).text
+        for family in ("process_cpu_seconds_total", "process_resident_memory_bytes", "python_info",
+                       "hanchang_build_info{", "hanchang_requests_total"):
+            assert family in scraped, family
     finally:
         server.terminate()
         server.wait(30)

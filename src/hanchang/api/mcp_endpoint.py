@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
@@ -37,6 +38,7 @@ from hanchang.core.principal import Principal
 from hanchang.guard.recognizers import labels_ko
 from hanchang.guard.request_guard import PersonalDataBlocked, guard_request
 from hanchang.http.errors import error_body
+from hanchang.http.responses import JSONResponse
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.embedder import acting
 from hanchang.knowledge.search import search
@@ -48,6 +50,35 @@ SERVICES = ("summarize", "translate", "draft", "analyze")
 INSTRUCTIONS = ("한창(Hanchang) 범정부 AI 공통기반: 기관 지식베이스 검색(출처 포함), 근거 기반 답변, "
                 "요약·번역·초안·표 분석. 호출자의 API 키 권한으로만 동작합니다. Agency knowledge search "
                 "with citations, grounded answers and work services, with the caller's own rights.")
+
+
+QUERY = "찾을 내용 (what to search for)"
+QUESTION = "질문 (the question to answer from the knowledge bases)"
+BASES = ("지식베이스 이름 또는 번호 목록; 비우면 읽을 수 있는 모두 (knowledge base names or ids; empty: all the "
+         "caller may read)")
+COLLECTIONS = "knowledge_bases와 같음: /v1의 이름 (the same as knowledge_bases, as /v1 calls it)"
+TOP_K = "돌려줄 구절 수, 1~20 (how many passages, 1 to 20)"
+MODEL = "한창의 모델 이름; 비우면 기본 모델 (a model of this platform; empty: the default)"
+SERVICE = "summarize | translate | draft | analyze"
+INPUTS = "서비스의 입력 (the service's inputs, e.g. {\"text\": …})"
+DATA_GRADE = "입력 자료의 등급 O(공개) S(민감) C(기밀) (the grade of the input's data)"
+
+
+def _bases(knowledge_bases: list[str] | None, collections: list[str] | None) -> list[str] | None:
+    """Both names of the argument (MCP's and /v1's) mean the same; given both, both count."""
+    chosen = [*(knowledge_bases or ()), *(collections or ())]
+    return list(dict.fromkeys(chosen)) or None
+
+
+def _refuse_unknown_arguments(server: MCPServer) -> None:
+    """Every tool refuses arguments it does not declare (`additionalProperties: false`): a misnamed
+    argument is an error, never a silently ungrounded answer."""
+    for tool in server._tool_manager.list_tools():
+        base = tool.fn_metadata.arg_model
+        strict = type(base.__name__, (base,), {"model_config": ConfigDict(**base.model_config, extra="forbid"),
+                                               "__module__": base.__module__})
+        tool.fn_metadata.arg_model = strict
+        tool.parameters = {**tool.parameters, "additionalProperties": False}
 
 
 def mount(app: FastAPI, config: McpConfig) -> MCPServer:
@@ -99,10 +130,13 @@ def mount(app: FastAPI, config: McpConfig) -> MCPServer:
     @server.tool(description="지식베이스 검색: 출처(문서·절·쪽)와 함께 관련 구절을 돌려줍니다. "
                              "knowledge_bases를 비우면 읽을 수 있는 모두를 찾습니다. "
                              "(Search knowledge bases; passages with their sources.)")
-    async def search_knowledge(query: str, ctx: Context, knowledge_bases: list[str] | None = None,
-                               top_k: int = 5) -> dict[str, Any]:
+    async def search_knowledge(query: Annotated[str, Field(description=QUERY)], ctx: Context,
+                               knowledge_bases: Annotated[list[str] | None, Field(description=BASES)] = None,
+                               collections: Annotated[list[str] | None, Field(description=COLLECTIONS)] = None,
+                               top_k: Annotated[int, Field(description=TOP_K, ge=1, le=20)] = 5) -> dict[str, Any]:
         principal = await caller(ctx)
         hanchang = platform()
+        knowledge_bases = _bases(knowledge_bases, collections)
 
         def work() -> list[dict[str, Any]]:
             with hanchang.db.session() as session:
@@ -121,9 +155,12 @@ def mount(app: FastAPI, config: McpConfig) -> MCPServer:
 
     @server.tool(description="근거 기반 답변: 지식베이스에서 찾아 한창의 모델이 답하고 출처([n])를 답니다. "
                              "(A grounded answer from the knowledge bases by Hanchang's models, with citations.)")
-    async def ask(question: str, ctx: Context, knowledge_bases: list[str] | None = None,
-                  model: str | None = None) -> dict[str, Any]:
+    async def ask(question: Annotated[str, Field(description=QUESTION)], ctx: Context,
+                  knowledge_bases: Annotated[list[str] | None, Field(description=BASES)] = None,
+                  collections: Annotated[list[str] | None, Field(description=COLLECTIONS)] = None,
+                  model: Annotated[str | None, Field(description=MODEL)] = None) -> dict[str, Any]:
         principal = await caller(ctx)
+        knowledge_bases = _bases(knowledge_bases, collections)
         body = {"messages": [{"role": "user", "content": question}], **({"model": model} if model else {})}
         request = answer.AnswerRequest(body, Grade.OPEN, [], list(knowledge_bases or []), endpoint="mcp.ask")
         done = await _run(answer.complete, platform(), principal, request)
@@ -139,8 +176,10 @@ def mount(app: FastAPI, config: McpConfig) -> MCPServer:
                              "translate(번역, inputs.text·target), draft(초안, inputs.template·request), "
                              "analyze(표 분석, inputs.csv·question). data_grade는 입력 자료의 등급입니다. "
                              "(Run a work service on your own input.)")
-    async def use_service(service: str, inputs: dict[str, Any], ctx: Context, data_grade: str = "O",
-                          model: str | None = None) -> dict[str, Any]:
+    async def use_service(service: Annotated[str, Field(description=SERVICE)],
+                          inputs: Annotated[dict[str, Any], Field(description=INPUTS)], ctx: Context,
+                          data_grade: Annotated[str, Field(description=DATA_GRADE)] = "O",
+                          model: Annotated[str | None, Field(description=MODEL)] = None) -> dict[str, Any]:
         principal = await caller(ctx)
         hanchang = platform()
         chosen = hanchang.services.get(service)
@@ -158,6 +197,19 @@ def mount(app: FastAPI, config: McpConfig) -> MCPServer:
         valid = await _run(chosen.validate, inputs)
         result = await _run(chosen.run, ServiceContext(hanchang, principal, grade, model), valid)
         return released(principal, {"service": service, **result.as_dict()})
+
+    _refuse_unknown_arguments(server)
+
+    @app.get("/.well-known/oauth-protected-resource", include_in_schema=False)
+    @app.get("/.well-known/oauth-protected-resource" + PATH, include_in_schema=False)
+    async def protected_resource(request: Request):
+        """RFC 9728: what /mcp is and how to present a credential (a Hanchang API key as a bearer
+        token; no OAuth server issues them), so MCP clients stop guessing at OAuth."""
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse({"resource": base + PATH, "bearer_methods_supported": ["header"],
+                             "resource_name": "Hanchang 한창 MCP", "authorization_servers": [],
+                             "resource_documentation": base + "/docs",
+                             "hanchang_credential": "Authorization: Bearer <Hanchang API key> (hanchang keys create)"})
 
     # Stateless and JSON-answered: no session to pin to one worker. Callers present a bearer key
     # (never a cookie), so a DNS-rebinding page has nothing to ride on: the Host check is not needed
@@ -180,6 +232,14 @@ async def _run(work: Callable[..., Any], *args: Any) -> Any:
         raise ToolError(exc.message) from exc
 
 
+def _challenge(scope) -> bytes:
+    """The 401's WWW-Authenticate, pointing at the resource metadata (RFC 9728)."""
+    headers = dict(scope.get("headers") or ())
+    host = headers.get(b"host", b"").decode("latin-1") or "localhost"
+    origin = f"{scope.get('scheme', 'http')}://{host}"
+    return f'Bearer realm="hanchang", resource_metadata="{origin}/.well-known/oauth-protected-resource"'.encode()
+
+
 class _KeyRequired:
     """Refuse a request without a valid API key before it reaches MCP (401, OpenAI-shaped body)."""
 
@@ -194,7 +254,8 @@ class _KeyRequired:
                                            "(A valid Hanchang API key is required.)", "authentication_error",
                                            "invalid_api_key"))
             await send({"type": "http.response.start", "status": 401, "headers": [
-                (b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="hanchang"')]})
+                (b"content-type", b"application/json"),
+                (b"www-authenticate", _challenge(scope))]})
             await send({"type": "http.response.body", "body": body})
             return
         await self.inner(scope, receive, send)

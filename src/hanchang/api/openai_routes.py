@@ -18,9 +18,10 @@ from hanchang.api.openai_schemas import ChatCompletionRequest, CompletionRequest
 from hanchang.assist import agents, answer
 from hanchang.assist.chat import AttachedText
 from hanchang.assist.embedding_calls import embed
+from hanchang.core.errors import HanchangError
 from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal
-from hanchang.gateway.errors import RecordUnavailable
+from hanchang.gateway.errors import ModelNotFound, RecordUnavailable
 from hanchang.gateway.router import Call
 from hanchang.http.auth import require_principal
 from hanchang.http.deps import platform_of
@@ -30,28 +31,49 @@ from hanchang.http.responses import JSONResponse
 router = APIRouter(prefix="/v1")
 
 
+def _model_entry(spec, created: int) -> dict[str, Any]:
+    return {"id": spec.name, "object": "model", "created": created, "owned_by": "hanchang",
+            "kind": spec.kind, "zone": spec.zone.value, "max_grade": spec.max_grade.value,
+            "context_window": spec.context_window, "aliases": list(spec.aliases),
+            "description_ko": spec.describe_korean()}
+
+
+def _agent_entry(agent: agents.Definition, created: int) -> dict[str, Any]:
+    return {"id": agent.ref, "object": "model", "created": created, "owned_by": agent.agency_code, "kind": "agent",
+            "name": agent.name, "description_ko": agent.description or agent.name, "shared": agent.shared,
+            "examples": list(agent.examples)}
+
+
 @router.get("/models")
 async def list_models(request: Request, principal: Principal = Depends(require_principal)):
     created = platform_of(request).started_at
-    data = [
-        {
-            "id": spec.name, "object": "model", "created": created, "owned_by": "hanchang",
-            "kind": spec.kind, "zone": spec.zone.value, "max_grade": spec.max_grade.value,
-            "context_window": spec.context_window, "aliases": list(spec.aliases),
-            "description_ko": spec.describe_korean(),
-        }
-        for spec in platform_of(request).gateway.registry
-    ]
+    data = [_model_entry(spec, created) for spec in platform_of(request).gateway.registry]
 
     def usable_agents() -> list[agents.Definition]:
         with platform_of(request).db.session() as session:
             return agents.list_usable(session, principal)
     # Agents are called like models (`agent:<id>`), so an OpenAI client's model list shows them.
-    data += [{"id": a.ref, "object": "model", "created": created, "owned_by": a.agency_code, "kind": "agent",
-              "name": a.name, "description_ko": a.description or a.name, "shared": a.shared,
-              "examples": list(a.examples)}
-             for a in await run_in_threadpool(usable_agents)]
+    data += [_agent_entry(a, created) for a in await run_in_threadpool(usable_agents)]
     return JSONResponse({"object": "list", "data": data})
+
+
+@router.get("/models/{model_id:path}")
+async def retrieve_model(model_id: str, request: Request, principal: Principal = Depends(require_principal)):
+    """One model (by name or alias) or agent the caller may use (OpenAI's `models.retrieve`)."""
+    platform = platform_of(request)
+    created = platform.started_at
+    if agents.is_ref(model_id):
+        def usable() -> agents.Definition:
+            with platform.db.session() as session:
+                return agents.usable(session, principal, model_id)
+        try:
+            return JSONResponse(_agent_entry(await run_in_threadpool(usable), created))
+        except HanchangError:
+            pass  # reported below as an unknown model, as OpenAI reports one
+    elif platform.gateway.registry.canonical(model_id) is not None:
+        return JSONResponse(_model_entry(platform.gateway.registry.get(model_id), created))
+    known = ", ".join(spec.name for spec in platform.gateway.registry)
+    raise ModelNotFound(f"The model '{model_id}' does not exist. Available models: {known}.", param="model")
 
 
 @router.post("/chat/completions")

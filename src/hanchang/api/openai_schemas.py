@@ -130,22 +130,6 @@ class CompletionRequest(_HanchangExtensions):
     logprobs: int | None = None
     best_of: int | None = Field(default=None, ge=1, le=MAX_CHOICES)
 
-    def refuse_non_text_parts(self) -> None:
-        """Every model here reads text: an image, audio or file part is a clear 400 naming it,
-        never forwarded silently (as on /v1/responses)."""
-        for i, message in enumerate(self.messages):
-            if not isinstance(message.content, list):
-                continue
-            for j, part in enumerate(message.content):
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                if kind not in ("text", "refusal"):
-                    raise HanchangError(
-                        f"messages[{i}].content[{j}]의 '{kind}' 입력은 지원하지 않습니다. 한창의 모델은 글만 읽습니다. "
-                        "문서는 지식 베이스에 올리거나 글로 붙여 넣어 주세요.",
-                        f"messages[{i}].content[{j}]: '{kind}' parts are not supported; the models here read "
-                        "text only. Upload documents to a knowledge base or send their text.",
-                        param=f"messages[{i}].content[{j}]")
-
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)

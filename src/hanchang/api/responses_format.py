@@ -274,3 +274,28 @@ class EventWriter:
     def failed(self, code: str, message: str) -> list[bytes]:
         error = {"code": code, "message": message}
         return [self._event("response.failed", response=self._response("failed", error=error))]
+
+
+def input_items(messages: list[dict[str, Any]], response_id: str) -> list[dict[str, Any]]:
+    """What a stored response was given — the conversation before its own output — as Responses
+    items (`GET /v1/responses/{id}/input_items`), with ids stable across reads."""
+    stem = response_id.removeprefix("resp_")
+    items: list[dict[str, Any]] = []
+    for index, message in enumerate(messages[:-1]):  # the last is the response's own output
+        role, content = message.get("role"), message.get("content")
+        item_id = f"msg_{stem}_{index}"
+        if role == "tool":
+            items.append({"type": "function_call_output", "id": item_id, "call_id": message.get("tool_call_id"),
+                          "output": content if isinstance(content, str) else "", "status": "completed"})
+            continue
+        if role == "assistant":
+            if content:
+                items.append(message_item(content if isinstance(content, str) else "", item_id))
+            items += [call_item(call, f"fc_{stem}_{index}_{n}") for n, call in enumerate(message.get("tool_calls")
+                                                                                         or ())]
+            continue
+        text = content if isinstance(content, str) else "".join(
+            str(part.get("text") or "") for part in content or () if isinstance(part, dict))
+        items.append({"type": "message", "id": item_id, "status": "completed", "role": role,
+                      "content": [{"type": "input_text", "text": text}]})
+    return items

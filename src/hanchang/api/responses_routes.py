@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -97,6 +97,25 @@ async def retrieve_response(request: Request, response_id: str = ResponseId,
         with platform_of(request).db.session() as session:
             return stored_responses.read(session, principal, response_id)
     return JSONResponse(await run_in_threadpool(read))
+
+
+@router.get("/responses/{response_id}/input_items")
+async def list_input_items(request: Request, response_id: str = ResponseId, limit: int = Query(20, ge=1, le=100),
+                           order: Literal["asc", "desc"] = "desc", after: str | None = None,
+                           principal: Principal = Depends(require_principal)):
+    """The items a stored response was given, as OpenAI's `responses.input_items.list` pages them."""
+    def read() -> list[dict[str, Any]]:
+        with platform_of(request).db.session() as session:
+            return stored_responses.conversation(session, principal, response_id)
+    items = rf.input_items(await run_in_threadpool(read), response_id)
+    if order == "desc":
+        items.reverse()
+    if after is not None:
+        position = next((i for i, item in enumerate(items) if item["id"] == after), None)
+        items = items[position + 1:] if position is not None else []
+    page = items[:limit]
+    return JSONResponse({"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                         "last_id": page[-1]["id"] if page else None, "has_more": len(items) > limit})
 
 
 @router.delete("/responses/{response_id}")

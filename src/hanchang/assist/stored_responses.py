@@ -42,6 +42,11 @@ def read(session: Session, principal: Principal, response_id: str) -> dict[str, 
     return json.loads(_owned(session, principal, response_id).response)
 
 
+def conversation(session: Session, principal: Principal, response_id: str) -> list[dict[str, Any]]:
+    """The stored conversation: what the response was given, then its own output."""
+    return json.loads(_owned(session, principal, response_id).messages)
+
+
 def save(session: Session, principal: Principal, response: dict[str, Any], grade: str,
          messages: list[dict[str, Any]]) -> None:
     session.add(StoredResponse(id=response["id"], user_id=principal.user_id, agency_id=principal.agency_id,

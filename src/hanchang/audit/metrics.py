@@ -268,12 +268,37 @@ def exposition() -> tuple[bytes, str]:
     _m()  # so the families exist (with no samples) before the first call
     flush()  # this process's figures up to now
     if os.environ.get(MULTIPROC_ENV):
-        from prometheus_client import multiprocess
+        from prometheus_client import GC_COLLECTOR, PLATFORM_COLLECTOR, PROCESS_COLLECTOR, multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        # The multiprocess registry holds only what the workers wrote; the answering process's own
+        # process_* and python_* figures are added, as a single process shows them.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)
+        return generate_latest(registry) + _build_info(), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY) + _build_info(), CONTENT_TYPE_LATEST
+
+
+def _build_info() -> bytes:
+    """`hanchang_build_info{version,python}` 1: which build answers (the usual Prometheus idiom)."""
+    import platform as host
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import GaugeMetricFamily
+
+    from hanchang import __version__
+
+    class BuildInfo:
+        def collect(self):
+            family = GaugeMetricFamily("hanchang_build_info", "The Hanchang build answering, as labels",
+                                       labels=["version", "python"])
+            family.add_metric([__version__, host.python_version()], 1)
+            yield family
+
+    registry = CollectorRegistry()
+    registry.register(BuildInfo())
+    return generate_latest(registry)
 
 
 def prepare_multiprocess_dir(path: str) -> None:

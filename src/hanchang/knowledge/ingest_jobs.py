@@ -93,6 +93,7 @@ def enqueue(session: Session, principal: Principal, collection: Collection, fold
     trail.record_by(session, principal, "documents.upload_job", {"job": job.id, "collection_id": collection.id,
                                                                   "files": [s.name for s in sources]})
     job_dir = folder.parent / str(job.id)
+    shutil.rmtree(job_dir, ignore_errors=True)  # left by a database this home held before: not this job's
     folder.rename(job_dir)  # the files now belong to the job
     job.files = json.dumps([{"name": s.name, "path": str(job_dir / s.path.name), "key": s.key} for s in sources],
                            ensure_ascii=False)

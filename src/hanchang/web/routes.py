@@ -38,6 +38,15 @@ router = APIRouter()
 # Only our own scripts and styles run; charts arrive as data: images; the window is never framed.
 SSO_CALLBACK = "/auth/oidc/callback"
 SSO_BINDING_COOKIE = "hanchang_sso"  # binds a sign-on attempt to the browser that started it
+
+
+def _binding_cookie(request: Request) -> tuple[str, str]:
+    """The binding cookie's name and path. Behind HTTPS it is a `__Host-` cookie: a sibling
+    subdomain cannot set it in the victim's browser (cookie tossing), so its value is the one
+    this platform gave."""
+    if platform_of(request).settings.cookie_secure:
+        return "__Host-" + SSO_BINDING_COOKIE, "/"
+    return SSO_BINDING_COOKIE, "/auth/oidc/"
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
                                "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -145,16 +154,17 @@ async def sso_login(request: Request):
     oidc = platform_of(request).settings.oidc
     if not oidc.issuer:
         raise NotFound("기관 통합 로그인(SSO)이 설정되어 있지 않습니다.", "single sign-on is not configured")
-    binding = sign_on.new_binding(request.cookies.get(SSO_BINDING_COOKIE))
+    cookie, cookie_path = _binding_cookie(request)
+    binding = sign_on.new_binding(request.cookies.get(cookie))
     try:
         url = await sign_on.begin(platform_of(request).db, oidc, _public_base(request) + SSO_CALLBACK, binding)
     except sign_on.SignOnRefused as exc:
         return _login_page(request, exc.message, 502)
     response = RedirectResponse(url, status_code=303)
     # Lax, not Strict: the provider's answer arrives as a top-level navigation from its site.
-    response.set_cookie(SSO_BINDING_COOKIE, binding, max_age=int(sign_on.ATTEMPT_TTL.total_seconds()),
+    response.set_cookie(cookie, binding, max_age=int(sign_on.ATTEMPT_TTL.total_seconds()),
                         httponly=True, samesite="lax", secure=platform_of(request).settings.cookie_secure,
-                        path="/auth/oidc/")
+                        path=cookie_path)
     return response
 
 
@@ -166,7 +176,7 @@ async def sso_callback(request: Request):
         raise NotFound("기관 통합 로그인(SSO)이 설정되어 있지 않습니다.", "single sign-on is not configured")
     try:
         done = await sign_on.finish(platform_of(request).db, oidc, _public_base(request) + SSO_CALLBACK,
-                                    dict(request.query_params), request.cookies.get(SSO_BINDING_COOKIE))
+                                    dict(request.query_params), request.cookies.get(_binding_cookie(request)[0]))
     except sign_on.SignOnRefused as exc:
         return _login_page(request, exc.message, 403)
     # The session cookie is SameSite=Strict, and this answer ends a navigation that began at the
@@ -177,7 +187,7 @@ async def sso_callback(request: Request):
                             headers=PAGE_HEADERS)
     response.set_cookie(sessions.COOKIE, done.session.token, max_age=sessions.SESSION_HOURS * 3600, httponly=True,
                         samesite="strict", secure=platform_of(request).settings.cookie_secure, path="/")
-    response.delete_cookie(SSO_BINDING_COOKIE, path="/auth/oidc/")
+    response.delete_cookie(_binding_cookie(request)[0], path=_binding_cookie(request)[1])
     return response
 
 
