@@ -31,11 +31,19 @@ from hanchang.store.tables import UsageRecord
 SHARED = Path(os.environ.get("HANCHANG_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 
 
+SHARED_PRESENT = (SHARED / "seeds").is_dir() and (SHARED / "samples").is_dir()
+# The third-party HWP/HWPX fixtures and the seed documents stay in ../shared (their licences keep
+# them out of this repository). A bare clone runs every other test and skips these, saying why; CI,
+# where ../shared is always beside the checkout, fails instead of skipping.
+needs_shared = pytest.mark.skipif(
+    not SHARED_PRESENT and not os.environ.get("CI"),
+    reason=f"needs the shared sample documents (../shared or HANCHANG_SHARED; not at {SHARED})")
+
+
 def pytest_sessionstart(session):
-    if not (SHARED / "seeds").is_dir() or not (SHARED / "samples").is_dir():
-        pytest.exit(f"The tests read the shared sample documents, which are not at {SHARED}. Put the "
-                    "project's 'shared' folder beside this checkout (../shared, as CI does) or set "
-                    "HANCHANG_SHARED=/path/to/shared, then run ./scripts/test again.", returncode=4)
+    if not SHARED_PRESENT and os.environ.get("CI"):
+        pytest.exit(f"CI runs with the shared sample documents beside the checkout; none at {SHARED}.",
+                    returncode=4)
 
 PG_URL = os.environ.get("HANCHANG_TEST_DATABASE_URL")
 DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])

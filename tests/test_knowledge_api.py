@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from conftest import SHARED
+from conftest import SHARED, needs_shared
 from hanchang.core.principal import Role
 from hanchang.store import accounts
 from hanchang.store.tables import AuditRecord
@@ -93,6 +93,7 @@ def test_common_collections_are_read_by_all_but_written_by_their_admins(kb):
     assert api(kb, "POST", "/api/collections", kb.keys["kosis_user"], json={"name": "n"}).status_code == 403
 
 
+@needs_shared
 def test_uploads_report_each_file_and_failures_change_nothing(kb):
     key = kb.keys["mois_admin"]
     cid = make_collection(kb, key, "문서")

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from conftest import SHARED
+from conftest import SHARED, needs_shared
 from hanchang.cli import app
 from hanchang.config import load_settings
 from hanchang.knowledge import collections as kc
@@ -21,6 +21,8 @@ from hanchang.store.db import Database
 from hanchang.store.tables import Chunk, Collection, Document
 
 SEEDS = SHARED / "seeds"
+
+pytestmark = needs_shared
 
 
 @pytest.fixture

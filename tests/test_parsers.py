@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED
+from conftest import SHARED, needs_shared
 from hanchang.knowledge.parsers import (
     BlockKind,
     DamagedDocument,
@@ -33,6 +33,7 @@ def kinds(doc, kind):
     return [b.text for b in doc.blocks if b.kind is kind]
 
 
+@needs_shared
 @pytest.mark.parametrize("path", sorted(HWP.glob("*.hwp")), ids=lambda p: p.name)
 def test_no_hwp_sample_reads_as_garbage(path):
     if path.name in ("password-12345.hwp", "viewtext.hwp"):
@@ -41,6 +42,7 @@ def test_no_hwp_sample_reads_as_garbage(path):
     assert not GARBAGE.search(doc.text), doc.text[:200]
 
 
+@needs_shared
 def test_hwp_body_tables_and_controls():
     doc = parse(HWP / "sample-5017.hwp")
     assert "본 문서는 한글 워드 프로세서의 파일 저장 형식 중" in doc.text
@@ -48,6 +50,7 @@ def test_hwp_body_tables_and_controls():
     assert doc.parser == "hwp"
 
 
+@needs_shared
 def test_hwp_notes_headers_and_text_boxes():
     notes = kinds(parse(HWP / "footnote-endnote.hwp"), BlockKind.NOTE)
     assert "[각주] 각주입니다." in notes and "[미주] 미주 두 번째입니다." in notes
@@ -57,6 +60,7 @@ def test_hwp_notes_headers_and_text_boxes():
     assert "글상자" in parse(HWP / "textbox.hwp").text
 
 
+@needs_shared
 @pytest.mark.parametrize(("name", "words"), [("password-12345.hwp", "암호가 걸린 문서"),
                                              ("viewtext.hwp", "배포용 문서")])
 def test_encrypted_hwp_is_reported_by_name(name, words):
@@ -65,17 +69,20 @@ def test_encrypted_hwp_is_reported_by_name(name, words):
     assert name in info.value.message_ko and words in info.value.message_ko
 
 
+@needs_shared
 def test_hwpx_without_manifest():
     doc = parse(HWPX / "error__20240626__no_manifest.hwpx")
     assert doc.parser == "hwpx" and "입 법 예 고" in doc.text
     assert "1. 개정이유" in kinds(doc, BlockKind.HEADING)
 
 
+@needs_shared
 def test_hwpx_tables_stay_rows():
     rows = kinds(parse(HWPX / "note_example.hwpx"), BlockKind.TABLE_ROW)
     assert "| 동아리명 | 21C 가우디 | 구분 | 창체 |" in rows
 
 
+@needs_shared
 @pytest.mark.parametrize("path", sorted(HWPX.glob("*.hwpx")), ids=lambda p: p.name)
 def test_every_hwpx_sample_parses(path):
     if path.name == "password-12345.hwpx":
@@ -86,6 +93,7 @@ def test_every_hwpx_sample_parses(path):
     assert parse(path).blocks
 
 
+@needs_shared
 def test_nested_hwp_tables_keep_their_own_cells():
     """A table inside a table cell must not leave the outer table pointing at its cell."""
     rows = kinds(parse(HWP / "nested-tables-basicsReport.hwp"), BlockKind.TABLE_ROW)
@@ -180,6 +188,7 @@ def test_zip_bomb_is_refused(tmp_path):
         parse(bomb)
 
 
+@needs_shared
 def test_type_is_sniffed_from_content(tmp_path):
     fake = tmp_path / "report.hwp"
     fake.write_text("not really hwp", encoding="utf-8")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
-from conftest import SHARED
+from conftest import SHARED, needs_shared
 from hanchang.bootstrap import prepare_database
 from hanchang.config import load_settings
 from hanchang.knowledge import collections as kc
@@ -31,6 +31,8 @@ QUERIES = ["데이터 보안 등급", "초거대 AI 도입 절차", "민감 정�
            "개인정보 비식별 조치", "서울시 챗봇", "행정안전부", "AI 정부 실험실 시범운영 기간", "GPU 자원",
            "공공부문 성공사례 확산", "서비스 수준 목표 응답시간", "기밀 자료 외부 반출", "생성형 AI 환각",
            "2025년 예산", "MOIS", "API 키 관리"]
+
+pytestmark = needs_shared
 
 
 @pytest.fixture
