@@ -135,6 +135,20 @@ def test_a_large_upload_shows_its_progress_and_results(window):
     assert "3/3개" in text and text.count("ingested") == 3
 
 
+def test_upload_controls_are_shown_only_to_who_may_upload(window):
+    platform, page, _ = window
+    with platform.db.session() as session:
+        accounts.create_user(session, "MOIS", "reader", Role.USER, PASSWORD)
+    sign_in_window(page, platform.url, "MOIS", "reader", PASSWORD)
+    page.click("details.kb summary")
+    page.wait_for_selector("#collections label")
+    assert not page.locator(".upload").is_visible() and not page.locator("label[for=upload-files]").is_visible()
+    page.context.clear_cookies()
+    sign_in(page, platform.url)  # an agency admin
+    page.click("details.kb summary")
+    page.wait_for_selector("label[for=upload-files]", state="visible")
+
+
 def test_refusal_keeps_the_question(window, upstreams):
     platform, page, _ = window
     internal, _ = upstreams
