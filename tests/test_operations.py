@@ -487,7 +487,7 @@ def test_kpi_report_from_generated_usage_reads_back(platform, tmp_path):
     assert figures["질의응답 응답시간 (p90)"]["value"] == 3.0
     assert figures["등급·개인정보 정책 차단"]["value"] == 1 and figures["개인정보 보호조치"]["value"] == 8
     assert figures["근거 기반 답변 비율"]["value"] == pytest.approx(8 / 13 * 100, abs=0.1)
-    assert figures["답변 만족도 (👍 비율)"]["value"] == 50.0
+    assert figures["답변 만족도 (▲ 도움이 됨 비율)"]["value"] == 50.0
     assert figures["추정 절감 업무시간"]["value"] == pytest.approx((8 * 10 + 5 * 5) / 60, abs=0.06)  # shown to 0.1 h
     assert "10분" in figures["추정 절감 업무시간"]["definition"]  # the assumption is stated
 

@@ -7,6 +7,7 @@ With UPDATE_SCREENSHOTS=1 the pictures are also written to docs/screenshots/.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +86,8 @@ def test_an_agency_admin_reviews_operations_in_the_browser(ops, tmp_path):
     overview = page.evaluate("async () => (await (await fetch('/api/ops/overview')).json()).totals.calls")
     assert calls == overview and 700 < calls < 1500
     assert "SLO 질의응답 7초" in page.inner_text("#chart-latency")
+    # No emoji: a stock Debian font set draws them as empty boxes.
+    assert not re.search("[\U0001F300-\U0001FAFF\u2600-\u27BF]", page.inner_text("body"))
     assert "질의응답" in page.inner_text("#slo") and "가용성" in page.inner_text("#slo")
     budgets = page.inner_text("#budgets")
     assert "기관 MOIS" in budgets and "3,000" in budgets and "MOLEG" not in budgets

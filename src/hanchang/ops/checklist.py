@@ -155,8 +155,8 @@ def _platform_state(session: Session, settings: Settings, agency_id: int) -> dic
         found["3.5.3"] = Suggestion("yes", f"검색용 데이터 준비: 문서 {documents}건, 조각 {chunks}개")
     if ratings:
         rated = sum(ratings.values())
-        found["3.5.4"] = Suggestion("yes", f"답변 평가 {rated}건 (👍 {ratings.get(1, 0) / rated:.0%}), "
-                                           "👎 답변 검토·평가셋 내보내기(운영 현황)")
+        found["3.5.4"] = Suggestion("yes", f"답변 평가 {rated}건 (▲ 도움이 됨 {ratings.get(1, 0) / rated:.0%}), "
+                                           "▼ 도움이 안 됨 답변 검토·평가셋 내보내기(운영 현황)")
     pii = settings.pii
     found["3.5.5"] = Suggestion("yes", f"개인정보 보호(내부 모델 {pii.internal.value}, 외부 모델 {pii.external.value})"
                                        " 및 등급 정책(기밀·민감 자료는 허용된 모델만)")

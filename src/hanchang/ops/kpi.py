@@ -152,8 +152,8 @@ def build(db: Database, settings: Settings, period: str, agency: str | None) -> 
         Indicator("산출", "근거 기반 답변 비율",
                   round(len(cited) / len(answered) * 100, 1) if answered else None, "%",
                   "성공한 답변 중 지식베이스 출처를 인용해 답한 비율", usage_src),
-        Indicator("결과", "답변 만족도 (👍 비율)", round(up / len(ratings) * 100, 1) if ratings else None, "%",
-                  f"평가된 답변 중 👍 비율 (평가 {len(ratings)}건)", "feedback"),
+        Indicator("결과", "답변 만족도 (▲ 도움이 됨 비율)", round(up / len(ratings) * 100, 1) if ratings else None, "%",
+                  f"평가된 답변 중 ▲ 도움이 됨 비율 (평가 {len(ratings)}건)", "feedback"),
         Indicator("결과", "추정 절감 업무시간", round(saved_hours, 1), "시간",
                   "성공한 호출 수 × 서비스별 1건당 절감 시간 가정(" +
                   ", ".join(f"{k} {v:g}분" for k, v in sorted(minutes.items())) + ")",

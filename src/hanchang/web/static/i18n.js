@@ -16,7 +16,7 @@ const I18N = {
     chartLatency: "Latency (s) with SLO lines", chartUsers: "Active users", chartPolicy: "Policy refusals and reroutes",
     chartFeedback: "Thumbs-up rate", sloTitle: "Service-level objectives", budgetTitle: "Budget use",
     budgetScope: "Scope", requests: "Requests", tokens: "Tokens", won: "Won", note: "Reason", adjust: "Adjust budget",
-    feedbackTitle: "Review 👎 answers", exportJsonl: "Export evaluation set (JSONL)", reportTitle: "KPI report",
+    feedbackTitle: "Review ▼ unhelpful answers", exportJsonl: "Export evaluation set (JSONL)", reportTitle: "KPI report",
     month: "Month", failuresTitle: "Recent failures", budgetWarning: "Budget",
     libraryTitle: "Agents · shared assets", checklistTitle: "Adoption checklist", tabAgents: "Our agents",
     tabLibrary: "Find shared assets", tabPrompts: "Prompts", tabReview: "Review", agentsTitle: "Work agents",

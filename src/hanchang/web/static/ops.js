@@ -72,7 +72,7 @@ function renderCharts(data) {
   draw("chart-users", xs, { "활성 사용자 active users": data.active_users }, { yLabel: "명" });
   draw("chart-policy", xs, { "등급 차단 grade": data.refusals.grade, "개인정보 차단 PII": data.refusals.pii,
     "예산 초과 budget": data.refusals.budget, "재배정 reroute": data.reroutes }, { yLabel: "건" });
-  draw("chart-feedback", xs, { "👍 비율": data.feedback.rate.map((r) => (r === null ? null : r * 100)) }, { yLabel: "%" });
+  draw("chart-feedback", xs, { "▲ 도움이 됨 비율": data.feedback.rate.map((r) => (r === null ? null : r * 100)) }, { yLabel: "%" });
 }
 
 function renderCards(totals) {
@@ -127,7 +127,7 @@ async function loadFeedback() {
   const { data } = await getJson(`/api/ops/feedback?${params}`);
   const box = $("#feedback");
   box.replaceChildren();
-  if (!data.length) { box.append(el("p", { class: "muted" }, "검토할 👎 답변이 없습니다 (nothing to review)")); return; }
+  if (!data.length) { box.append(el("p", { class: "muted" }, "검토할 ▼ 도움이 안 됨 답변이 없습니다 (nothing to review)")); return; }
   for (const item of data) {
     const status = el("select", { "aria-label": "검토 결과" }, ...Object.entries(STATUS_KO).map(([value, label]) => {
       const option = el("option", { value }, label); option.selected = value === item.status; return option; }));
