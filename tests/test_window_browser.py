@@ -76,6 +76,8 @@ def test_a_civil_servant_works_through_the_window(window):
     sign_in(page, platform.url)
     page.wait_for_selector("#model option", state="attached")
     assert "내부망 모델 · 기밀까지" in page.inner_text("#model")
+    first = page.locator("#model option").first
+    assert first.inner_text().startswith("내부망 모델 · 기밀까지") and first.get_attribute("title") == "int"
 
     # A grounded question: the answer streams in and carries a citation that opens its passage.
     page.click(".kb summary")

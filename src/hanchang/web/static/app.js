@@ -30,8 +30,12 @@ async function loadModels() {
     for (const model of items) {
       const option = document.createElement("option");
       option.value = model.id;
+      // What a civil servant needs first is where the model runs and what it may see; the id (or
+      // its shortest alias) follows, and stays whole on hover.
+      const short = [model.id, ...(model.aliases || [])].sort((a, b) => a.length - b.length)[0];
       option.textContent = kind === "agent"
-        ? `${model.name}${model.shared ? ` · 공유(${model.owned_by})` : ""}` : `${model.id} — ${model.description_ko}`;
+        ? `${model.name}${model.shared ? ` · 공유(${model.owned_by})` : ""}` : `${model.description_ko} (${short})`;
+      option.title = model.id;
       group.append(option);
     }
     select.append(group);
