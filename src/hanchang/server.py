@@ -22,6 +22,7 @@ from hanchang import __version__
 from hanchang.api import (
     asset_routes,
     audit_routes,
+    eval_routes,
     knowledge_routes,
     mcp_endpoint,
     openai_routes,
@@ -40,6 +41,7 @@ from hanchang.audit.checkpoints import CheckpointBook
 from hanchang.audit.recorder import Recorder
 from hanchang.audit.trail import PromptSealer
 from hanchang.config import ConfigError, Settings
+from hanchang.evals.runs import EvalRunner
 from hanchang.gateway.limits import create_limiter
 from hanchang.gateway.quotas import BudgetPlan, create_quota_store
 from hanchang.gateway.registry import ModelRegistry
@@ -60,7 +62,7 @@ from hanchang.web import routes as web_routes
 
 @asynccontextmanager
 async def running_platform(settings: Settings, db: Database, services: dict[str, Service], *,
-                           warm_models: bool = False) -> AsyncIterator[Platform]:
+                           warm_models: bool = False, run_evals: bool = True) -> AsyncIterator[Platform]:
     """The platform, from start-up to shutdown (the recorder flushes and engines stop on exit)."""
     recorder = Recorder(db, checkpoints=CheckpointBook(settings.home))
     recorder.start()
@@ -74,7 +76,7 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
     health = HealthSampler(db, gateway, settings.metrics.health_probe_seconds)
     health.start()
     metrics_writer = asyncio.create_task(metrics.flush_periodically(), name="metrics-flush")
-    jobs = None
+    jobs = evals = None
     try:
         # Embeddings (ingest and query) go through this same gateway: policy, guard, usage, audit.
         embedder = gateway_embedder(settings, gateway, asyncio.get_running_loop())
@@ -82,10 +84,14 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
         jobs = IngestJobRunner(db, indexes, settings.home,
                                lambda principal: acting(embedder, principal, "embeddings.ingest")).start()
         platform = Platform(settings, db, gateway, indexes, embedder, services, recorder, int(time.time()), jobs)
+        if run_evals:
+            platform.eval_runs = evals = EvalRunner(platform).start()
         if warm_models:
             await gateway.warm_up()
         yield platform
     finally:
+        if evals is not None:  # the run in hand goes back to the queue; it resumes at the next start
+            await evals.stop()
         if jobs is not None:  # the job in hand goes back to the queue; it resumes at the next start
             await asyncio.to_thread(jobs.stop)
         metrics_writer.cancel()  # it flushes once more as it stops
@@ -165,9 +171,9 @@ def create_app(settings: Settings, database: Database | None = None, *,
                   default_response_class=JSONResponse)
     app.state.authenticator = KeyAuthenticator(db, ttl_s=settings.cache_seconds)
     install_error_handlers(app)
-    for router in (openai_routes.router, responses_routes.router, knowledge_routes.router, audit_routes.router,
-                   service_routes.router, service_routes.connector_router, operations_routes.router,
-                   asset_routes.router, web_routes.router):
+    for router in (openai_routes.router, responses_routes.router, eval_routes.router, knowledge_routes.router,
+                   audit_routes.router, service_routes.router, service_routes.connector_router,
+                   operations_routes.router, asset_routes.router, web_routes.router):
         app.include_router(router)
     mcp = mcp_endpoint.mount(app, settings.mcp) if settings.mcp.enabled else None
     app.mount("/static", StaticFiles(directory=str(web_routes.STATIC)), name="static")

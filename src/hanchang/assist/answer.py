@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hanchang.assist import agents, qa
 from hanchang.assist.chat import AttachedText, chat_call
+from hanchang.assist.grounded_answer import RETRY_HINT, Grounding, SentenceStream
 from hanchang.assist.platform import Platform
 from hanchang.assist.reading_budget import reading_budget
 from hanchang.audit import metrics
@@ -53,6 +54,7 @@ class PreparedAnswer:
     call: Call
     citations: list[dict[str, Any]] | None  # None when not grounded
     unanswerable: bool = False  # grounded, but nothing relevant was found
+    grounding: Grounding | None = None  # grounded: checks and cites the answer
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ async def prepare(platform: Platform, principal: Principal, request: AnswerReque
     agent = await _as_agent(platform, principal, request)
     body = dict(request.body)
     passages: list[qa.Passage] = []
+    grounding: Grounding | None = None
     if request.collections:
         def readable() -> list:  # 404 for a collection the caller may not read
             with platform.db.session() as session:
@@ -107,9 +110,14 @@ async def prepare(platform: Platform, principal: Principal, request: AnswerReque
             embedder=acting(platform.embedder, principal, "embeddings.query"),
             grade=request.grade)
         metrics.observe_retrieval(time.perf_counter() - searching)
+        if passages:
+            grounding = Grounding(question, [(p.index, p.result.text) for p in passages])
+            if not await run_in_threadpool(grounding.relevant):
+                passages = []  # nothing that speaks to the question: say so rather than guess
         body["messages"] = qa.grounded_messages(body["messages"], passages)
         if budget.answer_tokens and not (body.get("max_tokens") or body.get("max_completion_tokens")):
             body["max_tokens"] = budget.answer_tokens  # a grounded answer within the SLO
+        body.setdefault("temperature", 0)  # read, do not invent: small models stay with the source when cold
     call = chat_call(principal, body, request.grade, request.attachments, endpoint=request.endpoint)
     call.items += request.carried + qa.passage_items(passages)
     call.grounded = bool(request.collections)
@@ -119,7 +127,9 @@ async def prepare(platform: Platform, principal: Principal, request: AnswerReque
                            "shared": agent.definition.shared, "collections_skipped": agent.collections_skipped}
     call.source_ids = [f"doc:{p.result.document_id}#chunk:{p.result.chunk_id}" for p in passages]
     citations = [p.citation() for p in passages] if request.collections else None
-    return PreparedAnswer(call, citations, unanswerable=bool(request.collections) and not passages)
+    single = (body.get("n") or 1) == 1 and not body.get("tools")
+    return PreparedAnswer(call, citations, unanswerable=bool(request.collections) and not passages,
+                          grounding=grounding if passages and single else None)
 
 
 # -- a whole answer ---------------------------------------------------------------------------
@@ -144,9 +154,50 @@ async def complete(platform: Platform, principal: Principal, request: AnswerRequ
         model = platform.gateway.registry.requested(call.body.get("model"))
         return Completion(qa.no_sources_completion(model, call.request_id), call, [], no_sources=True)
     result = await platform.gateway.chat(call)
+    if prepared.grounding is not None:
+        result, call = await _checked(platform, prepared, result)
     if prepared.citations is not None:
         result["citations"] = prepared.citations
     return Completion(result, call, prepared.citations)
+
+
+def _content(result: dict[str, Any]) -> str:
+    choices = result.get("choices") or [{}]
+    return (choices[0].get("message") or {}).get("content") or ""
+
+
+async def _checked(platform: Platform, prepared: PreparedAnswer,
+                   result: dict[str, Any]) -> tuple[dict[str, Any], Call]:
+    """A whole grounded answer, cited by the platform; one that states numbers no passage holds
+    is asked again once (told to copy numbers as written), and flagged if it still does."""
+    grounding, call = prepared.grounding, prepared.call
+    text = _content(result)
+    invented = await run_in_threadpool(grounding.invented, text)
+    if invented:
+        retry = _retry_call(call)
+        try:
+            again = await platform.gateway.chat(retry)
+        except GatewayError:
+            log.warning("the retry of a grounded answer with invented numbers failed", exc_info=True)
+        else:
+            grounding.check.retried = True
+            if len(await run_in_threadpool(grounding.invented, _content(again))) < len(invented):
+                result, call, text = again, retry, _content(again)
+    shown = await run_in_threadpool(grounding.finish, text)
+    result["choices"][0]["message"]["content"] = shown
+    call.answer_check = grounding.check.report()
+    result["hanchang"] = call.report()
+    return result, call
+
+
+def _retry_call(call: Call) -> Call:
+    """The same request once more, its instructions reminding the model to copy numbers."""
+    messages = [dict(m) for m in call.body["messages"]]
+    messages[0]["content"] = f"{messages[0]['content']}\n\n{RETRY_HINT}"
+    retry = Call(call.principal, call.endpoint, {**call.body, "messages": messages, "temperature": 0},
+                 grade=call.grade, items=list(call.items), source_ids=list(call.source_ids),
+                 grounded=call.grounded, agent_id=call.agent_id, agent_info=call.agent_info)
+    return retry
 
 
 # -- a streamed answer ------------------------------------------------------------------------
@@ -188,6 +239,7 @@ class AnswerStream:
     model: str  # the model answering (the requested one when nothing was found to ground on)
     _platform: Platform
     _start: StreamStart | None  # None: no sources, nothing was sent to a model
+    grounding: Grounding | None = None  # grounded: sentences go out cited, the quote at the end
 
     @property
     def no_sources(self) -> bool:
@@ -211,7 +263,7 @@ class AnswerStream:
         last: dict[str, Any] = start.first
         try:
             try:
-                async for chunk in start.chunks():
+                async for chunk in _cited(start.chunks(), self.grounding, call):
                     chunk["model"] = start.model.name
                     if chunk.get("usage"):
                         counts = chunk["usage"]
@@ -259,7 +311,50 @@ async def open_stream(platform: Platform, principal: Principal, request: AnswerR
         model = platform.gateway.registry.requested(call.body.get("model"))
         return AnswerStream(call, [], model, platform, None)
     start = await platform.gateway.start_stream(call)
-    return AnswerStream(call, prepared.citations, start.model.name, platform, start)
+    return AnswerStream(call, prepared.citations, start.model.name, platform, start, prepared.grounding)
+
+
+async def _cited(chunks: AsyncIterator[dict[str, Any]], grounding: Grounding | None,
+                 call: Call) -> AsyncIterator[dict[str, Any]]:
+    """A grounded stream re-cut into cited sentences; the quote and any note before the end."""
+    if grounding is None:
+        async for chunk in chunks:
+            yield chunk
+        return
+    sentences = SentenceStream(grounding)
+    ended = False
+    template: dict[str, Any] | None = None
+
+    def closing() -> dict[str, Any] | None:
+        tail = sentences.finish()
+        call.answer_check = grounding.check.report()
+        return {**template, "choices": [{"index": 0, "delta": {"content": tail}, "finish_reason": None}]} \
+            if tail else None
+
+    async for chunk in chunks:
+        choices = chunk.get("choices") or []
+        template = template or {k: v for k, v in chunk.items() if k not in ("choices", "usage")}
+        if not choices:  # a usage chunk: the answer has ended
+            if not ended:
+                ended = True
+                if (tail := await run_in_threadpool(closing)) is not None:
+                    yield tail
+            yield chunk
+            continue
+        choice = choices[0]
+        delta = choice.get("delta") or {}
+        other = {k: v for k, v in delta.items() if k != "content"}
+        shown = await run_in_threadpool(sentences.feed, delta["content"]) if delta.get("content") else ""
+        if shown or other:  # text is held back until its sentence ends
+            yield {**chunk, "choices": [{**choice, "delta": {**other, **({"content": shown} if shown else {})},
+                                         "finish_reason": None}]}
+        if choice.get("finish_reason") and not ended:
+            ended = True
+            if (tail := await run_in_threadpool(closing)) is not None:
+                yield tail
+            yield {**chunk, "choices": [{**choice, "delta": {}}]}
+    if not ended and template is not None and (tail := await run_in_threadpool(closing)) is not None:
+        yield tail
 
 
 def _estimate(call: Call, text: str) -> dict[str, Any]:

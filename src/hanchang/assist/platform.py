@@ -7,7 +7,7 @@ and handed to every use case. The window and the API see the same one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hanchang.audit.recorder import Recorder
 from hanchang.config import Settings
@@ -32,3 +32,4 @@ class Platform:
     recorder: Recorder  # usage rows and audit records, written in batches
     started_at: int  # Unix time, shown as `created` of /v1/models
     ingest_jobs: IngestJobRunner | None = None  # large uploads, read in the background
+    eval_runs: Any = None  # hanchang.evals.runs.EvalRunner: evaluation runs, in the background

@@ -26,10 +26,15 @@ from hanchang.store.tables import Collection
 TOP_K = 5
 NO_SOURCES = ("선택한 지식베이스에서 질문과 관련된 내용을 찾지 못했습니다. 질문을 바꾸거나 "
               "다른 지식베이스를 선택해 주세요.")
+NOT_FOUND = "제공된 자료에서 답을 찾을 수 없습니다."
+# Short, Korean, one worked example, and first in the prompt: the engine keeps this fixed prefix
+# cached between answers. Citation markers are placed by the platform (grounded_answer), not asked of
+# the model: a 0.5B model wrote them in one answer in ten.
 INSTRUCTIONS = (
-    "당신은 대한민국 공공기관 공무원의 업무를 돕는 AI입니다. 아래 [자료]만 근거로 한국어로 답하세요. "
-    "간결하게 답하고, 근거로 쓴 자료의 번호를 문장 끝에 [1]처럼 표시하세요. 자료에 답이 없으면 추측하지 말고 "
-    "'제공된 자료에서 답을 찾을 수 없습니다.'라고 답하세요."
+    "당신은 공무원의 업무를 돕는 AI입니다. 아래 [자료]에 있는 내용만 근거로 질문에 한국어로 한두 문장으로 "
+    f"답하세요. 자료의 낱말과 숫자를 바꾸지 말고 그대로 쓰세요. 자료에 답이 없으면 '{NOT_FOUND}'라고만 답하세요.\n"
+    "예시) 자료: 민원은 접수한 날부터 7일 안에 처리하고 결과를 문자로 알린다. 질문: 민원 처리 기한은? "
+    "답: 민원은 접수한 날부터 7일 안에 처리합니다."
 )
 
 

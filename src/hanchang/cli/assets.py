@@ -12,20 +12,13 @@ from typing import Annotated
 import typer
 
 from hanchang.assist import asset_documents, asset_library
-from hanchang.cli.common import fail, open_database, out, settings_or_exit
+from hanchang.cli.common import acting_user, fail, open_database, out, settings_or_exit
 from hanchang.core.errors import HanchangError
-from hanchang.core.principal import Principal, Role
 from hanchang.store import accounts
 
 assets_app = typer.Typer(help="Shared AI assets as files (공유 자산 내보내기·가져오기).", no_args_is_help=True)
 AgencyOption = Annotated[str, typer.Option("--agency", help="Agency code.")]
 UserOption = Annotated[str, typer.Option("--user", help="Acts as this user of the agency (their rights).")]
-
-
-def _principal(session, agency: str, user: str) -> Principal:
-    found = accounts.get_user(session, agency, user)
-    owner = accounts.get_agency(session, agency)
-    return Principal(found.id, found.name, owner.id, owner.code, Role.parse(found.role))
 
 
 @assets_app.command("export")
@@ -41,7 +34,7 @@ def assets_export(agency: AgencyOption, user: UserOption,
     db = open_database(settings)
     try:
         with db.session() as session:
-            doc, _ = asset_documents.document(session, _principal(session, agency, user), kind, ref,
+            doc, _ = asset_documents.document(session, acting_user(session, agency, user), kind, ref,
                                               settings.services.custom)
             text = asset_documents.dump(doc, fmt)
     except (accounts.AccountError, HanchangError) as exc:
@@ -65,7 +58,7 @@ def assets_import(file: Annotated[Path, typer.Argument(help="A hanchang.asset/v1
     db = open_database(settings)
     try:
         with db.session() as session:
-            made = asset_library.import_document(session, _principal(session, agency, user), raw,
+            made = asset_library.import_document(session, acting_user(session, agency, user), raw,
                                                  settings.connectors.policy())
     except (accounts.AccountError, HanchangError) as exc:
         raise fail(getattr(exc, "message", str(exc))) from None

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from hanchang.config import ConfigError, Settings, load_settings
-from hanchang.core.principal import Role
+from hanchang.core.principal import Principal, Role
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -77,3 +77,12 @@ def parse_since(value: str) -> datetime:
     except ValueError:
         raise typer.BadParameter(f"{value!r}: use e.g. 7d, 12h or 2026-11-01") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def acting_user(session, agency: str, user: str) -> Principal:
+    """A command that acts as a named user of an agency, with that user's rights."""
+    from hanchang.store import accounts
+
+    found = accounts.get_user(session, agency, user)
+    owner = accounts.get_agency(session, agency)
+    return Principal(found.id, found.name, owner.id, owner.code, Role.parse(found.role))

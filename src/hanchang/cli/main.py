@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from hanchang.cli import accounts as accounts_cli
-from hanchang.cli import assets, audit, knowledge, operations, pii, templates
+from hanchang.cli import assets, audit, evals, knowledge, operations, pii, templates
 from hanchang.cli.common import (
     ConfigOption,
     err,
@@ -35,6 +35,7 @@ app.add_typer(audit.audit_app, name="audit")
 app.add_typer(knowledge.collections_app, name="collections")
 app.add_typer(templates.templates_app, name="templates")
 app.add_typer(assets.assets_app, name="assets")
+app.add_typer(evals.eval_app, name="eval")
 app.command("ingest")(knowledge.ingest)
 app.command("search")(knowledge.search)
 app.command("slo")(operations.slo)

@@ -126,6 +126,9 @@ RULES: dict[str, Rule] = {
                              "agency admins fill in the adoption checklist"),
     "ingest_jobs.follow": Rule(_uploader_or_admin, "이 문서 처리 작업은 올린 사람과 기관 관리자만 볼 수 있습니다.",
                                "only the uploader and the agency's admins follow an upload job"),
+    "evals.run": Rule(_builder, "평가는 기관의 사용자·관리자가 만들고 실행합니다(감사 담당자는 볼 수만 있습니다).",
+                      "users and admins of the agency create and run evaluations"),
+    "evals.read": Rule(_reader_of, "이 평가는 다른 기관의 것입니다.", "an evaluation is read in its own agency"),
     "window.admin_pages": Rule(lambda p, _: p.role in ADMINS, "관리자만 볼 수 있는 화면입니다.", "admins only"),
 }
 

@@ -98,6 +98,7 @@ class Call:
     budget_period: Period | None = None
     budget_notice: dict[str, Any] | None = None  # set when a budget is nearly used up
     cost_won: float | None = None  # at the answering model's price, once its usage is known
+    answer_check: dict[str, Any] | None = None  # a grounded answer's citations and numbers, as checked
 
     @property
     def rerouted_from(self) -> str | None:
@@ -116,6 +117,7 @@ class Call:
             "links_removed": self.output.links_removed if self.output else 0,
             **({"budget": self.budget_notice} if self.budget_notice else {}),
             **({"agent": self.agent_info} if self.agent_info else {}),
+            **({"answer_check": self.answer_check} if self.answer_check is not None else {}),
         }
 
 

@@ -42,7 +42,7 @@ class _Unit:
     text: str
 
 
-def _units(text: str) -> list[str]:
+def sentence_units(text: str) -> list[str]:
     """Logical lines: a bullet or sentence, rejoined when a PDF wrapped it over several lines."""
     units: list[str] = []
     for line in (ln.strip() for ln in text.split("\n")):
@@ -62,7 +62,7 @@ def fit(results: list[SearchResult], question: str, budget_chars: int,
     if sum(len(r.text) + HEADER_CHARS for r in results) <= budget_chars:
         return results
     analyzer = analyzer or shared_analyzer()
-    units = [_Unit(p, i, text) for p, r in enumerate(results) for i, text in enumerate(_units(r.text))]
+    units = [_Unit(p, i, text) for p, r in enumerate(results) for i, text in enumerate(sentence_units(r.text))]
     if not units:
         return []
     terms = set(with_pairs(analyzer.morphemes(question)))

@@ -635,3 +635,86 @@ class IngestJob(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EvalDataset(Base):
+    """A version of an agency's evaluation set (질문, 핵심 사실, 참고 답변, 자료): items are kept
+    as written, with their hash, so a run names exactly what it was measured on."""
+
+    __tablename__ = "eval_datasets"
+    __table_args__ = (UniqueConstraint("agency_id", "name", "version", name="uq_eval_datasets_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int] = mapped_column(Integer)
+    grade: Mapped[str] = mapped_column(String(1))  # the most sensitive data the items hold
+    sha256: Mapped[str] = mapped_column(String(64))
+    item_count: Mapped[int] = mapped_column(Integer)
+    items: Mapped[str] = mapped_column(Text)  # JSON list
+    source: Mapped[str | None] = mapped_column(String(200), nullable=True)  # file name, korquad, shipped set
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Eval(Base):
+    """An evaluation in OpenAI's Evals shape: what a sample is scored on (testing criteria)."""
+
+    __tablename__ = "evals"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # eval_<hex>
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    data_source_config: Mapped[str] = mapped_column(Text)  # JSON
+    testing_criteria: Mapped[str] = mapped_column(Text)  # JSON list
+    meta: Mapped[str] = mapped_column(Text, default="{}")  # JSON: OpenAI's metadata
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EvalRun(Base):
+    """One run of an evaluation against a target (model, model + collections, agent), in the
+    background, with progress; stored with the dataset version and hash, config and commit."""
+
+    __tablename__ = "eval_runs"
+    __table_args__ = (Index("ix_eval_runs_eval", "eval_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # evalrun_<hex>
+    eval_id: Mapped[str] = mapped_column(ForeignKey("evals.id", ondelete="CASCADE"))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued|in_progress|completed|failed|canceled
+    grade: Mapped[str] = mapped_column(String(1))
+    data_source: Mapped[str] = mapped_column(Text)  # JSON, as asked (inline items left out)
+    dataset_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    dataset_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    dataset_sha256: Mapped[str] = mapped_column(String(64))
+    items: Mapped[str] = mapped_column(Text)  # JSON: the items measured (a snapshot)
+    config: Mapped[str] = mapped_column(Text)  # JSON: target, sampling, criteria, judge, commit, version
+    meta: Mapped[str] = mapped_column(Text, default="{}")
+    items_total: Mapped[int] = mapped_column(Integer)
+    items_done: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    summary: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: counts, per criterion, latency
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class EvalOutputItem(Base):
+    """One item of a run: what the target answered (the sample) and each criterion's result."""
+
+    __tablename__ = "eval_output_items"
+    __table_args__ = (UniqueConstraint("run_id", "position", name="uq_eval_output_items_position"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # outputitem_<hex>
+    run_id: Mapped[str] = mapped_column(ForeignKey("eval_runs.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(8))  # pass|fail|error
+    sample: Mapped[str] = mapped_column(Text)  # JSON
+    results: Mapped[str] = mapped_column(Text)  # JSON list
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from hanchang.knowledge.parsers.base import Block, BlockKind, ParsedDocument, UnsupportedDocument
-from hanchang.knowledge.parsers.headings import heading_level
+from hanchang.knowledge.parsers.headings import heading_level, numbered_rows
 
 _ENCODINGS = ("utf-8-sig", "cp949")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -39,7 +39,8 @@ def blocks_from_lines(lines: list[str], markdown: bool) -> list[Block]:
             blocks.append(Block(BlockKind.PARAGRAPH, " ".join(paragraph)))
             paragraph.clear()
 
-    for raw in lines:
+    rows = numbered_rows(lines) if not markdown else set()
+    for number, raw in enumerate(lines):
         line = raw.strip()
         if not line:
             flush()
@@ -59,7 +60,10 @@ def blocks_from_lines(lines: list[str], markdown: bool) -> list[Block]:
             blocks.append(Block(BlockKind.TABLE_ROW, line, table=table))
             continue
         level = heading_level(line)
-        if level:
+        if number in rows:  # a numbered table row: a paragraph of its own, never a section path
+            flush()
+            paragraph.append(line)
+        elif level:
             flush()
             blocks.append(Block(BlockKind.HEADING, line, level))
         elif line.startswith(("- ", "● ", "◦ ", "○ ", "□ ", "* ", "• ", "※")):
