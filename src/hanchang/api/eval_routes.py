@@ -163,6 +163,14 @@ async def compare_runs(base_id: str, other_id: str, request: Request,
         s, runs.find_run(s, principal, base_id), runs.find_run(s, principal, other_id)))
 
 
+@router.get("/api/eval-runs")
+async def list_every_run(request: Request, limit: int = Query(20, ge=1, le=100),
+                         principal: Principal = Depends(require_principal)):
+    """The agency's runs across its evals, newest first (the window's 평가 page)."""
+    return await _in_session(platform_of(request), lambda s: {"object": "list", "data": [
+        runs.describe_run(s, r) for r in runs.list_runs(s, principal, None, limit)]})
+
+
 # -- evaluation sets ----------------------------------------------------------------------------
 @router.get("/api/eval-datasets")
 async def list_sets(request: Request, principal: Principal = Depends(require_principal)):

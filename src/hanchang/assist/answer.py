@@ -110,11 +110,14 @@ async def prepare(platform: Platform, principal: Principal, request: AnswerReque
             embedder=acting(platform.embedder, principal, "embeddings.query"),
             grade=request.grade)
         metrics.observe_retrieval(time.perf_counter() - searching)
+        key = None
         if passages:
             grounding = Grounding(question, [(p.index, p.result.text) for p in passages])
             if not await run_in_threadpool(grounding.relevant):
                 passages = []  # nothing that speaks to the question: say so rather than guess
-        body["messages"] = qa.grounded_messages(body["messages"], passages)
+            else:
+                key = await run_in_threadpool(grounding.key_sentence)
+        body["messages"] = qa.grounded_messages(body["messages"], passages, key)
         if budget.answer_tokens and not (body.get("max_tokens") or body.get("max_completion_tokens")):
             body["max_tokens"] = budget.answer_tokens  # a grounded answer within the SLO
         body.setdefault("temperature", 0)  # read, do not invent: small models stay with the source when cold

@@ -13,6 +13,7 @@ Streamed answers go out sentence by sentence, each with its marker.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,10 @@ QUOTE_MAX = 220  # characters of a quoted source sentence
 MIN_SENTENCE = 6  # shorter pieces (a heading, "네.") get no marker
 QUOTE_QUESTION_SHARE = 0.34  # a quote must hold at least this share of the question's terms
 QUOTE_NEW_TERMS = 1  # a quote that adds at most this many words to the answer repeats it: left out
+CONTEXT_WEIGHT = 0.5  # the question's words in the line before a sentence count half
+DENSITY_WEIGHT = 0.3  # how much of a sentence is about the question (a table header is not)
+ANSWER_WEIGHT = 0.25  # the answer's words in a sentence: a tie-breaker, never the reason to quote
+NUMBER_WEIGHT = 3.0  # a number in the question names the item asked about (원칙 4, 2027년)
 RELEVANT_SHARE = 0.25  # below this share of the question's terms in every passage: nothing relevant
 _END = re.compile(r"(?<=[.!?。])\s|\n")
 _TRAILING_PUNCT = re.compile(r"([.!?。]+)$")
@@ -63,11 +68,19 @@ class Grounding:
         self.texts = [text.replace(GAP, "\n") for _, text in passages]
         self.index = support.SupportIndex(self.texts)
         self.check = Check()
+        self._said: set[str] = set()
 
     def relevant(self) -> bool:
-        """Some passage holds at least `RELEVANT_SHARE` of the question's content morphemes."""
-        return not self.texts or any(self.index.of(self.question, p) >= RELEVANT_SHARE
-                                     for p in range(len(self.texts)))
+        """Some passage holds at least `RELEVANT_SHARE` of the question's content morphemes, and
+        every number the question names (a year, an article) is in some passage: asked about 2030,
+        sources that never say 2030 cannot answer."""
+        if not self.texts:
+            return True
+        asked = {n.digits for n in support.numbers(self.question)}
+        held = {n.digits for text in self.texts for n in support.numbers(text)}
+        if asked - held:
+            return False
+        return any(self.index.of(self.question, p) >= RELEVANT_SHARE for p in range(len(self.texts)))
 
     # -- sentences --------------------------------------------------------------------------
     def cite(self, sentence: str) -> str:
@@ -99,30 +112,55 @@ class Grounding:
         return "".join(out).rstrip()
 
     # -- the quote and the number check --------------------------------------------------------
-    def quote(self, answer: str) -> str:
-        """The source sentence that best matches the question and the answer, quoted and cited."""
+    def _ranked(self, answer: str = "") -> list[tuple[float, int, str, set[str]]]:
+        """Passage sentences that speak to the question, best first: the question's terms they
+        hold, rarer ones (a number, a name) weighing more; then how much of the sentence is about
+        the question (a table header holds many other words); then, a little, the answer's terms."""
         analyzer = shared_analyzer()
         units = [(p, unit) for p, text in enumerate(self.texts) for unit in sentence_units(text)
                  if len(unit) >= 12]
         if not units:
-            return ""
+            return []
         asked, said, *found = [{m for m in terms if m not in STOP_FORMS} for terms in analyzer.morphemes_many(
             [self.question, support.strip_markers(answer), *(u for _, u in units)])]
         if not asked:
-            return ""
-        best, best_score, best_terms = None, 0.0, set()
+            return []
+        weight = {t: math.log(1 + len(units) / max(1, sum(t in terms for terms in found)))
+                  * (NUMBER_WEIGHT if t[:1].isdigit() else 1.0) for t in asked}  # "원칙 4": the 4 decides
+        total = sum(weight.values())
+        ranked = []
+        previous: tuple[int, set[str]] = (-1, set())
         for (p, unit), terms in zip(units, found, strict=True):
-            question_share = len(asked & terms) / len(asked)
-            if question_share < QUOTE_QUESTION_SHARE or not terms:
+            # The line before (a bullet's heading, "● … 응답 속도에 대한 목표") lends its words at half weight.
+            context = (previous[1] - terms) if previous[0] == p else set()
+            previous = (p, terms)
+            if not terms or len(asked & (terms | context)) / len(asked) < QUOTE_QUESTION_SHARE:
                 continue
+            question_share = (sum(weight[t] for t in asked & terms)
+                              + CONTEXT_WEIGHT * sum(weight[t] for t in asked & context)) / total
+            density = len(terms & asked) / len(terms)
             answer_share = len(said & terms) / len(said) if said else 0.0
-            density = len(terms & (asked | said)) / len(terms)  # a table header holds many other words
-            score = question_share + answer_share + density - 0.001 * p  # ties: the earlier passage
-            if score > best_score:
-                best, best_score, best_terms = (p, unit), score, terms
-        if best is None or (said and len(best_terms - said) <= QUOTE_NEW_TERMS):
-            return ""  # nothing to quote, or the answer already says it in the source's words
-        p, unit = best
+            score = question_share + DENSITY_WEIGHT * density + ANSWER_WEIGHT * answer_share - 0.001 * p
+            ranked.append((score, p, unit, terms))
+        ranked.sort(key=lambda r: -r[0])
+        self._said = said
+        return ranked
+
+    def key_sentence(self) -> tuple[int, str] | None:
+        """The passage sentence that best answers the question (number, text), for the prompt."""
+        ranked = self._ranked()
+        return (self.numbers[ranked[0][1]], ranked[0][2]) if ranked else None
+
+    def quote(self, answer: str) -> str:
+        """The source sentence that best answers the question, quoted and cited — unless the answer
+        already says it in the source's words."""
+        ranked = self._ranked(answer)
+        if not ranked:
+            return ""
+        _, p, unit, terms = ranked[0]
+        numbers_left_out = {n.digits for n in support.numbers(unit)} - {n.digits for n in support.numbers(answer)}
+        if self._said and len(terms - self._said) <= QUOTE_NEW_TERMS and not numbers_left_out:
+            return ""
         text = unit if len(unit) <= QUOTE_MAX else unit[:QUOTE_MAX].rstrip() + "…"
         self.check.quote = {"index": self.numbers[p], "text": text}
         if self.numbers[p] not in self.check.cited:

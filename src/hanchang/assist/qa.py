@@ -62,7 +62,8 @@ def gather_passages(store: IndexStore, collections: list[Collection], question: 
     return [Passage(i, r) for i, r in enumerate(results, 1)]
 
 
-def grounded_messages(messages: list[dict[str, Any]], passages: list[Passage]) -> list[dict[str, Any]]:
+def grounded_messages(messages: list[dict[str, Any]], passages: list[Passage],
+                      key_sentence: tuple[int, str] | None = None) -> list[dict[str, Any]]:
     # Short headers: every character is read on every call (excerpts.HEADER_CHARS budgets them).
     sources = "\n\n".join(
         f"[{p.index}] {p.result.title[:30]}" + (f" · {p.result.section[:15]}" if p.result.section else "")
@@ -73,7 +74,9 @@ def grounded_messages(messages: list[dict[str, Any]], passages: list[Passage]) -
     own = ""
     if messages and messages[0].get("role") == "system" and isinstance(messages[0].get("content"), str):
         own, messages = messages[0]["content"].strip() + "\n\n", messages[1:]
-    return [{"role": "system", "content": f"{INSTRUCTIONS}\n\n{own}[자료]\n{sources}"}, *messages]
+    # The sentence that best answers, again last: a small model reads what is near the question best.
+    key = f"\n\n[핵심 문장] [{key_sentence[0]}] {key_sentence[1]}" if key_sentence else ""
+    return [{"role": "system", "content": f"{INSTRUCTIONS}\n\n{own}[자료]\n{sources}{key}"}, *messages]
 
 
 def passage_items(passages: list[Passage]) -> list[GradedItem]:

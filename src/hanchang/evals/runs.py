@@ -376,7 +376,7 @@ def describe_run(session: Session, run: EvalRun) -> dict[str, Any]:
             "model": target.get("model") or "", "created_at": _ts(run.created_at),
             "data_source": json.loads(run.data_source), "metadata": json.loads(run.meta or "{}"),
             "error": {"code": "run_failed", "message": run.error} if run.error else None,
-            "report_url": f"/window/evals?run={run.id}",
+            "report_url": f"/evals#{run.id}",
             "result_counts": summary["result_counts"],
             "per_model_usage": summary["per_model_usage"],
             "per_testing_criteria_results": [{"testing_criteria": c["testing_criteria"], "passed": c["passed"],

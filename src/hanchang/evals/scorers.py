@@ -65,7 +65,8 @@ def _holds(answer: str, fact: str) -> bool:
 
 
 def declined(text: str) -> bool:
-    return any(marker in text for marker in DECLINES)
+    reply = reply_only(text)  # the platform's note names what it "could not find" too
+    return any(marker in reply for marker in DECLINES)
 
 
 def refused(sample: dict[str, Any]) -> bool:

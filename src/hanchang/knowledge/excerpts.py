@@ -22,9 +22,11 @@ from hanchang.knowledge.search import SearchResult
 
 _SENTENCES = re.compile(r".+?(?:[.!?。](?=\s)|$)")
 # A line that starts a new item: bullets, numbering, table and figure captions.
-_BULLET = re.compile(r"^(?:[●○■□▪◆◈◇※\-–·•►▶>✓]|\d+[.)]|[가-하][.)]|\(\d+\)|표\s*\d|그림\s*\d|\d+\.\d)")
+_BULLET = re.compile(r"^(?:[●○■□▪◆◈◇※\-–·•►▶>✓‣◦①-⑳❶-❿]|\d+[.)]|[가-하][.)]|\(\d+\)|표\s*\d|그림\s*\d|\d+\.\d)")
 # A line that ends a sentence in Korean official style (…다. …함 …음 …임 …됨) or with punctuation.
 _ENDED = re.compile(r"(?:[.!?。:]|[다함음임됨요][.]?|\))\s*$")
+# A bullet a parser ran into the previous line ("… 한계가 있음 ② 파인튜닝된 모델") starts a unit of its own.
+_INLINE_BULLET = re.compile(r"\s+(?=[●○■□◦‣①-⑳❶-❿]\s?\S)")
 GAP = " … "
 HEADER_CHARS = 55  # "[n] title · section" before each passage (title ≤ 30, section ≤ 15)
 RANK_PREFERENCE = 1.0  # the first passage's hits weigh up to twice the last one's
@@ -53,7 +55,8 @@ def sentence_units(text: str) -> list[str]:
             units[-1] += " " + line
         else:
             units.append(line)
-    return [s.strip() for unit in units for s in _SENTENCES.findall(unit) if s.strip()]
+    return [s.strip() for unit in units for piece in _INLINE_BULLET.split(unit)
+            for s in _SENTENCES.findall(piece) if s.strip()]
 
 
 def fit(results: list[SearchResult], question: str, budget_chars: int,

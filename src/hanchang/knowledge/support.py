@@ -21,7 +21,9 @@ from hanchang.knowledge.analysis import STOP_FORMS, KoreanAnalyzer, shared_analy
 SUPPORTED = 0.5  # a sentence is supported when a passage holds at least half its content morphemes
 MARKER = re.compile(r"\s*\[(\d{1,3})\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+|\n+")
-_NUMBER = re.compile(r"(?<![\w.])['’]?(\d{1,3}(?:,\d{3})+|\d+)((?:\.\d+)*)\s*(조|억|만|천)?(%|km|kg|m|원|명|개월|개|건|배|종|곳|초|분|시간|일|년|월|대|회|차|GB|TB)?")
+_UNIT_WORDS = "%|km|kg|m|원|명|개월|개|건|배|종|곳|초|분|시간|일|년|월|대|회|차|GB|TB"  # shown with the number
+_NUMBER = re.compile(r"(?<![\w.])['’]?(\d{1,3}(?:,\d{3})+|\d+)((?:\.\d+)*)\s*(조|억|만|천)?"
+                     rf"(?:{_UNIT_WORDS})?")
 _UNITS = {"천": 1e3, "만": 1e4, "억": 1e8, "조": 1e12}
 # Numerals written as words; an answer writing "3" where the source says "세" invents nothing.
 _WORDS = {1: ("한", "하나", "일"), 2: ("두", "둘", "이"), 3: ("세", "셋", "삼"), 4: ("네", "넷", "사"),

@@ -97,6 +97,16 @@ async def operations_page(request: Request):
                  platform_admin=can(principal, SEE_EVERY_AGENCY))
 
 
+@router.get("/evals", response_class=HTMLResponse, include_in_schema=False)
+async def evals_page(request: Request):
+    """Evaluation runs and their paired comparison (평가), for admins."""
+    if (found := await _signed_in(request)) is None:
+        return RedirectResponse("/", status_code=303)
+    principal, csrf = found
+    require(principal, "window.admin_pages")
+    return _page(request, "evals.html", principal, csrf)
+
+
 @router.get("/library", response_class=HTMLResponse, include_in_schema=False)
 async def library_page(request: Request):
     """Agents and the common asset library (에이전트 · 공유 자산), for every signed-in user."""
