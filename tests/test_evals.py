@@ -60,9 +60,10 @@ def test_shipped_sets_hold_facts_found_in_the_sample_corpus():
 
 
 def test_korquad_import_keeps_context_and_every_answer():
-    data = {"data": [{"paragraphs": [{"context": "1989년 2월 15일 여의도 농민 폭력 시위를 주도한 혐의로 지명수배되었다.",
-                                      "qas": [{"id": "q1", "question": "지명수배된 날짜는?",
-                                               "answers": [{"text": "1989년 2월 15일"}, {"text": "1989년 2월 15일"}]}]}]}]}
+    context = "1989년 2월 15일 여의도 농민 폭력 시위를 주도한 혐의로 지명수배되었다."
+    answers = [{"text": "1989년 2월 15일"}, {"text": "1989년 2월 15일"}]
+    data = {"data": [{"paragraphs": [{"context": context, "qas": [{"id": "q1", "question": "지명수배된 날짜는?",
+                                                                   "answers": answers}]}]}]}
     [item] = datasets.from_korquad(data)
     assert item.facts == [["1989년 2월 15일"]] and item.context.startswith("1989년")
     if (SHARED / "bench" / "korquad_v1.0_dev.json").exists():
@@ -121,8 +122,8 @@ def test_openai_string_check_and_text_similarity_read_templates():
     similar = {"type": "text_similarity", "input": "{{ sample.output_text }}", "reference": "{{ item.reference }}",
                "evaluation_metric": "fuzzy_match", "pass_threshold": 0.9}
     assert scorers.text_similarity(item, sample, similar)[0] == 1.0
-    assert scorers.chrf(Item("t", "번역", reference="가용성 목표는 99.99%이다"), {"output_text": "가용성 목표는 99.99%이다"},
-                        {})[0] == 1.0
+    translated = "가용성 목표는 99.99%이다"
+    assert scorers.chrf(Item("t", "번역", reference=translated), {"output_text": translated}, {})[0] == 1.0
     with pytest.raises(InvalidInput, match="label_model"):
         scorers.check_criteria([{"type": "label_model"}])
 
@@ -289,7 +290,6 @@ def test_grounded_runs_cite_flag_invented_numbers_and_compare_item_by_item(evals
 
 
 def test_cli_imports_runs_shows_and_compares(evals_platform, tmp_path, monkeypatch, database_url):
-    platform = evals_platform
     monkeypatch.setenv("HANCHANG_DATABASE_URL", database_url)
     config = str(tmp_path / "hanchang.yaml")
     runner = CliRunner()

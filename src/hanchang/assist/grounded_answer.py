@@ -30,7 +30,7 @@ CONTEXT_WEIGHT = 0.5  # the question's words in the line before a sentence count
 DENSITY_WEIGHT = 0.3  # how much of a sentence is about the question (a table header is not)
 ANSWER_WEIGHT = 0.25  # the answer's words in a sentence: a tie-breaker, never the reason to quote
 NUMBER_WEIGHT = 3.0  # a number in the question names the item asked about (원칙 4, 2027년)
-RELEVANT_SHARE = 0.25  # below this share of the question's terms in every passage: nothing relevant
+RELEVANT_SHARE = 0.2  # below this share of the question's terms in every passage: nothing relevant
 _END = re.compile(r"(?<=[.!?。])\s|\n")
 _TRAILING_PUNCT = re.compile(r"([.!?。]+)$")
 NUMBERS_NOTE = "※ 확인 필요: 자료에서 찾을 수 없는 숫자가 있습니다({numbers}). 원문을 확인하세요."
@@ -123,6 +123,7 @@ class Grounding:
             return []
         asked, said, *found = [{m for m in terms if m not in STOP_FORMS} for terms in analyzer.morphemes_many(
             [self.question, support.strip_markers(answer), *(u for _, u in units)])]
+        asked &= set().union(*found)  # words no passage has cannot tell sentences apart
         if not asked:
             return []
         weight = {t: math.log(1 + len(units) / max(1, sum(t in terms for terms in found)))

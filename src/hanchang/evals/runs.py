@@ -54,13 +54,17 @@ def new_id(prefix: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def source_commit() -> str | None:
-    """The git commit Hanchang runs from, when it runs from a checkout."""
+    """The git commit Hanchang runs from, when it runs from a checkout ("-dirty": with changes)."""
+    here = Path(__file__).resolve().parent
     try:
-        found = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                               capture_output=True, text=True, timeout=5)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                 capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    return found.stdout.strip() or None if found.returncode == 0 else None
+    if head.returncode != 0 or not head.stdout.strip():
+        return None
+    return head.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
 
 
 def _ts(moment) -> int | None:
