@@ -320,3 +320,31 @@ def test_cli_imports_runs_shows_and_compares(evals_platform, tmp_path, monkeypat
     assert compared.exit_code == 0 and "McNemar" in compared.output
     missing = runner.invoke(app, ["--config", config, "eval", "run", "없는세트", "--agency", "MOIS", "--user", "kim"])
     assert missing.exit_code == 1 and "없는세트" in missing.output
+
+
+def test_a_work_service_is_a_target_translation_scored_by_chrf_and_bleu(evals_platform):
+    platform = evals_platform
+    platform.internal.behaviour.reply = "More than 90% of Q&A answers are given within 7 seconds."
+    client = OpenAI(base_url=platform.v1, api_key=platform.key)
+    created = client.evals.create(name="번역 품질", data_source_config={"type": "custom", "item_schema": {}},
+                                  testing_criteria=[{"type": "chrf", "name": "chrf", "pass_threshold": 0.6},
+                                                    {"type": "bleu", "name": "bleu", "pass_threshold": 0.6}])
+    content = [{"item": {"id": "slo", "question": "문답 서비스의 90% 이상이 7초 이내 제공",
+                         "reference": "More than 90% of Q&A answers are given within 7 seconds."}},
+               {"item": {"id": "avail", "question": "월 가용성 99.99%",
+                         "reference": "Monthly availability of 99.99%."}}]
+    run = client.evals.runs.create(created.id, data_source={
+        "type": "completions", "service": "translate",
+        "service_inputs": {"text": "{{ item.question }}", "target": "en"},
+        "source": {"type": "file_content", "content": content}})
+    done = _wait(client, created.id, run.id)
+    assert done.status == "completed" and done.name.startswith("translate")
+    results = {i.datasource_item["id"]: {r.name: r for r in i.results}
+               for i in client.evals.runs.output_items.list(run.id, eval_id=created.id)}
+    assert results["slo"]["chrf"].score == 1.0 and results["slo"]["bleu"].passed is True
+    assert results["avail"]["chrf"].passed is False
+    sent = platform.internal.behaviour.received[0]["messages"]
+    assert "영어(English)로" in sent[0]["content"] and sent[1]["content"] == "문답 서비스의 90% 이상이 7초 이내 제공"
+    with pytest.raises(Exception, match="없습니다"):
+        client.evals.runs.create(created.id, data_source={"type": "completions", "service": "nope",
+                                                          "source": {"type": "file_content", "content": content}})

@@ -145,7 +145,7 @@ def delete_eval(session: Session, principal: Principal, row: Eval) -> None:
 
 
 # -- runs: creating one ------------------------------------------------------------------------
-def _data_source(session: Session, principal: Principal, raw: Any) -> dict[str, Any]:
+def _data_source(session: Session, platform: Platform, principal: Principal, raw: Any) -> dict[str, Any]:
     """The items, their provenance and grade, and the target, from an OpenAI-shaped data source."""
     if not isinstance(raw, dict) or raw.get("type") not in ("completions", "jsonl", "responses"):
         raise InvalidInput("data_source.type은 completions, responses 또는 jsonl입니다.",
@@ -178,7 +178,10 @@ def _data_source(session: Session, principal: Principal, raw: Any) -> dict[str, 
         raise InvalidInput("source.type은 file_content(항목 직접) 또는 dataset(저장된 세트)입니다.",
                            "source.type must be file_content (items inline) or dataset (a stored set)")
     target = None
-    if samples is None:
+    if samples is None and raw.get("service") is not None:
+        target = targets.parse_service(platform, principal, raw.get("model"), raw.get("service"),
+                                       raw.get("service_inputs"))
+    elif samples is None:
         target = targets.parse_target(raw.get("model"), raw.get("collections"), raw.get("sampling_params"),
                                       raw.get("input_messages"))
     described = {k: v for k, v in raw.items() if k != "source"}
@@ -208,11 +211,13 @@ def create_run(platform: Platform, principal: Principal, eval_id: str, name: Any
         row = get_eval(session, principal, eval_id)
         require(principal, "evals.run", row)
         criteria = json.loads(row.testing_criteria)
-        found = _data_source(session, principal, data_source)
+        found = _data_source(session, platform, principal, data_source)
         grade = found["grade"]
         refusals = []
-        if found["target"] is not None and (why := _cleared(platform, found["target"].model, grade, "평가 대상")):
-            refusals.append(("target", found["target"].model, why))
+        target_model = found["target"].model if found["target"] is not None else None
+        if found["target"] is not None and (why := _cleared(
+                platform, target_model or platform.gateway.registry.requested(None), grade, "평가 대상")):
+            refusals.append(("target", target_model or platform.gateway.registry.requested(None), why))
         for criterion in criteria:
             if criterion["type"] == "judge" and (why := _cleared(platform, criterion["model"], grade, "채점")):
                 refusals.append(("judge", criterion["model"], why))
@@ -238,7 +243,7 @@ def _store_run(session: Session, principal: Principal, row: Eval, name: Any, fou
     config = {"target": target.as_json() if target else None, "criteria": criteria,
               "hanchang_version": __version__, "commit": source_commit()}
     label = name if isinstance(name, str) and name.strip() else \
-        f"{target.model if target else 'samples'} · {found['name'] or 'inline'}"
+        f"{(target.service or target.model) if target else 'samples'} · {found['name'] or 'inline'}"
     run = EvalRun(id=new_id("evalrun"), eval_id=row.id, agency_id=principal.agency_id, user_id=principal.user_id,
                   name=label[:200], status="queued", grade=found["grade"].value,
                   data_source=json.dumps(found["described"], ensure_ascii=False),
