@@ -30,6 +30,19 @@ UserOption = Annotated[str, typer.Option("--user", help="Runs as this user of th
 SET_HELP = "A stored set (name or name@version) or a shipped one: " + ", ".join(datasets.SHIPPED)
 
 
+def _in_session(work):
+    """`work(session)` on the configured database; a user's error ends the command with its message."""
+    settings = settings_or_exit()
+    db = open_database(settings)
+    try:
+        with db.session() as session:
+            return work(session)
+    except (OSError, ValueError, HanchangError, AccountError) as exc:
+        raise fail(getattr(exc, "message", None) or str(exc)) from None
+    finally:
+        db.dispose()
+
+
 def _grade(value: str) -> Grade:
     try:
         return Grade.parse(value)
@@ -47,19 +60,13 @@ def eval_import(path: Annotated[Path, typer.Argument(help="JSONL file (or KorQuA
                                                           "this many questions.")] = None,
                 agency: AgencyOption = "DEMO", user: UserOption = "admin") -> None:
     """Store a set as a new version (the same items again: the version they already are)."""
-    settings = settings_or_exit()
-    db = open_database(settings)
-    try:
+    def work(session):
         text = path.read_text(encoding="utf-8-sig")
         items = datasets.from_korquad(json.loads(text), limit) if korquad else datasets.parse_jsonl(text)
-        with db.session() as session:
-            row = datasets.save(session, acting_user(session, agency, user), name or path.stem, items,
-                                _grade(grade), source=path.name)
-            described = datasets.describe(row)
-    except (OSError, ValueError, HanchangError, AccountError) as exc:
-        raise fail(getattr(exc, "message", None) or str(exc)) from None
-    finally:
-        db.dispose()
+        row = datasets.save(session, acting_user(session, agency, user), name or path.stem, items,
+                            _grade(grade), source=path.name)
+        return datasets.describe(row)
+    described = _in_session(work)
     out.print(f"평가 세트 {described['name']} 버전 {described['version']} · {described['items']}개 항목 · "
               f"{described['grade']} · sha256 {described['sha256'][:12]}", highlight=False)
 
@@ -67,15 +74,8 @@ def eval_import(path: Annotated[Path, typer.Argument(help="JSONL file (or KorQuA
 @eval_app.command("sets")
 def eval_sets(agency: AgencyOption = "DEMO", user: UserOption = "admin") -> None:
     """The agency's sets (latest versions) and the shipped ones."""
-    settings = settings_or_exit()
-    db = open_database(settings)
-    try:
-        with db.session() as session:
-            rows = [datasets.describe(r) for r in datasets.list_sets(session, acting_user(session, agency, user))]
-    except (HanchangError, AccountError) as exc:
-        raise fail(getattr(exc, 'message', None) or str(exc)) from None
-    finally:
-        db.dispose()
+    rows = _in_session(lambda session: [datasets.describe(r) for r in
+                                        datasets.list_sets(session, acting_user(session, agency, user))])
     table = Table("set", "version", "items", "grade", "sha256", "source")
     for row in rows:
         table.add_row(row["name"], str(row["version"]), str(row["items"]), row["grade"], row["sha256"][:12],
@@ -117,7 +117,7 @@ def eval_run(dataset: Annotated[str, typer.Argument(help=SET_HELP)],
         described = asyncio.run(_run(settings, db, dataset, model, collections, criteria, judge, limit, name,
                                      agency, user, quiet=as_json))
     except (HanchangError, AccountError) as exc:
-        raise fail(getattr(exc, 'message', None) or str(exc)) from None
+        raise fail(getattr(exc, "message", None) or str(exc)) from None
     finally:
         db.dispose()
     if as_json:
@@ -187,17 +187,11 @@ def eval_show(run_id: Annotated[str, typer.Argument(help="Run id (evalrun_…)."
               items: Annotated[bool, typer.Option("--items", help="Every item with its answer.")] = False,
               agency: AgencyOption = "DEMO", user: UserOption = "admin") -> None:
     """A run's scores (and, with --items, each answer and its results)."""
-    settings = settings_or_exit()
-    db = open_database(settings)
-    try:
-        with db.session() as session:
-            run = runs.find_run(session, acting_user(session, agency, user), run_id)
-            described = runs.describe_run(session, run)
-            rows = [runs.describe_item(run, r) for r in runs.output_items(session, run)] if items else []
-    except (HanchangError, AccountError) as exc:
-        raise fail(getattr(exc, 'message', None) or str(exc)) from None
-    finally:
-        db.dispose()
+    def work(session):
+        run = runs.find_run(session, acting_user(session, agency, user), run_id)
+        return runs.describe_run(session, run), \
+            [runs.describe_item(run, r) for r in runs.output_items(session, run)] if items else []
+    described, rows = _in_session(work)
     _print_run(described)
     for row in rows:
         marks = " ".join(f"{r['name']}={'✓' if r['passed'] else '✗' if r['passed'] is False else '-'}"
@@ -214,17 +208,11 @@ def eval_compare(base: Annotated[str, typer.Argument(help="The run to compare ag
                  as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False
                  ) -> None:
     """Two runs item by item: flipped items, per-criterion deltas, McNemar and bootstrap."""
-    settings = settings_or_exit()
-    db = open_database(settings)
-    try:
-        with db.session() as session:
-            principal = acting_user(session, agency, user)
-            result = paired.compare(session, runs.find_run(session, principal, base),
-                                    runs.find_run(session, principal, other))
-    except (HanchangError, AccountError) as exc:
-        raise fail(getattr(exc, 'message', None) or str(exc)) from None
-    finally:
-        db.dispose()
+    def work(session):
+        principal = acting_user(session, agency, user)
+        return paired.compare(session, runs.find_run(session, principal, base),
+                              runs.find_run(session, principal, other))
+    result = _in_session(work)
     if as_json:
         out.print_json(json.dumps(result, ensure_ascii=False))
         return

@@ -261,17 +261,18 @@ def _store_run(session: Session, principal: Principal, row: Eval, name: Any, fou
     return run
 
 
-def get_run(session: Session, principal: Principal, eval_id: str, run_id: str) -> EvalRun:
-    run = session.get(EvalRun, run_id)
-    if run is None or run.eval_id != eval_id or not can(principal, "evals.read", run):
-        raise NotFound(f"평가 실행 '{run_id}'가 없습니다.", f"no run '{run_id}' of eval '{eval_id}'")
-    return run
-
-
 def find_run(session: Session, principal: Principal, run_id: str) -> EvalRun:
     run = session.get(EvalRun, run_id)
     if run is None or not can(principal, "evals.read", run):
         raise NotFound(f"평가 실행 '{run_id}'가 없습니다.", f"no run '{run_id}'")
+    return run
+
+
+def get_run(session: Session, principal: Principal, eval_id: str, run_id: str) -> EvalRun:
+    """A run of the eval `eval_id` (a run of another eval is not found under it)."""
+    run = find_run(session, principal, run_id)
+    if run.eval_id != eval_id:
+        raise NotFound(f"평가 실행 '{run_id}'가 없습니다.", f"no run '{run_id}' of eval '{eval_id}'")
     return run
 
 

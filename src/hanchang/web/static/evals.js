@@ -1,23 +1,6 @@
 // The evaluations page (평가): runs of the agency, a run's items, and two runs compared item by item.
 // Every figure comes from /api/eval-runs and /v1/evals (the same harness the CLI and the API use).
 const STATUS_KO = { queued: "대기", in_progress: "진행 중", completed: "완료", failed: "실패", canceled: "취소" };
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value; else if (value !== undefined && value !== null) node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(child ?? ""));
-  return node;
-}
-function table(headers, rows) {
-  const t = el("table", { class: "ops-table" });
-  t.append(el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h)))));
-  const body = el("tbody");
-  for (const row of rows) body.append(el("tr", {}, ...row.map((cell) => el("td", {}, cell))));
-  if (!rows.length) body.append(el("tr", {}, el("td", { colspan: headers.length, class: "muted" }, "평가 실행이 없습니다 (no runs yet)")));
-  t.append(body);
-  return t;
-}
 const pct = (v) => (v === null || v === undefined ? "-" : `${(v * 100).toFixed(1)}%`);
 const mark = (passed) => (passed === true ? "통과" : passed === false ? "실패" : "-");
 let runs = [];
@@ -38,7 +21,8 @@ async function loadRuns() {
       new Date(run.created_at * 1000).toLocaleString("ko-KR")];
   });
   const box = $("#runs");
-  box.replaceChildren(table(["실행 (run)", "모델", "평가 세트", "등급", "상태", "통과율", "지연 p50/p90", "만든 때"], rows));
+  box.replaceChildren(table(["실행 (run)", "모델", "평가 세트", "등급", "상태", "통과율", "지연 p50/p90", "만든 때"], rows,
+    "평가 실행이 없습니다 (no runs yet)"));
   for (const id of ["#base", "#other"]) {
     const select = $(id);
     const kept = select.value;

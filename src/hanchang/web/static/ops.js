@@ -19,23 +19,6 @@ function query(extra = {}) {
   if (agency()) params.set("agency", agency());
   return params.toString();
 }
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value; else if (value !== undefined && value !== null) node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(child ?? ""));
-  return node;
-}
-function table(headers, rows) {
-  const t = el("table", { class: "ops-table" });
-  t.append(el("thead", {}, el("tr", {}, ...headers.map((h) => el("th", { scope: "col" }, h)))));
-  const body = el("tbody");
-  for (const row of rows) body.append(el("tr", {}, ...row.map((cell) => el("td", {}, cell))));
-  if (!rows.length) body.append(el("tr", {}, el("td", { colspan: headers.length, class: "muted" }, "자료가 없습니다 (no data)")));
-  t.append(body);
-  return t;
-}
 const pct = (v, digits = 1) => (v === null || v === undefined ? "-" : `${(v * 100).toFixed(digits)}%`);
 const met = (v) => el("span", { class: v === false ? "bad" : v ? "good" : "muted" }, v === false ? "미달" : v ? "충족" : "-");
 function showError(error) { const box = $("#ops-error"); box.textContent = error.message; box.hidden = false; }
