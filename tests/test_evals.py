@@ -348,3 +348,77 @@ def test_a_work_service_is_a_target_translation_scored_by_chrf_and_bleu(evals_pl
     with pytest.raises(Exception, match="없습니다"):
         client.evals.runs.create(created.id, data_source={"type": "completions", "service": "nope",
                                                           "source": {"type": "file_content", "content": content}})
+
+
+def test_a_run_stopped_with_its_server_resumes_at_the_next_item(platform_factory):
+    upstream = start_upstream(delay_s=0.6)
+    models = [{"name": "internal-a", "backend": "openai", "base_url": upstream.base_url, "zone": "internal",
+               "max_grade": "C", "max_retries": 0}]
+    first = platform_factory({"models": models})
+    client = OpenAI(base_url=first.v1, api_key=first.key)
+    created = client.evals.create(name="재시작", data_source_config={"type": "custom", "item_schema": {}},
+                                  testing_criteria=[{"type": "key_fact", "name": "facts"}])
+    content = [{"item": {"id": f"q{n}", "question": f"질문 {n}", "facts": [f"질문 {n}"]}} for n in range(4)]
+    run = client.evals.runs.create(created.id, data_source={"type": "completions", "model": "internal-a",
+                                                            "source": {"type": "file_content", "content": content}})
+    deadline = time.monotonic() + 20
+    while client.evals.runs.retrieve(run.id, eval_id=created.id).model_extra["hanchang"]["progress"]["done"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    first.server.stop()  # shut down mid-run: the run in hand goes back to the queue
+    with first.db.session() as session:
+        stopped = session.get(EvalRun, run.id)
+        assert stopped.status == "queued" and 1 <= stopped.items_done < 4
+    second = platform_factory({"models": models})
+    done = _wait(OpenAI(base_url=second.v1, api_key=second.key), created.id, run.id)
+    assert done.status == "completed" and done.result_counts.total == 4 and done.result_counts.passed == 4
+    asked = [body["messages"][-1]["content"] for body in upstream.behaviour.received]
+    assert sorted(set(asked)) == [f"질문 {n}" for n in range(4)]
+    assert len(asked) <= 5  # at most the item in flight at the stop was asked twice; none skipped
+    upstream.server.stop()
+
+
+def test_runs_refuse_what_the_caller_may_not_use_and_can_be_cancelled(evals_platform):
+    platform = evals_platform
+    client = OpenAI(base_url=platform.v1, api_key=platform.key)
+    created = client.evals.create(name="검사", data_source_config={"type": "custom", "item_schema": {}},
+                                  testing_criteria=[{"type": "key_fact", "name": "facts"}])
+    source = {"type": "file_content", "content": [{"item": {"question": "q", "facts": ["x"]}}]}
+    from hanchang.core.principal import Role
+    from hanchang.store import accounts
+
+    with platform.db.session() as session:
+        accounts.create_agency(session, "KOSIS", "통계청")
+        accounts.create_user(session, "KOSIS", "park", Role.AGENCY_ADMIN)
+        other = accounts.create_key(session, "KOSIS", "park").secret
+    outsider = OpenAI(base_url=platform.v1, api_key=other)
+    for attempt in (lambda: outsider.evals.retrieve(created.id),
+                    lambda: outsider.evals.runs.create(created.id, data_source={
+                        "type": "completions", "model": "internal-a", "source": source})):
+        with pytest.raises(Exception, match="없습니다"):
+            attempt()
+    assert outsider.evals.list().data == []
+    with pytest.raises(Exception, match="없는지식"):  # a collection the caller cannot read: refused at once
+        client.evals.runs.create(created.id, data_source={"type": "completions", "model": "internal-a",
+                                                          "collections": ["없는지식"], "source": source})
+    with pytest.raises(Exception, match="type"):
+        client.evals.runs.create(created.id, data_source={"type": "completions", "model": "internal-a",
+                                                          "source": {"type": "url", "url": "http://x"}})
+    # A disabled user's queued run fails with the reason; the runner goes on to the next.
+    with platform.db.session() as session:
+        accounts.create_user(session, "MOIS", "gone", Role.USER)
+        gone = accounts.create_key(session, "MOIS", "gone").secret
+    platform.internal.behaviour.delay_s = 1.0
+    blocker = client.evals.runs.create(created.id, data_source={"type": "completions", "model": "internal-a",
+                                                                "source": source})
+    doomed = OpenAI(base_url=platform.v1, api_key=gone).evals.runs.create(
+        created.id, data_source={"type": "completions", "model": "internal-a", "source": source})
+    queued = client.evals.runs.create(created.id, data_source={"type": "completions", "model": "internal-a",
+                                                               "source": source})
+    with platform.db.session() as session:
+        session.execute(__import__("sqlalchemy").text("update users set disabled = true where name = 'gone'"))
+    assert client.evals.runs.cancel(queued.id, eval_id=created.id).status == "canceled"
+    assert _wait(client, created.id, blocker.id).status == "completed"
+    failed = _wait(client, created.id, doomed.id)
+    assert failed.status == "failed" and "비활성" in failed.error.message
+    assert client.evals.runs.retrieve(queued.id, eval_id=created.id).status == "canceled"

@@ -39,6 +39,7 @@ from hanchang.core.principal import Principal, Role
 from hanchang.evals import datasets, scorers, targets
 from hanchang.evals.datasets import Item
 from hanchang.gateway.errors import ModelNotFound
+from hanchang.knowledge import collections
 from hanchang.store.db import Database
 from hanchang.store.tables import Agency, Eval, EvalOutputItem, EvalRun, User, utcnow
 
@@ -212,6 +213,8 @@ def create_run(platform: Platform, principal: Principal, eval_id: str, name: Any
         require(principal, "evals.run", row)
         criteria = json.loads(row.testing_criteria)
         found = _data_source(session, platform, principal, data_source)
+        for ref in found["target"].collections if found["target"] is not None else ():
+            collections.get_readable(session, principal, ref)  # 404 now, not an error on every item
         grade = found["grade"]
         refusals = []
         target_model = found["target"].model if found["target"] is not None else None
@@ -401,6 +404,8 @@ def describe_run(session: Session, run: EvalRun) -> dict[str, Any]:
 # -- runs: running one -------------------------------------------------------------------------
 def _principal_of(session: Session, run: EvalRun) -> Principal:
     user = session.get(User, run.user_id)
+    if user.disabled:
+        raise NotAllowed("이 평가를 실행한 사용자 계정이 비활성화되었습니다.", "the run's user has been disabled")
     agency = session.get(Agency, user.agency_id)
     return Principal(user.id, user.name, agency.id, agency.code, Role(user.role), None)
 
@@ -424,7 +429,18 @@ async def execute(platform: Platform, run_id: str, progress=None) -> None:
             run = session.get(EvalRun, run_id)
             return (_principal_of(session, run), json.loads(run.items), json.loads(run.config), run.items_done,
                     Grade.parse(run.grade))
-    principal, snapshot, config, done, grade = await run_in_threadpool(load)
+    try:
+        principal, snapshot, config, done, grade = await run_in_threadpool(load)
+    except Exception as exc:  # its user disabled, its record unreadable: the run fails, the runner goes on
+        log.warning("eval run %s cannot start", run_id, exc_info=True)
+        reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {str(exc)[:300]}"
+
+        def fail() -> None:
+            with db.session() as session:
+                run = session.get(EvalRun, run_id)
+                run.status, run.finished_at, run.error = "failed", utcnow(), reason
+        await run_in_threadpool(fail)
+        return
     target = targets.Target.from_json(config["target"]) if config.get("target") else None
     criteria = config["criteria"]
     judges = {c["model"]: functools.partial(targets.ask_judge, platform, principal, c["model"], grade)
@@ -519,7 +535,10 @@ class EvalRunner:
                 self._wake.clear()
                 continue
             self._current = run_id
-            await execute(self.platform, run_id)
+            try:
+                await execute(self.platform, run_id)
+            except Exception:  # the database away while finishing: the run is resumed when it is stale
+                log.exception("eval run %s stopped", run_id)
             self._current = None
 
     async def stop(self) -> None:
