@@ -41,7 +41,7 @@ from hanchang.audit.checkpoints import CheckpointBook
 from hanchang.audit.recorder import Recorder
 from hanchang.audit.trail import PromptSealer
 from hanchang.config import ConfigError, Settings
-from hanchang.evals.runs import EvalRunner
+from hanchang.evals.runner import EvalRunner
 from hanchang.gateway.limits import create_limiter
 from hanchang.gateway.quotas import BudgetPlan, create_quota_store
 from hanchang.gateway.registry import ModelRegistry

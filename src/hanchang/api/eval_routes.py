@@ -20,7 +20,7 @@ from hanchang.core.grades import Grade
 from hanchang.core.permissions import require
 from hanchang.core.principal import Principal
 from hanchang.evals import compare as paired
-from hanchang.evals import datasets, runs
+from hanchang.evals import datasets, results, runs
 from hanchang.http.auth import require_principal
 from hanchang.http.deps import platform_of
 from hanchang.http.responses import JSONResponse
@@ -100,7 +100,7 @@ async def create_run(eval_id: str, request: Request, principal: Principal = Depe
                                   body.get("data_source"), body.get("metadata"))
     if platform.eval_runs is not None:
         platform.eval_runs.wake()
-    return await _in_session(platform, lambda s: runs.describe_run(s, runs.find_run(s, principal, run.id)))
+    return await _in_session(platform, lambda s: results.describe_run(s, runs.find_run(s, principal, run.id)))
 
 
 @router.get("/v1/evals/{eval_id}/runs")
@@ -109,19 +109,19 @@ async def list_runs(eval_id: str, request: Request, limit: int = Query(20, ge=1,
     def work(session):
         runs.get_eval(session, principal, eval_id)
         found = runs.list_runs(session, principal, eval_id, limit + 1, status)
-        return _page([runs.describe_run(session, r) for r in found[:limit]], len(found) > limit)
+        return _page([results.describe_run(session, r) for r in found[:limit]], len(found) > limit)
     return await _in_session(platform_of(request), work)
 
 
 @router.get("/v1/evals/{eval_id}/runs/{run_id}")
 async def get_run(eval_id: str, run_id: str, request: Request, principal: Principal = Depends(require_principal)):
     return await _in_session(platform_of(request),
-                             lambda s: runs.describe_run(s, runs.get_run(s, principal, eval_id, run_id)))
+                             lambda s: results.describe_run(s, runs.get_run(s, principal, eval_id, run_id)))
 
 
 @router.post("/v1/evals/{eval_id}/runs/{run_id}")
 async def cancel_run(eval_id: str, run_id: str, request: Request, principal: Principal = Depends(require_principal)):
-    return await _in_session(platform_of(request), lambda s: runs.describe_run(
+    return await _in_session(platform_of(request), lambda s: results.describe_run(
         s, runs.cancel_run(s, principal, runs.get_run(s, principal, eval_id, run_id))))
 
 
@@ -139,8 +139,8 @@ async def list_output_items(eval_id: str, run_id: str, request: Request, limit: 
                             principal: Principal = Depends(require_principal)):
     def work(session):
         run = runs.get_run(session, principal, eval_id, run_id)
-        found = runs.output_items(session, run, status, limit + 1, after)
-        return _page([runs.describe_item(run, r) for r in found[:limit]], len(found) > limit)
+        found = results.output_items(session, run, status, limit + 1, after)
+        return _page([results.describe_item(run, r) for r in found[:limit]], len(found) > limit)
     return await _in_session(platform_of(request), work)
 
 
@@ -149,9 +149,9 @@ async def get_output_item(eval_id: str, run_id: str, item_id: str, request: Requ
                           principal: Principal = Depends(require_principal)):
     def work(session):
         run = runs.get_run(session, principal, eval_id, run_id)
-        for row in runs.output_items(session, run):
+        for row in results.output_items(session, run):
             if row.id == item_id:
-                return runs.describe_item(run, row)
+                return results.describe_item(run, row)
         raise NotFound(f"출력 항목 '{item_id}'가 없습니다.", f"no output item '{item_id}'")
     return await _in_session(platform_of(request), work)
 
@@ -168,7 +168,7 @@ async def list_every_run(request: Request, limit: int = Query(20, ge=1, le=100),
                          principal: Principal = Depends(require_principal)):
     """The agency's runs across its evals, newest first (the window's 평가 page)."""
     return await _in_session(platform_of(request), lambda s: {"object": "list", "data": [
-        runs.describe_run(s, r) for r in runs.list_runs(s, principal, None, limit)]})
+        results.describe_run(s, r) for r in runs.list_runs(s, principal, None, limit)]})
 
 
 # -- evaluation sets ----------------------------------------------------------------------------

@@ -32,4 +32,4 @@ class Platform:
     recorder: Recorder  # usage rows and audit records, written in batches
     started_at: int  # Unix time, shown as `created` of /v1/models
     ingest_jobs: IngestJobRunner | None = None  # large uploads, read in the background
-    eval_runs: Any = None  # hanchang.evals.runs.EvalRunner: evaluation runs, in the background
+    eval_runs: Any = None  # hanchang.evals.runner.EvalRunner: evaluation runs, in the background

@@ -20,7 +20,7 @@ from hanchang.cli.common import acting_user, fail, open_database, out, settings_
 from hanchang.core.errors import HanchangError
 from hanchang.core.grades import Grade
 from hanchang.evals import compare as paired
-from hanchang.evals import datasets, runs, scorers
+from hanchang.evals import datasets, results, runner, runs, scorers
 from hanchang.store.accounts import AccountError
 from hanchang.store.tables import EvalRun
 
@@ -149,7 +149,7 @@ async def _run(settings, db, dataset, model, collections, criteria, judge, limit
     services = catalogue(SERVICES, settings.services.custom)
     async with running_platform(settings, db, services, run_evals=False) as platform:
         run = await asyncio.to_thread(runs.create_run, platform, principal, eval_id, name, data_source)
-        if runs.claim(db, run.id) is None:
+        if runner.claim(db, run.id) is None:
             raise RuntimeError(f"run {run.id} was taken by another process")
 
         def progress(done: int, total: int, item, sample, results) -> None:
@@ -158,9 +158,9 @@ async def _run(settings, db, dataset, model, collections, criteria, judge, limit
             marks = " ".join(f"{r.name}={'✓' if r.passed else '✗' if r.passed is False else '-'}" for r in results)
             error = f" [red]{sample['error']['code']}[/red]" if sample.get("error") else ""
             out.print(f"[{done}/{total}] {item.id} {sample.get('latency_s', 0):.1f}s {marks}{error}", highlight=False)
-        await runs.execute(platform, run.id, progress)
+        await runner.execute(platform, run.id, progress)
     with db.session() as session:
-        return runs.describe_run(session, session.get(EvalRun, run.id))
+        return results.describe_run(session, session.get(EvalRun, run.id))
 
 
 def _print_run(run: dict) -> None:
@@ -189,8 +189,8 @@ def eval_show(run_id: Annotated[str, typer.Argument(help="Run id (evalrun_…)."
     """A run's scores (and, with --items, each answer and its results)."""
     def work(session):
         run = runs.find_run(session, acting_user(session, agency, user), run_id)
-        return runs.describe_run(session, run), \
-            [runs.describe_item(run, r) for r in runs.output_items(session, run)] if items else []
+        return results.describe_run(session, run), \
+            [results.describe_item(run, r) for r in results.output_items(session, run)] if items else []
     described, rows = _in_session(work)
     _print_run(described)
     for row in rows:

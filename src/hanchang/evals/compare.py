@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from hanchang.core.errors import InvalidInput
-from hanchang.evals.runs import output_items
+from hanchang.evals.results import output_items
 from hanchang.store.tables import EvalRun
 
 BOOTSTRAP_ROUNDS = 2000
