@@ -37,6 +37,7 @@ from hanchang.evals.datasets import Item
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("HANCHANG_SHARED") or ROOT.parent / "shared")
 HANCHANG = str(Path(sys.executable).with_name("hanchang"))
+README_QUESTION = Item("readme", "데이터 보안 등급 세 가지는?", [["기밀"], ["민감"], ["공개"]])  # the README's own
 CRITERIA = [{"type": "key_fact", "name": "key_fact"}, {"type": "key_fact", "name": "key_fact_reply", "scope": "reply"},
             {"type": "citation_support", "name": "citation_support"},
             {"type": "number_faithfulness", "name": "number_faithfulness"}]
@@ -115,7 +116,7 @@ def measure(server: Server, items: list[Item], busy: bool) -> dict:
         burner.start()
     rows = []
     try:
-        for item in items:
+        for item in [README_QUESTION, *items]:
             sample = server.ask(item)
             passed = asyncio.run(score(item, sample))
             rows.append({"id": item.id, "latency_s": round(sample["latency_s"], 2), "passed": passed,
@@ -127,7 +128,10 @@ def measure(server: Server, items: list[Item], busy: bool) -> dict:
     finally:
         for burner in burners:
             burner.terminate()
-    return {"summary": summarise(rows, items), "items": rows}
+    readme, rows = rows[0], rows[1:]
+    return {"summary": {**summarise(rows, items), "readme_question": {
+        "right": bool(readme["passed"]["key_fact"]), "cited": readme["cited"], "latency_s": readme["latency_s"],
+        "answer": readme["answer"]}}, "items": rows}
 
 
 def rate(rows: list[dict], name: str) -> float | None:
