@@ -81,6 +81,10 @@ USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR = (caller(r) for r in
     ("ingest_jobs.follow", Thing(OWN, user_id=11), {AGENCY_ADMIN, PLATFORM_ADMIN}),
     ("ingest_jobs.follow", Thing(OTHER, user_id=10), {PLATFORM_ADMIN}),
     ("ingest_jobs.follow", None, {AGENCY_ADMIN, PLATFORM_ADMIN}),
+    ("evals.run", None, {USER, AGENCY_ADMIN, PLATFORM_ADMIN}),  # auditors read results, never run
+    ("evals.run", Thing(OTHER), {PLATFORM_ADMIN}),
+    ("evals.read", Thing(OWN), {USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR}),
+    ("evals.read", Thing(OTHER), {PLATFORM_ADMIN}),
 ])
 def test_who_may(action, resource, allowed):
     for principal in (USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR):
@@ -92,7 +96,7 @@ def test_every_rule_is_tested_and_refuses_in_korean():
               "users.list", "users.grant", "audit.read", "connectors.register", "templates.manage",
               "window.admin_pages", "operations.read", "feedback.review", "budgets.agency", "budgets.user",
               "agents.create", "agents.change", "assets.publish", "assets.review", "checklist.answer",
-              "ingest_jobs.follow"}
+              "ingest_jobs.follow", "evals.run", "evals.read"}
     assert set(RULES) == tested  # a new rule gets a row in test_who_may
     with pytest.raises(NotAllowed) as refused:
         require(USER, "collections.change", Thing(OWN))
