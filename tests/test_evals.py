@@ -128,6 +128,19 @@ def test_openai_string_check_and_text_similarity_read_templates():
         scorers.check_criteria([{"type": "label_model"}])
 
 
+def test_the_promotion_gate_wants_a_gain_that_is_not_chance_and_no_regression():
+    def row(name, base, other, to_pass, to_fail, p):
+        return {"criterion": name, "pass_rate": {"base": base, "other": other}, "flipped_to_pass": to_pass,
+                "flipped_to_fail": to_fail, "mcnemar_p": p}
+    better = {"criteria": [row("key_fact", 0.5, 0.9, 8, 0, 0.008), row("refusal", 1.0, 1.0, 0, 0, 1.0)]}
+    assert compare.gate(better, "key_fact", guarded=["refusal"])["promote"]
+    noisy = {"criteria": [row("key_fact", 0.5, 0.6, 3, 1, 0.625)]}
+    assert not compare.gate(noisy, "key_fact")["promote"]
+    unsafe = {"criteria": [row("key_fact", 0.5, 0.9, 8, 0, 0.008), row("refusal", 1.0, 0.8, 0, 2, 0.5)]}
+    decision = compare.gate(unsafe, "key_fact", guarded=["refusal"], margin=0.1)
+    assert not decision["promote"] and "refusal" in decision["reasons"][0]
+
+
 def test_paired_statistics():
     assert compare.mcnemar_exact(0, 6) == pytest.approx(2 / 64)
     assert compare.mcnemar_exact(3, 3) == 1.0
@@ -318,6 +331,9 @@ def test_cli_imports_runs_shows_and_compares(evals_platform, tmp_path, monkeypat
     compared = runner.invoke(app, ["--config", config, "eval", "compare", outputs[0]["id"], outputs[1]["id"],
                                    "--agency", "MOIS", "--user", "kim"])
     assert compared.exit_code == 0 and "McNemar" in compared.output
+    gated = runner.invoke(app, ["--config", config, "eval", "compare", outputs[0]["id"], outputs[1]["id"],
+                                "--gate", "key_fact", "--agency", "MOIS", "--user", "kim"])
+    assert gated.exit_code == 0 and "승격 가능" in gated.output  # the same answers: nothing lost
     missing = runner.invoke(app, ["--config", config, "eval", "run", "없는세트", "--agency", "MOIS", "--user", "kim"])
     assert missing.exit_code == 1 and "없는세트" in missing.output
 

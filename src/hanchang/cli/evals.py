@@ -205,7 +205,12 @@ def eval_show(run_id: Annotated[str, typer.Argument(help="Run id (evalrun_…)."
 def eval_compare(base: Annotated[str, typer.Argument(help="The run to compare against (before).")],
                  other: Annotated[str, typer.Argument(help="The run compared (after).")],
                  agency: AgencyOption = "DEMO", user: UserOption = "admin",
-                 as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False
+                 as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+                 gate: Annotated[str | None, typer.Option("--gate", help="Exit 1 unless OTHER may replace BASE "
+                                                          "on this criterion (a promotion gate).")] = None,
+                 guard: Annotated[str | None, typer.Option("--guard", help="With --gate: criteria that may not "
+                                                           "fall by more than --margin (comma-separated).")] = None,
+                 margin: Annotated[float, typer.Option("--margin", help="Allowed fall of guarded pass rates.")] = 0.0,
                  ) -> None:
     """Two runs item by item: flipped items, per-criterion deltas, McNemar and bootstrap."""
     def work(session):
@@ -213,8 +218,12 @@ def eval_compare(base: Annotated[str, typer.Argument(help="The run to compare ag
         return paired.compare(session, runs.find_run(session, principal, base),
                               runs.find_run(session, principal, other))
     result = _in_session(work)
+    decision = paired.gate(result, gate, margin=margin, guarded=[g.strip() for g in (guard or "").split(",")
+                                                                if g.strip()]) if gate else None
     if as_json:
-        out.print_json(json.dumps(result, ensure_ascii=False))
+        out.print_json(json.dumps({**result, **({"gate": decision} if decision else {})}, ensure_ascii=False))
+        if decision and not decision["promote"]:
+            raise typer.Exit(1)
         return
     out.print(f"{result['items']} items paired · same set: {'yes' if result['same_dataset'] else 'no'}",
               highlight=False)
@@ -229,6 +238,11 @@ def eval_compare(base: Annotated[str, typer.Argument(help="The run to compare ag
     out.print(table)
     for flip in result["flipped"]:
         out.print(f"  {flip['item']} · {flip['criterion']} → {flip['to']}", highlight=False, markup=False)
+    if decision:
+        verdict = "promote / 승격 가능" if decision["promote"] else "keep the base / 승격 불가"
+        out.print(f"gate {gate}: {verdict} {'; '.join(decision['reasons'])}", highlight=False, markup=False)
+        if not decision["promote"]:
+            raise typer.Exit(1)
 
 
 def _pct(value: float | None) -> str:

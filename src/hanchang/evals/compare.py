@@ -100,3 +100,27 @@ def compare(session: Session, base: EvalRun, other: EvalRun) -> dict[str, Any]:
             "only_in_base": len(a) - len(shared), "only_in_other": len(b) - len(shared),
             "same_dataset": base.dataset_sha256 == other.dataset_sha256,
             "criteria": criteria, "flipped": flipped}
+
+
+def gate(comparison: dict[str, Any], criterion: str, *, margin: float = 0.0, alpha: float = 0.05,
+         guarded: list[str] | None = None) -> dict[str, Any]:
+    """Promote `other` over `base`? Only when on `criterion` it passes at least as often as the base
+    (and, if it passes more, not by chance: McNemar p ≤ alpha or no item flipped to fail), and on
+    every `guarded` criterion it does not fall by more than `margin` — the rule a model promotion
+    (issue 26's eval gate) applies."""
+    rows = {row["criterion"]: row for row in comparison["criteria"]}
+    reasons = []
+    if criterion not in rows:
+        return {"promote": False, "reasons": [f"no results for '{criterion}'"]}
+    main = rows[criterion]
+    base, other = main["pass_rate"]["base"], main["pass_rate"]["other"]
+    if base is None or other is None or other < base:
+        reasons.append(f"{criterion}: {other} < {base}")
+    elif other > base and main["flipped_to_fail"] and main["mcnemar_p"] > alpha:
+        reasons.append(f"{criterion}: the gain may be chance (McNemar p {main['mcnemar_p']})")
+    for name in guarded or ():
+        row = rows.get(name)
+        if row and row["pass_rate"]["base"] is not None and row["pass_rate"]["other"] is not None \
+                and row["pass_rate"]["other"] < row["pass_rate"]["base"] - margin:
+            reasons.append(f"{name}: {row['pass_rate']['other']} < {row['pass_rate']['base']} - {margin}")
+    return {"promote": not reasons, "criterion": criterion, "margin": margin, "reasons": reasons}
