@@ -282,6 +282,22 @@ class AuditConfig(_Strict):
     key_env: str = "HANCHANG_AUDIT_KEY"
 
 
+class EncryptionConfig(_Strict):
+    """Encryption at rest (store/keyring.py): S and C data always; O too when `encrypt_open`."""
+
+    # Where the agencies' key-encryption keys live: a local key file (created by setup, mode
+    # 0600; keep a backup of it apart from the database's) or an HSM through PKCS#11.
+    provider: Literal["file", "pkcs11"] = "file"
+    key_file: Path | None = None  # default: HANCHANG_HOME/keys/hanchang.keys
+    pkcs11_module: str = "/usr/lib/softhsm/libsofthsm2.so"
+    pkcs11_token: str = "hanchang"
+    pkcs11_pin_env: str = "HANCHANG_PKCS11_PIN"  # the PIN is read from this environment variable
+    encrypt_open: bool = False
+    # How often the background sweep looks for values to seal or re-seal (after a rotation,
+    # a grade raised, or data from before encryption).
+    sweep_seconds: float = Field(default=60.0, gt=0)
+
+
 class KnowledgeConfig(_Strict):
     # An embedding model (kind: embedding) for hybrid retrieval; BM25 alone when unset.
     embedding_model: str | None = None
@@ -385,6 +401,7 @@ class Settings(BaseSettings):
     policy: PolicyConfig = PolicyConfig()
     pii: PiiConfig = PiiConfig()
     audit: AuditConfig = AuditConfig()
+    encryption: EncryptionConfig = EncryptionConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
     services: ServicesConfig = ServicesConfig()
     library: LibraryConfig = LibraryConfig()
@@ -435,6 +452,10 @@ class Settings(BaseSettings):
                 f"{self.audit.key_env} is empty; create one with: hanchang audit new-key"
             )
         return self
+
+    @property
+    def resolved_key_file(self) -> Path:
+        return (self.encryption.key_file or self.home / "keys" / "hanchang.keys").expanduser()
 
     @property
     def resolved_database_url(self) -> str:

@@ -33,13 +33,15 @@ from hanchang.api import (
 from hanchang.api.readiness import readiness
 from hanchang.assist.embedding_calls import gateway_embedder
 from hanchang.assist.platform import Platform
+from hanchang.assist.sealing_sweep import SealingSweeper
 from hanchang.assist.services import SERVICES
 from hanchang.assist.services.base import Service
 from hanchang.assist.services.custom import ServiceConflict, catalogue
 from hanchang.audit import metrics
 from hanchang.audit.checkpoints import CheckpointBook
 from hanchang.audit.recorder import Recorder
-from hanchang.audit.trail import PromptSealer
+from hanchang.audit.trail import PromptSealer, integrity_failure_entry
+from hanchang.bootstrap import open_keyring
 from hanchang.config import ConfigError, Settings
 from hanchang.evals.runner import EvalRunner
 from hanchang.gateway.limits import create_limiter
@@ -73,10 +75,14 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
                       recorder, settings.policy, settings.pii, sealer,
                       budget_plan=BudgetPlan(settings.budgets, overrides_loader(db), refresh_s=settings.cache_seconds),
                       quota_store=quotas)
+    loop = asyncio.get_running_loop()
+    if db.keyring is not None:  # a stored value that fails to open is audited (through the recorder)
+        db.keyring.on_integrity_failure = lambda agency_id, where: loop.call_soon_threadsafe(
+            recorder.record, None, integrity_failure_entry(db.keyring.agency_code(agency_id), where))
     health = HealthSampler(db, gateway, settings.metrics.health_probe_seconds)
     health.start()
     metrics_writer = asyncio.create_task(metrics.flush_periodically(), name="metrics-flush")
-    jobs = evals = None
+    jobs = evals = sweeper = None
     try:
         # Embeddings (ingest and query) go through this same gateway: policy, guard, usage, audit.
         embedder = gateway_embedder(settings, gateway, asyncio.get_running_loop())
@@ -86,10 +92,14 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
         platform = Platform(settings, db, gateway, indexes, embedder, services, recorder, int(time.time()), jobs)
         if run_evals:
             platform.eval_runs = evals = EvalRunner(platform).start()
+            # Seals what older data or a rotation left behind; tests that start many platforms skip it.
+            sweeper = SealingSweeper(db, db.keyring, settings.encryption.sweep_seconds).start()
         if warm_models:
             await gateway.warm_up()
         yield platform
     finally:
+        if sweeper is not None:
+            await asyncio.to_thread(sweeper.stop)
         if evals is not None:  # the run in hand goes back to the queue; it resumes at the next start
             await evals.stop()
         if jobs is not None:  # the job in hand goes back to the queue; it resumes at the next start
@@ -140,6 +150,7 @@ def create_app(settings: Settings, database: Database | None = None, *,
                warm_models: bool = False) -> FastAPI:
     """The application. `warm_models` (serve) starts the embedded models' engines at once."""
     db = database or Database(settings.resolved_database_url)
+    open_keyring(settings, db)
     try:
         services = catalogue(SERVICES, settings.services.custom)
     except ServiceConflict as exc:

@@ -7,6 +7,7 @@ content and zip-bomb-guarded; a failed upload leaves the collection as it was.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from datetime import date
@@ -28,12 +29,14 @@ from hanchang.http.deps import platform_of
 from hanchang.http.responses import JSONResponse
 from hanchang.http.types import DbId, GradeIn, OptionalGradeIn
 from hanchang.knowledge import collections as kc
-from hanchang.knowledge import ingest_jobs
+from hanchang.knowledge import ingest_jobs, sealed_files
 from hanchang.knowledge.embedder import acting
 from hanchang.knowledge.ingest import MAX_FILE_BYTES, SourceFile
 from hanchang.knowledge.operations import ingest_sources
 from hanchang.knowledge.parsers import page_count
+from hanchang.knowledge.sealed_text import must_seal, open_title
 from hanchang.knowledge.search import display_source, search
+from hanchang.store.keyring import is_sealed, keyring_of
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion
 
 router = APIRouter(prefix="/api")
@@ -144,10 +147,12 @@ async def list_documents(collection_id: DbId, request: Request,
                 select(Document, func.max(DocumentVersion.number), func.count(DocumentVersion.id))
                 .join(DocumentVersion, DocumentVersion.document_id == Document.id)
                 .where(Document.collection_id == collection.id)
-                .group_by(Document.id).order_by(Document.title)).all()
-            return [{"id": d.id, "title": d.title, "source": display_source(d.source_key),
-                     "grade": d.grade, "versions": count, "latest_version": latest,
-                     "updated_at": d.updated_at.isoformat()} for d, latest, count in rows]
+                .group_by(Document.id)).all()
+            keyring = keyring_of(session)
+            listed = [{"id": d.id, "title": open_title(keyring, collection.agency_id, d.id, d.title, session),
+                       "source": display_source(d.source_key), "grade": d.grade, "versions": count,
+                       "latest_version": latest, "updated_at": d.updated_at.isoformat()} for d, latest, count in rows]
+            return sorted(listed, key=lambda d: (d["title"], d["id"]))
     return JSONResponse({"data": await run_in_threadpool(work)})
 
 
@@ -175,10 +180,14 @@ async def upload_documents(
     with platform.db.session() as session:
         collection = kc.get_readable(session, principal, collection_id)
         kc.require_writer(principal, collection)
+        # An S/C upload is received into memory and never reaches the disk in clear.
+        sealed = must_seal(session, collection, (level or Grade.OPEN).value)
+        agency_id = collection.agency_id
     jobs_root = ingest_jobs.jobs_folder(platform.settings.home)
     jobs_root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="incoming-", dir=jobs_root))
     queued = False
+    memory: list[int] = []
     try:
         sources, too_big = [], []
         for number, upload in enumerate(files):
@@ -189,6 +198,9 @@ async def upload_documents(
                                 "바꿔 다시 올려 주세요. (the file name holds control characters; rename it)"})
                 continue
             target = folder / f"{number}-{name}"
+            if sealed:
+                fd, target = sealed_files.in_memory(name)
+                memory.append(fd)
             size = 0
             with target.open("wb") as out:
                 while block := await upload.read(1 << 20):
@@ -210,6 +222,11 @@ async def upload_documents(
 
         if sources and platform.ingest_jobs is not None and (
                 background or (background is None and _is_large(platform.settings, sources))):
+            if sealed:  # what waits for the job waits sealed
+                sources = [SourceFile(sealed_files.seal_to(folder / f"{n}-{s.name}", s.path, platform.db.keyring,
+                                                           agency_id, collection_id, s.key), s.key, s.name)
+                           for n, s in enumerate(sources)]
+
             def queue():
                 with platform.db.session() as session:
                     collection = kc.get_readable(session, principal, collection_id)
@@ -227,6 +244,8 @@ async def upload_documents(
                                   embedder=acting(platform.embedder, principal, "embeddings.ingest"), record=audit)
         report = await run_in_threadpool(work) if sources else None
     finally:
+        for fd in memory:
+            os.close(fd)
         if not queued:
             shutil.rmtree(folder, ignore_errors=True)
     results = too_big + [{"name": r.name, "status": r.status, "chunks": r.chunks, "reason": r.reason,
@@ -279,6 +298,8 @@ async def update_document(document_id: DbId, body: DocumentPatch, request: Reque
             trail.record_by(session, principal, "documents.grade",
                             {"document_id": document.id, "before": document.grade, "after": body.grade.value})
             document.grade = body.grade.value
+            if must_seal(session, collection, document.grade):
+                collection.keyed_index = True  # the sweep seals the document's text in the background
             kc.touch(collection)
             return {"id": document.id, "grade": document.grade}
     return JSONResponse(await run_in_threadpool(work))
@@ -290,8 +311,9 @@ async def delete_document(document_id: DbId, request: Request,
     def work():
         with platform_of(request).db.session() as session:
             document, collection = _writable_document(session, principal, document_id)
+            sealed = is_sealed(document.title)  # a sealed title stays out of the audit trail
             trail.record_by(session, principal, "documents.delete",
-                            {"document_id": document.id, "title": document.title})
+                            {"document_id": document.id, **({} if sealed else {"title": document.title})})
             session.delete(document)
             kc.touch(collection)
     await run_in_threadpool(work)

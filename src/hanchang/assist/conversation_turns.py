@@ -139,8 +139,9 @@ async def ask(platform: Platform, principal: Principal, conversation_id: int, qu
             content = conversations.drop_last_answer(session, c) if question.regenerate else question.content.strip()
             if not content:
                 raise HanchangError("질문을 입력하세요.", "the question is empty")
-            if not question.regenerate:
-                conversations.add(session, c, "user", content, question.grade.value)
+            if not question.regenerate:  # a question about S/C collections is sealed like them
+                conversations.add(session, c, "user", content, question.grade.value,
+                                  sealed=conversations.about_sealed(session, question.collections))
             return conversations.history(session, c)
 
     history, carried = await run_in_threadpool(before)

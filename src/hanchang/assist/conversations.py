@@ -11,7 +11,10 @@ from sqlalchemy.orm import Session
 from hanchang.core.errors import NotFound
 from hanchang.core.grades import Grade
 from hanchang.core.policy import GradedItem
-from hanchang.store.tables import Conversation, Feedback, Message, utcnow
+from hanchang.store import sealed_messages
+from hanchang.store.keyring import TEXT_PREFIX as SEALED
+from hanchang.store.keyring import keyring_of
+from hanchang.store.tables import Collection, Conversation, Feedback, Message, utcnow
 
 TITLE_CHARS = 40
 HISTORY_MESSAGES = 12  # earlier turns sent with a new question
@@ -27,11 +30,23 @@ def owned(session: Session, user_id: int, conversation_id: int) -> Conversation:
 
 def listing(session: Session, user_id: int, query: str = "") -> list[dict[str, Any]]:
     stmt = select(Conversation).where(Conversation.user_id == user_id)
-    if query.strip():
-        like = f"%{query.strip()}%"
-        stmt = stmt.where(or_(Conversation.title.ilike(like), Conversation.id.in_(
-            select(Message.conversation_id).where(Message.content.ilike(like)))))
-    return [{"id": c.id, "title": c.title, "updated_at": c.updated_at.isoformat()}
+    needle = query.strip()
+    if needle:
+        # Clear titles and messages are searched by the database; sealed ones (S/C) are opened
+        # and searched here, the user's own only.
+        like = f"%{needle}%"
+        found = set(session.scalars(stmt.with_only_columns(Conversation.id).where(or_(
+            Conversation.title.ilike(like), Conversation.id.in_(
+                select(Message.conversation_id).where(Message.content.ilike(like)))))))
+        for conversation in session.scalars(stmt.where(Conversation.title.like(f"{SEALED}%"))):
+            if needle.lower() in sealed_messages.title(session, conversation).lower():
+                found.add(conversation.id)
+        for message in session.scalars(select(Message).join(Conversation).where(
+                Conversation.user_id == user_id, Message.content.like(f"{SEALED}%"))):
+            if needle.lower() in sealed_messages.content(session, message).lower():
+                found.add(message.conversation_id)
+        stmt = stmt.where(Conversation.id.in_(found))
+    return [{"id": c.id, "title": sealed_messages.title(session, c), "updated_at": c.updated_at.isoformat()}
             for c in session.scalars(stmt.order_by(Conversation.updated_at.desc()).limit(200))]
 
 
@@ -46,8 +61,9 @@ def messages(session: Session, conversation: Conversation, user_id: int) -> list
     ratings = dict(session.execute(select(Feedback.message_id, Feedback.rating).where(
         Feedback.user_id == user_id,
         Feedback.message_id.in_(select(Message.id).where(Message.conversation_id == conversation.id)))).all())
-    return [{"id": m.id, "role": m.role, "content": m.content, "grade": m.grade, "model": m.model,
-             "meta": json.loads(m.meta), "rating": ratings.get(m.id), "created_at": m.created_at.isoformat()}
+    return [{"id": m.id, "role": m.role, "content": sealed_messages.content(session, m), "grade": m.grade,
+             "model": m.model, "meta": sealed_messages.meta(session, m), "rating": ratings.get(m.id),
+             "created_at": m.created_at.isoformat()}
             for m in session.scalars(select(Message).where(Message.conversation_id == conversation.id)
                                      .order_by(Message.id))]
 
@@ -62,19 +78,40 @@ def history(session: Session, conversation: Conversation) -> tuple[list[dict[str
         select(Message).where(Message.conversation_id == conversation.id, Message.role.in_(("user", "assistant")))
         .order_by(Message.id.desc()).limit(HISTORY_MESSAGES)))))
     items = [GradedItem("history", f"message:{m.id}", Grade.parse(m.grade)) for m in rows]
-    return [{"role": m.role, "content": m.content} for m in rows], items
+    return [{"role": m.role, "content": sealed_messages.content(session, m)} for m in rows], items
+
+
+def about_sealed(session: Session, collection_ids: list[int]) -> bool:
+    """Whether any of these collections holds data sealed at rest (S/C)."""
+    if not collection_ids:
+        return False
+    keyring = keyring_of(session)
+    grades = session.scalars(select(Collection.grade).where(Collection.id.in_(collection_ids)))
+    return any(keyring.must_seal(g) for g in grades)
 
 
 def add(session: Session, conversation: Conversation, role: str, content: str, grade: str,
-        model: str | None = None, meta: dict | None = None, agent_id: int | None = None) -> Message:
+        model: str | None = None, meta: dict | None = None, agent_id: int | None = None,
+        sealed: bool = False) -> Message:
     message = Message(conversation_id=conversation.id, role=role, content=content, grade=grade, model=model,
                       meta=json.dumps(meta or {}, ensure_ascii=False), agent_id=agent_id)
     session.add(message)
     conversation.updated_at = utcnow()
     if role == "user" and conversation.title == "새 대화":
-        conversation.title = content.strip().splitlines()[0][:TITLE_CHARS] or "새 대화"
+        title = content.strip().splitlines()[0][:TITLE_CHARS] or "새 대화"
+        sealed = sealed or keyring_of(session).must_seal(grade)
+        conversation.title = sealed_messages.seal_title(session, conversation, title) if sealed else title
     session.flush()
+    sealed_messages.seal_message(session, message, sealed)  # bound to its row: sealed once it has an id
     return message
+
+
+def rename(session: Session, conversation: Conversation, title: str) -> None:
+    """A title the user gives a conversation that holds S/C messages is sealed like them."""
+    grades = set(session.scalars(select(Message.grade).where(Message.conversation_id == conversation.id)))
+    keyring = keyring_of(session)
+    sealed = any(keyring.must_seal(g) for g in grades) or conversation.title.startswith(SEALED)
+    conversation.title = sealed_messages.seal_title(session, conversation, title) if sealed else title
 
 
 def drop_last_answer(session: Session, conversation: Conversation) -> str | None:
@@ -86,7 +123,7 @@ def drop_last_answer(session: Session, conversation: Conversation) -> str | None
         session.flush()
     question = session.scalar(select(Message).where(Message.conversation_id == conversation.id,
                                                     Message.role == "user").order_by(Message.id.desc()).limit(1))
-    return question.content if question else None
+    return sealed_messages.content(session, question) if question else None
 
 
 def rate(session: Session, user_id: int, agency_code: str, message_id: int, rating: int, reason: str) -> None:

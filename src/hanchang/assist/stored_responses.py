@@ -17,6 +17,7 @@ from hanchang.core.errors import NotFound
 from hanchang.core.grades import Grade
 from hanchang.core.policy import GradedItem
 from hanchang.core.principal import Principal
+from hanchang.store.keyring import keyring_of
 from hanchang.store.tables import StoredResponse
 
 
@@ -31,28 +32,40 @@ def _owned(session: Session, principal: Principal, response_id: str) -> StoredRe
     return found
 
 
+def _opened(session: Session, stored: StoredResponse, column: str) -> Any:
+    """A column's JSON, opened when sealed (S/C); bound to the response's id and agency."""
+    return json.loads(keyring_of(session).open(stored.agency_id, f"stored_responses.{column}:{stored.id}",
+                                               getattr(stored, column), session))
+
+
 def continuation(session: Session, principal: Principal, response_id: str
                  ) -> tuple[list[dict[str, Any]], list[GradedItem]]:
     """The conversation so far, and its grade as an item carried into the next request."""
     stored = _owned(session, principal, response_id)
-    return json.loads(stored.messages), [GradedItem("history", f"response:{stored.id}", Grade.parse(stored.grade))]
+    return _opened(session, stored, "messages"), [GradedItem("history", f"response:{stored.id}",
+                                                             Grade.parse(stored.grade))]
 
 
 def read(session: Session, principal: Principal, response_id: str) -> dict[str, Any]:
-    return json.loads(_owned(session, principal, response_id).response)
+    return _opened(session, _owned(session, principal, response_id), "response")
 
 
 def conversation(session: Session, principal: Principal, response_id: str) -> list[dict[str, Any]]:
     """The stored conversation: what the response was given, then its own output."""
-    return json.loads(_owned(session, principal, response_id).messages)
+    return _opened(session, _owned(session, principal, response_id), "messages")
 
 
 def save(session: Session, principal: Principal, response: dict[str, Any], grade: str,
          messages: list[dict[str, Any]]) -> None:
+    keyring = keyring_of(session)
+
+    def stored(column: str, value: Any) -> str:
+        return keyring.seal_if(grade, principal.agency_id, f"stored_responses.{column}:{response['id']}",
+                               json.dumps(value, ensure_ascii=False), session)
+
     session.add(StoredResponse(id=response["id"], user_id=principal.user_id, agency_id=principal.agency_id,
                                model=str(response.get("model") or "")[:200], grade=grade,
-                               messages=json.dumps(messages, ensure_ascii=False),
-                               response=json.dumps(response, ensure_ascii=False)))
+                               messages=stored("messages", messages), response=stored("response", response)))
 
 
 def remove(session: Session, principal: Principal, response_id: str) -> None:

@@ -202,6 +202,13 @@ def admin_entry(action: str, actor: str, agency_code: str | None, detail: dict[s
                       agency_code=agency_code, detail=detail)
 
 
+def integrity_failure_entry(agency_code: str | None, where: str) -> AuditEntry:
+    """A stored ciphertext that failed to open (tampered, or moved): where, never what."""
+    return AuditEntry(category="security", action="keys.integrity_failure", outcome="failed", status=500,
+                      user_name="system",
+                      agency_code=agency_code, detail={"where": where})
+
+
 def record_by(session: Session, principal: Principal, action: str, detail: dict[str, Any],
               category: str = "admin") -> None:
     """Append a record of something a signed-in principal did (admin action, API call …)."""

@@ -15,7 +15,8 @@ from hanchang.store.accounts import AccountError
 
 agencies_app = typer.Typer(help="Agencies (기관).", no_args_is_help=True)
 users_app = typer.Typer(help="Users (사용자).", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys (API 키): shown once, stored hashed.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (API 키): shown once, stored hashed; and the agencies' encryption keys "
+                       "(암호 키): status, rotate, sweep, shred.", no_args_is_help=True)
 
 
 # -- agencies / users / keys -----------------------------------------------------------

@@ -31,9 +31,16 @@ def settings_or_exit(config: Path | None = None, **overrides) -> Settings:
 
 
 def open_database(settings: Settings):
+    """The database, migrated, with its keyring: a missing or wrong key file stops here (exit 2)."""
     from hanchang.bootstrap import prepare_database
+    from hanchang.store.key_providers import KeyFileProblem
 
-    return prepare_database(settings)
+    try:
+        return prepare_database(settings)
+    except KeyFileProblem as exc:
+        err.print(f"[red]Cannot start: encryption keys 암호 키 문제[/red] {exc.message}", markup=True,
+                  highlight=False)
+        raise typer.Exit(2) from None
 
 
 def operator() -> str:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from hanchang.cli import accounts as accounts_cli
-from hanchang.cli import assets, audit, evals, knowledge, operations, pii, templates
+from hanchang.cli import assets, audit, encryption, evals, knowledge, operations, pii, templates
 from hanchang.cli.common import (
     ConfigOption,
     err,
@@ -27,6 +27,7 @@ app = typer.Typer(help="한창 Hanchang — common AI platform for the public se
 model_app = typer.Typer(help="Same as 'hanchang models install'.", no_args_is_help=True)
 app.add_typer(accounts_cli.agencies_app, name="agencies")
 app.add_typer(accounts_cli.users_app, name="users")
+encryption.register(accounts_cli.keys_app)  # encryption keys beside the API keys
 app.add_typer(accounts_cli.keys_app, name="keys")
 app.add_typer(model_app, name="model", hidden=True)
 app.add_typer(models_app, name="models")

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from hanchang.core.errors import InvalidInput
-from hanchang.evals.results import output_items
+from hanchang.evals.results import output_items, output_sample
 from hanchang.store.tables import EvalRun
 
 BOOTSTRAP_ROUNDS = 2000
@@ -47,7 +47,7 @@ def _by_item(session: Session, run: EvalRun) -> dict[str, dict[str, Any]]:
     found = {}
     for row in output_items(session, run):
         found[row.item_id] = {"status": row.status, "results": {r["name"]: r for r in json.loads(row.results)},
-                              "answer": (json.loads(row.sample).get("output_text") or "")[:300]}
+                              "answer": (output_sample(session, run, row).get("output_text") or "")[:300]}
     return found
 
 

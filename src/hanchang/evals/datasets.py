@@ -22,13 +22,14 @@ from importlib import resources
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from hanchang.audit import trail
 from hanchang.core.errors import InvalidInput, NotFound
 from hanchang.core.grades import Grade
 from hanchang.core.permissions import require
 from hanchang.core.principal import Principal
+from hanchang.store.keyring import open_json, seal_json
 from hanchang.store.tables import EvalDataset
 
 MAX_ITEMS = 5000
@@ -166,8 +167,16 @@ def describe(row: EvalDataset, with_items: bool = False) -> dict[str, Any]:
              "sha256": row.sha256, "items": row.item_count, "source": row.source,
              "created_at": int(row.created_at.timestamp()) if row.created_at else None}
     if with_items:
-        found["data"] = json.loads(row.items)
+        found["data"] = _stored_items(row)
     return found
+
+
+def _items_where(row: EvalDataset) -> str:
+    return f"eval_datasets.items:{row.name}:{row.version}"
+
+
+def _stored_items(row: EvalDataset) -> list[Any]:
+    return open_json(object_session(row), row.agency_id, _items_where(row), row.items)
 
 
 def save(session: Session, principal: Principal, name: str, items: list[Item], grade: Grade,
@@ -183,8 +192,8 @@ def save(session: Session, principal: Principal, name: str, items: list[Item], g
         return latest
     row = EvalDataset(agency_id=principal.agency_id, name=name, version=(latest.version + 1) if latest else 1,
                       grade=grade.value, sha256=sha, item_count=len(items), source=(source or "")[:200] or None,
-                      items=json.dumps([i.as_json() for i in items], ensure_ascii=False),
-                      created_by=principal.user_id)
+                      items="[]", created_by=principal.user_id)
+    row.items = seal_json(session, grade, principal.agency_id, _items_where(row), [i.as_json() for i in items])
     session.add(row)
     session.flush()
     trail.record_by(session, principal, "evals.dataset.create",
@@ -213,7 +222,7 @@ def get(session: Session, principal: Principal, name: str, version: int | None =
 
 
 def items_of(row: EvalDataset) -> list[Item]:
-    return parse_items(json.loads(row.items))
+    return parse_items(_stored_items(row))
 
 
 def list_sets(session: Session, principal: Principal) -> list[EvalDataset]:

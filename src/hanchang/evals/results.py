@@ -7,8 +7,9 @@ import statistics
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from hanchang.store.keyring import open_json
 from hanchang.store.tables import EvalOutputItem, EvalRun
 
 
@@ -28,9 +29,27 @@ def output_items(session: Session, run: EvalRun, status: str | None = None,
     return rows[:limit] if limit else rows
 
 
+def run_items_where(run: EvalRun) -> str:
+    return f"eval_runs.items:{run.id}"
+
+
+def run_items(session: Session, run: EvalRun) -> list[dict[str, Any]]:
+    """The run's snapshot of its items (sealed at rest when the run is S or C)."""
+    return open_json(session, run.agency_id, run_items_where(run), run.items)
+
+
+def output_sample_where(run_id: str, position: int) -> str:
+    return f"eval_output_items.sample:{run_id}:{position}"
+
+
+def output_sample(session: Session, run: EvalRun, row) -> dict[str, Any]:
+    return open_json(session, run.agency_id, output_sample_where(run.id, row.position), row.sample)
+
+
 def describe_item(run: EvalRun, row: EvalOutputItem) -> dict[str, Any]:
-    sample = json.loads(row.sample)
-    item = json.loads(run.items)[row.position]["item"]
+    session = object_session(run)
+    sample = output_sample(session, run, row)
+    item = run_items(session, run)[row.position]["item"]
     usage = sample.get("usage") or {}
     return {"object": "eval.run.output_item", "id": row.id, "run_id": run.id, "eval_id": run.eval_id,
             "created_at": timestamp(row.created_at), "status": row.status, "datasource_item_id": row.position,
@@ -56,7 +75,7 @@ def summarise(session: Session, run: EvalRun) -> dict[str, Any]:
     latency = []
     for row in rows:
         counts[{"pass": "passed", "fail": "failed"}.get(row.status, "errored")] += 1
-        sample = json.loads(row.sample)
+        sample = output_sample(session, run, row)
         if sample.get("latency_s") is not None and not sample.get("error"):
             latency.append(float(sample["latency_s"]))
         model = sample.get("model") or ""

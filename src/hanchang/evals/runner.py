@@ -23,9 +23,10 @@ from hanchang.core.grades import Grade
 from hanchang.core.principal import Principal, Role
 from hanchang.evals import datasets, scorers, targets
 from hanchang.evals.datasets import Item
-from hanchang.evals.results import summarise
+from hanchang.evals.results import output_sample_where, run_items, summarise
 from hanchang.evals.runs import new_id
 from hanchang.store.db import Database
+from hanchang.store.keyring import seal_json
 from hanchang.store.tables import Agency, EvalOutputItem, EvalRun, User, utcnow
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ async def execute(platform: Platform, run_id: str, progress=None) -> None:
     def load():
         with db.session() as session:
             run = session.get(EvalRun, run_id)
-            return (_principal_of(session, run), json.loads(run.items), json.loads(run.config), run.items_done,
+            return (_principal_of(session, run), run_items(session, run), json.loads(run.config), run.items_done,
                     Grade.parse(run.grade))
     try:
         principal, snapshot, config, done, grade = await run_in_threadpool(load)
@@ -104,7 +105,8 @@ def _write_item(db: Database, run_id: str, position: int, item: Item, sample: di
             raise RunCanceled()
         session.add(EvalOutputItem(id=new_id("outputitem"), run_id=run_id, position=position, item_id=item.id,
                                    status=_item_status(sample, results),
-                                   sample=json.dumps(sample, ensure_ascii=False),
+                                   sample=seal_json(session, run.grade, run.agency_id,
+                                                    output_sample_where(run_id, position), sample),
                                    results=json.dumps([r.as_json() for r in results], ensure_ascii=False)))
         run.items_done = position + 1
         run.heartbeat_at = utcnow()

@@ -30,9 +30,10 @@ from hanchang.core.policy import decide_model_access
 from hanchang.core.principal import Principal
 from hanchang.evals import datasets, scorers, targets
 from hanchang.evals.datasets import Item
-from hanchang.evals.results import timestamp
+from hanchang.evals.results import run_items_where, timestamp
 from hanchang.gateway.errors import ModelNotFound
 from hanchang.knowledge import collections
+from hanchang.store.keyring import seal_json
 from hanchang.store.tables import Eval, EvalRun, utcnow
 
 FINAL = ("completed", "failed", "canceled")
@@ -236,9 +237,10 @@ def _store_run(session: Session, principal: Principal, row: Eval, name: Any, fou
                   name=label[:200], status="queued", grade=found["grade"].value,
                   data_source=json.dumps(found["described"], ensure_ascii=False),
                   dataset_name=found["name"], dataset_version=found["version"], dataset_sha256=found["sha"],
-                  items=json.dumps(snapshot, ensure_ascii=False), config=json.dumps(config, ensure_ascii=False),
+                  items="[]", config=json.dumps(config, ensure_ascii=False),
                   meta=json.dumps(_meta(metadata), ensure_ascii=False), items_total=len(items), items_done=0,
                   cancel_requested=False)
+    run.items = seal_json(session, run.grade, run.agency_id, run_items_where(run), snapshot)
     session.add(run)
     session.flush()
     trail.record_by(session, principal, "evals.run.create",

@@ -71,7 +71,7 @@ def create(session: Session, agency_code: str, name: str, grade: Grade = Grade.O
     if exists is not None:
         raise AlreadyExists(f"지식베이스 '{name}'이(가) 이미 있습니다.", f"collection '{name}' exists")
     collection = Collection(agency_id=agency.id, name=name, grade=grade.value, is_common=is_common,
-                            description=description, index_generation=0)
+                            description=description, index_generation=0, keyed_index=_must_seal(session, grade))
     session.add(collection)
     session.flush()
     return collection
@@ -90,6 +90,11 @@ def find_for_operator(session: Session, name: str, agency_code: str | None) -> C
     return found[0] if found else None
 
 
+def _must_seal(session: Session | None, grade: Grade | str) -> bool:
+    keyring = session.info.get("keyring") if session is not None else None
+    return keyring.must_seal(grade) if keyring is not None else Grade.parse(grade) >= Grade.SENSITIVE
+
+
 def touch(collection: Collection) -> None:
     """Mark the collection changed: its index is rebuilt at the next search. Incremented in SQL
     (not read-modify-write), so two transactions changing the collection at once get two
@@ -97,5 +102,7 @@ def touch(collection: Collection) -> None:
     collection.index_generation = Collection.index_generation + 1
     collection.updated_at = utcnow()
     session = object_session(collection)
+    if not collection.keyed_index and _must_seal(session, collection.grade):
+        collection.keyed_index = True  # raised to S/C: its index is rebuilt keyed, the sweep seals its text
     if session is not None:
         session.flush()  # the UPDATE now, so a read of the attribute reloads the new number

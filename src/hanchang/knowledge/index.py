@@ -9,10 +9,12 @@ same protocol over postings in the database, with the same fields, weights and f
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -36,6 +38,32 @@ class IndexInput:
     valid_from: int  # date ordinal (0 = always)
     valid_to: int  # exclusive date ordinal (OPEN_END = still in force)
     vector: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class KeyedIndex:
+    """A keyed collection's index (S/C passages): terms become keyed hashes (HMAC with the agency's
+    index key) before they are indexed or looked up, and the vectors file is sealed at rest."""
+
+    hasher: Callable[[list[str]], list[str]]
+    seal: Callable[[bytes], bytes]
+    open: Callable[[bytes], bytes]
+
+    @classmethod
+    def of(cls, keyring, agency_id: int, collection_id: int, session=None) -> KeyedIndex:
+        where = f"indexes.vectors:{collection_id}"
+        return cls(keyring.term_hasher(agency_id, session),
+                   lambda plain: keyring.seal_bytes(agency_id, where, plain),
+                   lambda sealed: keyring.open_bytes(agency_id, where, sealed))
+
+    def terms(self, terms: list[str]) -> list[str]:
+        return self.hasher(terms)
+
+
+def field_terms(keyed: KeyedIndex | None, morphemes: list[str], text: str) -> tuple[list[str], list[str]]:
+    """The two lexical fields' terms of a text (hashed for a keyed index)."""
+    morph, grams = with_pairs(morphemes), char_bigrams(text)
+    return (keyed.terms(morph), keyed.terms(grams)) if keyed is not None else (morph, grams)
 
 
 @dataclass(frozen=True)
@@ -132,24 +160,27 @@ class ChunkColumns:
 
 class CollectionIndex(ChunkColumns):
     def __init__(self, chunk_ids: np.ndarray, valid_from: np.ndarray, valid_to: np.ndarray,
-                 morph: bm25s.BM25 | None, grams: bm25s.BM25 | None, vectors: np.ndarray | None):
+                 morph: bm25s.BM25 | None, grams: bm25s.BM25 | None, vectors: np.ndarray | None,
+                 keyed: KeyedIndex | None = None):
         super().__init__(chunk_ids, valid_from, valid_to, vectors)
         self.morph = morph
         self.grams = grams
+        self.keyed = keyed
 
     @classmethod
-    def build(cls, inputs: list[IndexInput]) -> CollectionIndex:
+    def build(cls, inputs: list[IndexInput], keyed: KeyedIndex | None = None) -> CollectionIndex:
         if not inputs:  # an empty collection: nothing to score
             empty = np.array([], dtype=np.int64)
-            return cls(empty, empty, empty, None, None, None)
-        morph = _bm25([with_pairs(i.morphemes) for i in inputs], k1=0.9, b=0.4)
-        grams = _bm25([char_bigrams(i.gram_text) for i in inputs], k1=1.2, b=0.75)
+            return cls(empty, empty, empty, None, None, None, keyed)
+        fields = [field_terms(keyed, i.morphemes, i.gram_text) for i in inputs]
+        morph = _bm25([f[0] for f in fields], k1=0.9, b=0.4)
+        grams = _bm25([f[1] for f in fields], k1=1.2, b=0.75)
         vectors = None
         if inputs and all(i.vector is not None for i in inputs):
             vectors = unit_rows(np.vstack([i.vector for i in inputs]).astype(np.float32))
         return cls(np.array([i.chunk_id for i in inputs], dtype=np.int64),
                    np.array([i.valid_from for i in inputs], dtype=np.int64),
-                   np.array([i.valid_to for i in inputs], dtype=np.int64), morph, grams, vectors)
+                   np.array([i.valid_to for i in inputs], dtype=np.int64), morph, grams, vectors, keyed)
 
     def search(self, morphemes: list[str], text: str, k: int, as_of: date | None = None,
                vector: np.ndarray | None = None) -> list[Hit]:
@@ -158,7 +189,8 @@ class CollectionIndex(ChunkColumns):
             return []
         mask = in_force(self.valid_from, self.valid_to, day_number(as_of)).astype(np.float32)
         rankings = []
-        for retriever, terms in ((self.morph, with_pairs(morphemes)), (self.grams, char_bigrams(text))):
+        morph_terms, gram_terms = field_terms(self.keyed, morphemes, text)
+        for retriever, terms in ((self.morph, morph_terms), (self.grams, gram_terms)):
             ids = retriever.get_tokens_ids(terms)
             if ids:
                 scores = retriever.get_scores_from_ids(ids, weight_mask=mask)
@@ -175,12 +207,16 @@ class CollectionIndex(ChunkColumns):
         np.save(partial / "chunk_ids.npy", self.chunk_ids)
         np.save(partial / "valid_from.npy", self.valid_from)
         np.save(partial / "valid_to.npy", self.valid_to)
-        if self.vectors is not None:
+        if self.vectors is not None and self.keyed is not None:  # sealed at rest; opened into memory
+            buffer = io.BytesIO()
+            np.save(buffer, np.ascontiguousarray(self.vectors))
+            (partial / "vectors.sealed").write_bytes(self.keyed.seal(buffer.getvalue()))
+        elif self.vectors is not None:
             np.save(partial / "vectors.npy", self.vectors)
         if self.morph is not None and self.grams is not None:
             self.morph.save(partial / "morph", show_progress=False)
             self.grams.save(partial / "grams", show_progress=False)
-        (partial / "complete.json").write_text(json.dumps({"chunks": len(self)}))
+        (partial / "complete.json").write_text(json.dumps({"chunks": len(self), "keyed": self.keyed is not None}))
         shutil.rmtree(directory, ignore_errors=True)
         try:
             partial.rename(directory)
@@ -188,17 +224,27 @@ class CollectionIndex(ChunkColumns):
             shutil.rmtree(partial, ignore_errors=True)
 
     @classmethod
-    def load(cls, directory: Path) -> CollectionIndex | None:
-        if not (directory / "complete.json").is_file():
+    def load(cls, directory: Path, keyed: KeyedIndex | None = None) -> CollectionIndex | None:
+        """The saved index, or None when there is none, or it was built keyed and is wanted clear
+        (or the other way round: the collection became keyed since)."""
+        try:
+            meta = json.loads((directory / "complete.json").read_text())
+        except (OSError, ValueError):
             return None
-        vectors_path = directory / "vectors.npy"
+        if bool(meta.get("keyed")) != (keyed is not None):
+            return None
         if not (directory / "morph").is_dir():
             empty = np.array([], dtype=np.int64)
-            return cls(empty, empty, empty, None, None, None)
+            return cls(empty, empty, empty, None, None, None, keyed)
+        vectors = None
+        if (directory / "vectors.sealed").is_file() and keyed is not None:
+            vectors = np.load(io.BytesIO(keyed.open((directory / "vectors.sealed").read_bytes())))
+        elif (directory / "vectors.npy").is_file():
+            vectors = np.load(directory / "vectors.npy", mmap_mode="r")
         return cls(
             np.load(directory / "chunk_ids.npy"), np.load(directory / "valid_from.npy"),
             np.load(directory / "valid_to.npy"),
             bm25s.BM25.load(directory / "morph", mmap=True, show_progress=False),
             bm25s.BM25.load(directory / "grams", mmap=True, show_progress=False),
-            np.load(vectors_path, mmap_mode="r") if vectors_path.is_file() else None,
+            vectors, keyed,
         )

@@ -13,14 +13,15 @@ import shutil
 import threading
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import select
 
 from hanchang.core.versions import OPEN_END, version_validity
-from hanchang.knowledge.index import CollectionIndex, IndexInput, RetrievalIndex
+from hanchang.knowledge.index import CollectionIndex, IndexInput, KeyedIndex, RetrievalIndex
 from hanchang.knowledge.ingest import indexed_text
+from hanchang.knowledge.sealed_text import agency_of_collection, readable_rows, vector_of
 from hanchang.knowledge.shared_index import SharedIndexStore
 from hanchang.store.db import Database
+from hanchang.store.keyring import keyring_of
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion
 
 INDEX_KINDS = ("auto", "embedded", "postgres")
@@ -60,11 +61,21 @@ class IndexStore:
             if cached and cached[0] == collection.index_generation:
                 return cached[1]
             directory = self._dir(collection.id, collection.index_generation)
-            index = CollectionIndex.load(directory)
+            keyed = self._keyed(collection.id)
+            index = CollectionIndex.load(directory, keyed)
             if index is None:
                 index = self.rebuild(collection.id, collection.index_generation)
             self._cache[collection.id] = (collection.index_generation, index)
             return index
+
+    def _keyed(self, collection_id: int) -> KeyedIndex | None:
+        """How a keyed collection's index hashes its terms and seals its vectors (None: clear)."""
+        with self.db.session() as session:
+            row = session.execute(select(Collection.agency_id, Collection.keyed_index)
+                                  .where(Collection.id == collection_id)).first()
+            if row is None or not row.keyed_index:
+                return None
+            return KeyedIndex.of(keyring_of(session), row.agency_id, collection_id, session)
 
     def _lock_for(self, collection_id: int) -> threading.RLock:
         with self._guard:
@@ -74,7 +85,8 @@ class IndexStore:
         if self.shared is not None:
             return self.shared.rebuild(collection_id, generation)
         with self._lock_for(collection_id):  # one build of a collection at a time in this process
-            index = CollectionIndex.build(self._inputs(collection_id))
+            keyed = self._keyed(collection_id)
+            index = CollectionIndex.build(self._inputs(collection_id), keyed)
             index.save(self._dir(collection_id, generation))
             self._drop_old(collection_id, generation)
             return index
@@ -109,15 +121,16 @@ class IndexStore:
             ).all()
             validity = version_validity(versions)
             rows = session.execute(
-                select(Chunk.id, Chunk.version_id, Chunk.terms, Chunk.text, Chunk.section,
-                       Chunk.embedding, Document.title)
+                select(Chunk.id, Chunk.version_id, Chunk.ordinal, Chunk.collection_id, Chunk.terms, Chunk.text,
+                       Chunk.section, Chunk.embedding, Document.id.label("document_id"), Document.title)
                 .join(Document, Document.id == Chunk.document_id)
                 .where(Chunk.collection_id == collection_id)
                 .order_by(Chunk.id)
             ).all()
+            opened = readable_rows(keyring_of(session), {collection_id: agency_of_collection(session, collection_id)},
+                                   rows, session)
         return [
-            IndexInput(row.id, row.terms.split(), indexed_text(row.title, row.section, row.text),
-                       *validity.get(row.version_id, (0, OPEN_END)),
-                       np.frombuffer(row.embedding, dtype=np.float32) if row.embedding else None)
-            for row in rows
+            IndexInput(row["id"], row["terms"].split(), indexed_text(row["title"], row["section"], row["text"]),
+                       *validity.get(row["version_id"], (0, OPEN_END)), vector_of(row["embedding"]))
+            for row in opened
         ]

@@ -24,10 +24,12 @@ from sqlalchemy.orm import Session
 
 from hanchang.core.grades import Grade, passage_grade
 from hanchang.knowledge import collections as kc
+from hanchang.knowledge import sealed_text
 from hanchang.knowledge.analysis import KoreanAnalyzer, shared_analyzer
 from hanchang.knowledge.chunking import chunk_document
 from hanchang.knowledge.embedder import Embedder, EmbeddingRefused
 from hanchang.knowledge.parsers import DocumentError, parse, supported_extensions
+from hanchang.store.keyring import keyring_of
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion, utcnow
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -269,15 +271,20 @@ def _apply(session: Session, collection: Collection, existing: Document | None,
            latest: DocumentVersion | None, prepared: _Prepared, grade: Grade,
            effective_from: date | None) -> FileResult:
     if existing is None:
-        existing = Document(collection_id=collection.id, source_key=prepared.source.key,
-                            title=prepared.title[:300], grade=grade.value)
+        existing = Document(collection_id=collection.id, source_key=prepared.source.key, title="", grade=grade.value)
         session.add(existing)
         session.flush()
         status = "ingested"
     else:
-        existing.title, existing.updated_at = prepared.title[:300], utcnow()
+        existing.updated_at = utcnow()
         existing.grade = max(Grade.parse(existing.grade), grade).value
         status = "updated"
+    sealed = sealed_text.must_seal(session, collection, existing.grade)
+    title = prepared.title[:300]
+    existing.title = keyring_of(session).seal(collection.agency_id, sealed_text.title_where(existing.id), title,
+                                              session) if sealed else title
+    if sealed and not collection.keyed_index:
+        collection.keyed_index = True  # from now on its index holds keyed hashes of terms (rebuilt whole)
     later = effective_from is not None and (
         latest is None or latest.effective_from is None or effective_from > latest.effective_from)
     new_version = latest is None or later
@@ -300,12 +307,15 @@ def _apply(session: Session, collection: Collection, existing: Document | None,
         if effective_from is not None:
             version.effective_from = effective_from
     vectors = prepared.vectors
-    session.add_all(
-        Chunk(collection_id=collection.id, document_id=existing.id, version_id=version.id, ordinal=i,
-              text=text, section=section, page=page, terms=terms,
-              embedding=vectors[i].tobytes() if vectors is not None else None)
-        for i, (text, section, page, terms) in enumerate(prepared.chunks)
-    )
+    rows = []
+    for i, (text, section, page, terms) in enumerate(prepared.chunks):
+        fields = sealed_text.ChunkFields(text, section, terms, vectors[i].tobytes() if vectors is not None else None)
+        if sealed:
+            fields = sealed_text.seal_chunk(session, collection.agency_id, version.id, i, fields)
+        rows.append(Chunk(collection_id=collection.id, document_id=existing.id, version_id=version.id, ordinal=i,
+                          text=fields.text, section=fields.section, page=page, terms=fields.terms,
+                          embedding=fields.embedding))
+    session.add_all(rows)
     version.chunk_count = len(prepared.chunks)
     return FileResult(prepared.source.name, status, len(prepared.chunks), document_id=existing.id,
                       version=version.number, warnings=prepared.warnings)

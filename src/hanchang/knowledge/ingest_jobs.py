@@ -32,6 +32,7 @@ from hanchang.core.grades import Grade
 from hanchang.core.permissions import SEE_EVERY_AGENCY, can
 from hanchang.core.principal import Principal, Role
 from hanchang.knowledge import collections as kc
+from hanchang.knowledge import sealed_files
 from hanchang.knowledge.embedder import Embedder
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.ingest import FileResult, SourceFile, apply, plan, prepare
@@ -242,21 +243,25 @@ class IngestJobRunner:
 
     def _one_file(self, job_id: int, principal: Principal, collection_id: int, level: Grade | None,
                   effective_from: date | None, entry: dict[str, str], index: int, total: int) -> None:
-        source = SourceFile(Path(entry["path"]), entry["key"], entry["name"])
         with self.db.session() as session:
-            collection = session.get(Collection, collection_id)
-            collection_grade = collection.grade
-            planned = plan(session, collection, [source], effective_from)
-        grade = level or Grade.parse(collection_grade)
+            agency_id = session.get(Collection, collection_id).agency_id
+        with sealed_files.opened(Path(entry["path"]), self.db.keyring, agency_id, collection_id,
+                                 entry["key"]) as path:  # a sealed upload, opened into memory
+            source = SourceFile(path, entry["key"], entry["name"])
+            with self.db.session() as session:
+                collection = session.get(Collection, collection_id)
+                collection_grade = collection.grade
+                planned = plan(session, collection, [source], effective_from)
+            grade = level or Grade.parse(collection_grade)
 
-        def on_page(pages_done: int, pages_total: int) -> None:
-            self._check(job_id, f"{entry['name']} ({index + 1}/{total}) · {pages_done}/{pages_total}쪽")
-        hook = ocr.page_hook.set(on_page)
-        try:
-            prepared = prepare(planned, collection_grade, grade,
-                               embedder=self.embedder_for(principal))
-        finally:
-            ocr.page_hook.reset(hook)
+            def on_page(pages_done: int, pages_total: int) -> None:
+                self._check(job_id, f"{entry['name']} ({index + 1}/{total}) · {pages_done}/{pages_total}쪽")
+            hook = ocr.page_hook.set(on_page)
+            try:
+                prepared = prepare(planned, collection_grade, grade,
+                                   embedder=self.embedder_for(principal))
+            finally:
+                ocr.page_hook.reset(hook)
         if self._stopping.is_set():
             raise JobStopped("shutdown")
         with self.db.session() as session:  # the file, its audit record and the job's record of it: together

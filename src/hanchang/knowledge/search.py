@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,9 +21,12 @@ from hanchang.knowledge.collections import readable
 from hanchang.knowledge.embedder import Embedder, EmbeddingRefused
 from hanchang.knowledge.index import Hit
 from hanchang.knowledge.index_store import IndexStore
+from hanchang.knowledge.sealed_text import ChunkFields, open_chunk, open_title, readable_rows
+from hanchang.store.keyring import keyring_of
 from hanchang.store.tables import Chunk, Collection, Document, DocumentVersion
 
 MAX_TOP_K = 100
+SEALED_EXPANSION = 5  # base64 of UTF-8 Korean (3 bytes a character) plus the header, over the clear text
 
 
 @dataclass(frozen=True)
@@ -74,14 +78,15 @@ def search(store: IndexStore, collections: list[Collection], query: str, top_k: 
     by_id = {h[0].chunk_id: h for h in hits}
     with store.db.session() as session:
         rows = session.execute(
-            select(Chunk.id, Chunk.text, Chunk.section, Chunk.page, Chunk.version_id,
-                   Document.id.label("document_id"), Document.source_key, Document.title,
+            select(Chunk.id, Chunk.text, Chunk.section, Chunk.page, Chunk.version_id, Chunk.ordinal,
+                   Chunk.collection_id, Document.id.label("document_id"), Document.source_key, Document.title,
                    Document.grade, DocumentVersion.number, DocumentVersion.effective_from,
                    DocumentVersion.ocr_pages)
             .join(Document, Document.id == Chunk.document_id)
             .join(DocumentVersion, DocumentVersion.id == Chunk.version_id)
             .where(Chunk.id.in_(list(by_id)))
         ).all()
+        rows = _opened(session, collections, rows)
     validity: dict[int, int] = {}
     for collection in {id(h[1]): h[1] for h in hits}.values():
         validity.update(store.get(collection).valid_until(set(by_id)))
@@ -108,15 +113,19 @@ def whole_collections(store: IndexStore, collections: list[Collection], budget_c
     by_id = {c.id: c for c in collections}
     with store.db.session() as session:
         total = session.scalar(select(func.sum(func.length(Chunk.text))).where(Chunk.collection_id.in_(ids))) or 0
-        if total == 0 or total > budget_chars:
+        # A sealed text is longer than its clear text (at most SEALED_EXPANSION times): measure again opened.
+        if total == 0 or total > budget_chars * SEALED_EXPANSION:
             return []
         rows = session.execute(
-            select(Chunk.id, Chunk.text, Chunk.section, Chunk.page, Chunk.collection_id,
-                   Document.id.label("document_id"), Document.source_key, Document.title, Document.grade,
-                   DocumentVersion.number, DocumentVersion.effective_from, DocumentVersion.ocr_pages)
+            select(Chunk.id, Chunk.text, Chunk.section, Chunk.page, Chunk.collection_id, Chunk.version_id,
+                   Chunk.ordinal, Document.id.label("document_id"), Document.source_key, Document.title,
+                   Document.grade, DocumentVersion.number, DocumentVersion.effective_from, DocumentVersion.ocr_pages)
             .join(Document, Document.id == Chunk.document_id)
             .join(DocumentVersion, DocumentVersion.id == Chunk.version_id)
             .where(Chunk.collection_id.in_(ids)).order_by(Document.id, Chunk.ordinal)).all()
+        rows = _opened(session, collections, rows)
+    if sum(len(row.text) for row in rows) > budget_chars:
+        return []
     today = day_number()
     current: set[int] = set()
     for collection in collections:
@@ -127,6 +136,12 @@ def whole_collections(store: IndexStore, collections: list[Collection], budget_c
                          by_id[row.collection_id].name, row.document_id, row.id,
                          read_by_ocr(row.ocr_pages, row.page))
             for row in rows if row.id in current]
+
+
+def _opened(session: Session, collections: list[Collection], rows) -> list[SimpleNamespace]:
+    """The rows with their sealed text and titles opened (one that fails its check left out)."""
+    agencies = {c.id: c.agency_id for c in collections}
+    return [SimpleNamespace(**row) for row in readable_rows(keyring_of(session), agencies, rows, session)]
 
 
 def read_by_ocr(ocr_pages: str | None, page: int | None) -> bool:
@@ -145,8 +160,12 @@ def open_passage(session: Session, principal: Principal, chunk_id: int) -> dict[
     if row is None:
         raise NotFound("출처를 찾을 수 없습니다.", f"passage {chunk_id} not found")
     chunk, document, collection, ocr_pages = row
-    return {"text": chunk.text, "section": chunk.section, "page": chunk.page, "ocr": read_by_ocr(ocr_pages, chunk.page),
-            "title": document.title,
+    keyring = keyring_of(session)
+    fields = open_chunk(keyring, collection.agency_id, chunk.version_id, chunk.ordinal,
+                        ChunkFields(chunk.text, chunk.section, "", None), session)
+    return {"text": fields.text, "section": fields.section, "page": chunk.page,
+            "ocr": read_by_ocr(ocr_pages, chunk.page),
+            "title": open_title(keyring, collection.agency_id, document.id, document.title, session),
             "source": display_source(document.source_key),
             "grade": passage_grade(collection.grade, document.grade).value, "collection": collection.name}
 

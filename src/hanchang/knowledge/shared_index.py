@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from itertools import chain, count
+from types import SimpleNamespace
 
 import numpy as np
 from sqlalchemy import bindparam, delete, func, select, text, update
@@ -38,10 +39,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from hanchang.core.versions import OPEN_END, day_number, in_force, version_validity
-from hanchang.knowledge.analysis import char_bigrams, with_pairs
-from hanchang.knowledge.index import CANDIDATES, ChunkColumns, Hit, fuse, top_positions, unit_rows
+from hanchang.knowledge.index import (
+    CANDIDATES,
+    ChunkColumns,
+    Hit,
+    KeyedIndex,
+    field_terms,
+    fuse,
+    top_positions,
+    unit_rows,
+)
 from hanchang.knowledge.ingest import indexed_text
+from hanchang.knowledge.sealed_text import agency_of_collection, readable_rows
 from hanchang.store.db import Database
+from hanchang.store.keyring import keyring_of
 from hanchang.store.tables import (
     Chunk,
     Collection,
@@ -75,9 +86,11 @@ class SharedCollectionIndex(ChunkColumns):
     """One collection's view of the shared index, as of one generation (`RetrievalIndex`)."""
 
     def __init__(self, db: Database, collection_id: int, chunk_ids: np.ndarray, valid_from: np.ndarray,
-                 valid_to: np.ndarray, totals: dict[int, int], vectors: np.ndarray | None):
+                 valid_to: np.ndarray, totals: dict[int, int], vectors: np.ndarray | None,
+                 keyed: KeyedIndex | None = None):
         super().__init__(chunk_ids, valid_from, valid_to, vectors)
         self.db = db
+        self.keyed = keyed
         self.collection_id = collection_id
         n = len(chunk_ids)
         self._avgdl = {field: (totals[field] / n if n else 1.0) or 1.0 for field in PARAMS}
@@ -90,11 +103,12 @@ class SharedCollectionIndex(ChunkColumns):
                 select(SearchChunk.chunk_id, SearchChunk.valid_from, SearchChunk.valid_to,
                        SearchChunk.morph_len, SearchChunk.gram_len)
                 .where(SearchChunk.collection_id == collection_id).order_by(SearchChunk.chunk_id)).all()
+            keyed = keyed_index(session, collection_id)
             vectors = _vectors(session, collection_id, [r.chunk_id for r in rows])
         columns = list(zip(*rows, strict=True)) if rows else [(), (), (), (), ()]
         ids, starts, ends, morph, grams = (np.array(c, dtype=np.int64) for c in columns)
         return cls(db, collection_id, ids, starts, ends, {MORPH: int(morph.sum()), GRAMS: int(grams.sum())},
-                   vectors)
+                   vectors, keyed)
 
     # -- validity ------------------------------------------------------------------------------
     def _in_force(self, day: int) -> np.ndarray:
@@ -119,8 +133,9 @@ class SharedCollectionIndex(ChunkColumns):
                 return self._field_top(session, field, terms, mask)
 
         # The two fields at once, each on a connection of its own (two database backends share the work).
-        grams = _FIELDS.submit(field_top, GRAMS, char_bigrams(text))
-        rankings = [r for r in (field_top(MORPH, with_pairs(morphemes)), grams.result()) if r is not None]
+        morph_terms, gram_terms = field_terms(self.keyed, morphemes, text)
+        grams = _FIELDS.submit(field_top, GRAMS, gram_terms)
+        rankings = [r for r in (field_top(MORPH, morph_terms), grams.result()) if r is not None]
         if vector is not None and self.vectors is not None:
             rankings.append([int(self.chunk_ids[p]) for p in self.vector_ranking(vector, mask)])
         return [Hit(chunk_id, score) for chunk_id, score in fuse(rankings, k)]
@@ -185,10 +200,22 @@ def _vectors(session: Session, collection_id: int, chunk_ids: list[int]) -> np.n
                          .where(Chunk.collection_id == collection_id, Chunk.embedding.is_not(None)))
     if not chunk_ids or has != len(chunk_ids):
         return None
-    blobs = dict(session.execute(select(Chunk.id, Chunk.embedding).where(Chunk.collection_id == collection_id)).all())
+    rows = session.execute(select(Chunk.id, Chunk.version_id, Chunk.ordinal, Chunk.collection_id, Chunk.text,
+                                  Chunk.section, Chunk.embedding).where(Chunk.collection_id == collection_id)).all()
+    opened = readable_rows(keyring_of(session), {collection_id: agency_of_collection(session, collection_id)},
+                           rows, session)
+    blobs = {row["id"]: row["embedding"] for row in opened}
     if set(blobs) != set(chunk_ids):
         return None
     return unit_rows(np.vstack([np.frombuffer(blobs[c], dtype=np.float32) for c in chunk_ids]))
+
+
+def keyed_index(session: Session, collection_id: int) -> KeyedIndex | None:
+    row = session.execute(select(Collection.agency_id, Collection.keyed_index)
+                          .where(Collection.id == collection_id)).first()
+    if row is None or not row.keyed_index:
+        return None
+    return KeyedIndex.of(keyring_of(session), row.agency_id, collection_id, session)
 
 
 # -- keeping the index in step with the chunks -------------------------------------------------------
@@ -207,9 +234,13 @@ def sync(db: Database, collection_id: int, wait: bool = True) -> bool | None:
         if generation is None:
             _clear(session, collection_id)
             return False
-        done = session.scalar(select(SearchCollection.generation)
-                              .where(SearchCollection.collection_id == collection_id))
-        if done == generation:
+        done = session.execute(select(SearchCollection.generation, SearchCollection.keyed)
+                               .where(SearchCollection.collection_id == collection_id)).first()
+        keyed = keyed_index(session, collection_id)
+        if done is not None and done.keyed != (keyed is not None):
+            _clear(session, collection_id)  # the collection became keyed: every term is hashed anew
+            done = None
+        if done is not None and done.generation == generation:
             return True
         current = dict(session.execute(select(Chunk.id, Chunk.version_id)
                                        .where(Chunk.collection_id == collection_id)).all())
@@ -229,7 +260,7 @@ def sync(db: Database, collection_id: int, wait: bool = True) -> bool | None:
         new = sorted(c for c in current if c not in held)
         term_ids = TermIds(collection_id)  # kept across the rounds: a bulk load looks up each term once
         for start in range(0, len(new), ADD_BATCH):
-            _add(session, term_ids, new[start:start + ADD_BATCH], validity, alive)
+            _add(session, term_ids, new[start:start + ADD_BATCH], validity, alive, keyed)
         if new and _statistics_stale(session, len(new)):
             # Fresh statistics now, not at autovacuum's turn: without them the planner's guesses
             # made searches of a first upload 4x slower (measured on KorQuAD dev).
@@ -243,9 +274,10 @@ def sync(db: Database, collection_id: int, wait: bool = True) -> bool | None:
             table = SearchChunk.__table__
             session.execute(update(table).where(table.c.chunk_id == bindparam("cid"))
                             .values(valid_from=bindparam("vf"), valid_to=bindparam("vt")), changed)
-        session.execute(pg_insert(SearchCollection).values(collection_id=collection_id, generation=generation)
+        session.execute(pg_insert(SearchCollection).values(collection_id=collection_id, generation=generation,
+                                                           keyed=keyed is not None)
                         .on_conflict_do_update(index_elements=[SearchCollection.collection_id],
-                                               set_={"generation": generation}))
+                                               set_={"generation": generation, "keyed": keyed is not None}))
     return True
 
 
@@ -260,20 +292,25 @@ def _statistics_stale(session: Session, added: int) -> bool:
 
 
 def _add(session: Session, term_ids: TermIds, chunk_ids: list[int], validity: dict[int, tuple[int, int]],
-         alive: np.ndarray) -> None:
+         alive: np.ndarray, keyed: KeyedIndex | None = None) -> None:
     """Index these chunks: a block per term, each chunk's term ids.
 
     Terms become integers once (dict lookups in C), and the postings are counted and grouped by
     numpy: a batch holds some 400,000 postings, too many to build one by one in Python."""
-    rows = session.execute(
-        select(Chunk.id, Chunk.version_id, Chunk.terms, Chunk.text, Chunk.section, Document.title)
+    found = session.execute(
+        select(Chunk.id, Chunk.version_id, Chunk.ordinal, Chunk.collection_id, Chunk.terms, Chunk.text,
+               Chunk.section, Document.id.label("document_id"), Document.title)
         .join(Document, Document.id == Chunk.document_id).where(Chunk.id.in_(chunk_ids))
         .order_by(Chunk.id)).all()
+    if not found:
+        return
+    agencies = {c: agency_of_collection(session, c) for c in {row.collection_id for row in found}}
+    rows = [SimpleNamespace(**row) for row in readable_rows(keyring_of(session), agencies, found, session)]
     if not rows:
         return
     n = len(rows)
-    fields = {MORPH: [with_pairs(row.terms.split()) for row in rows],
-              GRAMS: [char_bigrams(indexed_text(row.title, row.section, row.text)) for row in rows]}
+    both = [field_terms(keyed, row.terms.split(), indexed_text(row.title, row.section, row.text)) for row in rows]
+    fields = {MORPH: [terms[0] for terms in both], GRAMS: [terms[1] for terms in both]}
     lengths = {field: np.array([len(terms) for terms in lists], dtype=np.int64) for field, lists in fields.items()}
     # Number the batch's distinct terms: the morpheme field's first, then the bigrams'.
     keys: list[tuple[int, str]] = []

@@ -19,6 +19,7 @@ from hanchang.core.permissions import SEE_EVERY_AGENCY, can, require
 from hanchang.core.principal import Principal
 from hanchang.guard.pii import scan
 from hanchang.guard.vault import PseudonymVault
+from hanchang.store import sealed_messages
 from hanchang.store.tables import Agency, Feedback, Message, utcnow
 
 STATUSES = ("open", "resolved", "knowledge_gap", "model_error")
@@ -57,17 +58,14 @@ def _rows(session: Session, principal: Principal, *, status: str | None, rating:
 
 
 def _question(session: Session, answer: Message) -> str:
-    question = session.scalar(select(Message.content).where(
+    question = session.scalar(select(Message).where(
         Message.conversation_id == answer.conversation_id, Message.id < answer.id, Message.role == "user")
         .order_by(Message.id.desc()).limit(1))
-    return question or ""
+    return sealed_messages.content(session, question) if question else ""
 
 
-def _sources(answer: Message) -> list[dict[str, Any]]:
-    try:
-        meta = orjson.loads(answer.meta or "{}")
-    except orjson.JSONDecodeError:
-        return []
+def _sources(session: Session, answer: Message) -> list[dict[str, Any]]:
+    meta = sealed_messages.meta(session, answer)
     keep = ("index", "source", "title", "section", "page", "grade", "collection", "document_id", "chunk_id",
             "version", "snippet")
     return [{k: c.get(k) for k in keep if c.get(k) is not None} for c in meta.get("citations") or []
@@ -76,8 +74,9 @@ def _sources(answer: Message) -> list[dict[str, Any]]:
 
 def _item(session: Session, feedback: Feedback, answer: Message) -> dict[str, Any]:
     return {"id": feedback.id, "message_id": answer.id, "agency": feedback.agency_code, "rating": feedback.rating,
-            "reason": feedback.reason, "question": _question(session, answer), "answer": answer.content,
-            "sources": _sources(answer), "grade": answer.grade, "model": answer.model,
+            "reason": feedback.reason, "question": _question(session, answer),
+            "answer": sealed_messages.content(session, answer), "sources": _sources(session, answer),
+            "grade": answer.grade, "model": answer.model,
             "status": feedback.review_status, "status_ko": STATUS_KO[feedback.review_status],
             "expected_answer": feedback.expected_answer, "created_at": feedback.created_at.isoformat(),
             "reviewed_at": feedback.reviewed_at.isoformat() if feedback.reviewed_at else None}

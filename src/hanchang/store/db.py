@@ -54,11 +54,14 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.keyring = None  # store/keyring.Keyring, attached by bootstrap.open_keyring
+
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session whose work commits together, or rolls back together on any error."""
         session = self._sessions()
+        session.info["keyring"] = self.keyring
         try:
             yield session
             session.commit()

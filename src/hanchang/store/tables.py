@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -158,6 +159,24 @@ class AuditChainHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
+class AgencyKey(Base):
+    """An agency's data key (`data`: seals stored values; `index`: keys the hashes of index
+    terms), wrapped by the agency's key-encryption key in the key provider (store/keyring.py).
+    Never clear here: a copy of the database alone opens nothing."""
+
+    __tablename__ = "agency_keys"
+    __table_args__ = (Index("ix_agency_keys_agency", "agency_id", "purpose", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"))
+    purpose: Mapped[str] = mapped_column(String(8))  # data | index
+    kek_version: Mapped[int] = mapped_column(Integer)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(8), default="active")  # active | retired
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class Collection(Base):
     """A knowledge base of one agency; `is_common` shares it with every agency (공통)."""
 
@@ -171,6 +190,8 @@ class Collection(Base):
     grade: Mapped[str] = mapped_column(String(1), default="O")
     is_common: Mapped[bool] = mapped_column(Boolean, default=False)
     index_generation: Mapped[int] = mapped_column(Integer, default=0)
+    # Its index holds keyed hashes of terms (an S/C passage is or was in it); never turned off.
+    keyed_index: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -186,7 +207,7 @@ class Document(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"))
     source_key: Mapped[str] = mapped_column(String(1000))
-    title: Mapped[str] = mapped_column(String(300))
+    title: Mapped[str] = mapped_column(Text)  # sealed when the document is S or C
     grade: Mapped[str] = mapped_column(String(1), default="O")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -279,6 +300,7 @@ class SearchCollection(Base):
     collection_id: Mapped[int] = mapped_column(ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True,
                                                autoincrement=False)
     generation: Mapped[int] = mapped_column(Integer)
+    keyed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # terms are keyed hashes
 
 
 class WebSession(Base):
@@ -314,7 +336,7 @@ class Conversation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    title: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text)  # sealed when its first question is S or C
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -268,8 +268,9 @@ async def rename_conversation(conversation_id: DbId, body: ConversationPatch, re
     def work():
         with _db(request).session() as session:
             c = conversations.owned(session, principal.user_id, conversation_id)
-            c.title = body.title.strip()
-            return {"id": c.id, "title": c.title}
+            title = body.title.strip()
+            conversations.rename(session, c, title)
+            return {"id": c.id, "title": title}
     return JSONResponse(await run_in_threadpool(work))
 
 
