@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import re
 import stat
-import time
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -21,7 +21,7 @@ from hanchang.core.principal import Role
 from hanchang.store import accounts
 from hanchang.store.key_providers import KeyFileProblem
 from hanchang.store.keyring import is_sealed, key_id_of
-from hanchang.store.tables import AuditRecord, Chunk, Collection, Document, Message, StoredResponse
+from hanchang.store.tables import AuditRecord, Chunk, Collection, Message, StoredResponse
 
 SECRET = "제9조(출입통제) 보안구역 출입카드는 청색카드로 발급하며 번호는 7391번이다."
 PHRASE = "청색카드"

@@ -17,7 +17,6 @@ from hanchang.knowledge import collections as kc
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.ingest import discover, ingest
 from hanchang.knowledge.parsers import DocumentError
-from hanchang.store.db import Database
 from hanchang.store.tables import Chunk, Collection, Document
 
 SEEDS = SHARED / "seeds"
@@ -115,10 +114,9 @@ def test_failures_are_reported_and_exit_codes(cli, tmp_path):
 
 def test_a_crash_mid_ingest_leaves_the_collection_as_it_was(database_url, tmp_path):
     settings = load_settings(database_url=database_url)
-    db = Database(database_url)
     from hanchang.bootstrap import prepare_database
 
-    prepare_database(settings)
+    db = prepare_database(settings)
     store = IndexStore(settings.home, db)
     with db.session() as session:
         collection = kc.create(session, "DEMO", "guide")

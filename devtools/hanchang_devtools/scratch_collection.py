@@ -10,7 +10,9 @@ from pathlib import Path
 
 import psycopg
 
+from hanchang.bootstrap import open_keyring
 from hanchang.config import load_settings
+from hanchang.core.grades import Grade
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.index_store import IndexStore
 from hanchang.knowledge.ingest import discover, ingest
@@ -35,12 +37,12 @@ def scratch_postgres(server_url: str, keep: bool = False) -> str:
     return f"{base}/{name}"
 
 
-def build_collection(folder: Path, name: str = "bench", postgres: str | None = None
-                     ) -> tuple[IndexStore, object, dict]:
+def build_collection(folder: Path, name: str = "bench", postgres: str | None = None, grade: str = "O",
+                     home: Path | None = None) -> tuple[IndexStore, object, dict]:
     """Ingest every file under `folder` into a fresh collection; returns store, collection, timings.
     With `postgres` (a server URL) the collection lives in a scratch database there and is searched
     through the shared index inside PostgreSQL; otherwise SQLite and the embedded index."""
-    home = Path(tempfile.mkdtemp(prefix="hanchang-bench-"))
+    home = home or Path(tempfile.mkdtemp(prefix="hanchang-bench-"))
     settings = load_settings(home=home)
     db = Database(scratch_postgres(postgres) if postgres else f"sqlite:///{home / 'bench.db'}")
     migrate.upgrade(db.engine)
@@ -48,7 +50,9 @@ def build_collection(folder: Path, name: str = "bench", postgres: str | None = N
         from hanchang.store.accounts import create_agency
 
         create_agency(session, "BENCH", "benchmark")
-        collection = kc.create(session, "BENCH", name)
+    open_keyring(settings, db)  # S/C collections are sealed at rest, as on a platform
+    with db.session() as session:
+        collection = kc.create(session, "BENCH", name, Grade.parse(grade))
     store = IndexStore(settings.home, db)
     sources, skipped, _ = discover([folder])
     started = time.perf_counter()

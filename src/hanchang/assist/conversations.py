@@ -13,7 +13,7 @@ from hanchang.core.grades import Grade
 from hanchang.core.policy import GradedItem
 from hanchang.store import sealed_messages
 from hanchang.store.keyring import TEXT_PREFIX as SEALED
-from hanchang.store.keyring import keyring_of
+from hanchang.store.keyring import must_seal
 from hanchang.store.tables import Collection, Conversation, Feedback, Message, utcnow
 
 TITLE_CHARS = 40
@@ -85,9 +85,8 @@ def about_sealed(session: Session, collection_ids: list[int]) -> bool:
     """Whether any of these collections holds data sealed at rest (S/C)."""
     if not collection_ids:
         return False
-    keyring = keyring_of(session)
     grades = session.scalars(select(Collection.grade).where(Collection.id.in_(collection_ids)))
-    return any(keyring.must_seal(g) for g in grades)
+    return any(must_seal(session, g) for g in grades)
 
 
 def add(session: Session, conversation: Conversation, role: str, content: str, grade: str,
@@ -99,7 +98,7 @@ def add(session: Session, conversation: Conversation, role: str, content: str, g
     conversation.updated_at = utcnow()
     if role == "user" and conversation.title == "새 대화":
         title = content.strip().splitlines()[0][:TITLE_CHARS] or "새 대화"
-        sealed = sealed or keyring_of(session).must_seal(grade)
+        sealed = sealed or must_seal(session, grade)
         conversation.title = sealed_messages.seal_title(session, conversation, title) if sealed else title
     session.flush()
     sealed_messages.seal_message(session, message, sealed)  # bound to its row: sealed once it has an id
@@ -109,8 +108,7 @@ def add(session: Session, conversation: Conversation, role: str, content: str, g
 def rename(session: Session, conversation: Conversation, title: str) -> None:
     """A title the user gives a conversation that holds S/C messages is sealed like them."""
     grades = set(session.scalars(select(Message.grade).where(Message.conversation_id == conversation.id)))
-    keyring = keyring_of(session)
-    sealed = any(keyring.must_seal(g) for g in grades) or conversation.title.startswith(SEALED)
+    sealed = any(must_seal(session, g) for g in grades) or conversation.title.startswith(SEALED)
     conversation.title = sealed_messages.seal_title(session, conversation, title) if sealed else title
 
 

@@ -7,7 +7,6 @@ see it through a continuation (the grade is carried like the window's history).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -17,7 +16,7 @@ from hanchang.core.errors import NotFound
 from hanchang.core.grades import Grade
 from hanchang.core.policy import GradedItem
 from hanchang.core.principal import Principal
-from hanchang.store.keyring import keyring_of
+from hanchang.store.keyring import open_json, seal_json
 from hanchang.store.tables import StoredResponse
 
 
@@ -34,8 +33,7 @@ def _owned(session: Session, principal: Principal, response_id: str) -> StoredRe
 
 def _opened(session: Session, stored: StoredResponse, column: str) -> Any:
     """A column's JSON, opened when sealed (S/C); bound to the response's id and agency."""
-    return json.loads(keyring_of(session).open(stored.agency_id, f"stored_responses.{column}:{stored.id}",
-                                               getattr(stored, column), session))
+    return open_json(session, stored.agency_id, f"stored_responses.{column}:{stored.id}", getattr(stored, column))
 
 
 def continuation(session: Session, principal: Principal, response_id: str
@@ -57,11 +55,8 @@ def conversation(session: Session, principal: Principal, response_id: str) -> li
 
 def save(session: Session, principal: Principal, response: dict[str, Any], grade: str,
          messages: list[dict[str, Any]]) -> None:
-    keyring = keyring_of(session)
-
     def stored(column: str, value: Any) -> str:
-        return keyring.seal_if(grade, principal.agency_id, f"stored_responses.{column}:{response['id']}",
-                               json.dumps(value, ensure_ascii=False), session)
+        return seal_json(session, grade, principal.agency_id, f"stored_responses.{column}:{response['id']}", value)
 
     session.add(StoredResponse(id=response["id"], user_id=principal.user_id, agency_id=principal.agency_id,
                                model=str(response.get("model") or "")[:200], grade=grade,

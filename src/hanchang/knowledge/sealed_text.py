@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from hanchang.core.grades import passage_grade
 from hanchang.store.key_providers import KeyShredded
 from hanchang.store.keyring import IntegrityFailure, Keyring, is_sealed, keyring_of
+from hanchang.store.keyring import must_seal as keyring_must_seal
 from hanchang.store.tables import Collection
 
 log = logging.getLogger("hanchang.knowledge")
@@ -33,7 +34,7 @@ def title_where(document_id: int) -> str:
 
 
 def must_seal(session: Session, collection: Collection, document_grade: str) -> bool:
-    return keyring_of(session).must_seal(passage_grade(collection.grade, document_grade))
+    return keyring_must_seal(session, passage_grade(collection.grade, document_grade))
 
 
 @dataclass

@@ -294,6 +294,17 @@ class Keyring:
             self._active.clear()
 
 
+def must_seal(session, grade: str | Grade) -> bool:
+    """Whether a value of this grade is sealed. Without a keyring (a bare database in a tool or
+    test) O data is written as it is and S/C data refused: never written unsealed."""
+    keyring = session.info.get("keyring")
+    if keyring is not None:
+        return keyring.must_seal(grade)
+    if Grade.parse(grade) >= Grade.SENSITIVE:
+        keyring_of(session)  # raises: no key provider configured
+    return False
+
+
 def keyring_of(session) -> Keyring:
     """The keyring of the database this session belongs to."""
     keyring = session.info.get("keyring")
@@ -304,7 +315,8 @@ def keyring_of(session) -> Keyring:
 
 def seal_json(session, grade: str | Grade, agency_id: int, where: str, value) -> str:
     """`value` as JSON, sealed when `grade` asks for it."""
-    return keyring_of(session).seal_if(grade, agency_id, where, json.dumps(value, ensure_ascii=False), session)
+    plain = json.dumps(value, ensure_ascii=False)
+    return keyring_of(session).seal(agency_id, where, plain, session) if must_seal(session, grade) else plain
 
 
 def open_json(session, agency_id: int, where: str, stored: str):

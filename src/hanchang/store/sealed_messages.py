@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hanchang.store.key_providers import KeyShredded
-from hanchang.store.keyring import IntegrityFailure, is_sealed, keyring_of
+from hanchang.store.keyring import IntegrityFailure, is_sealed, keyring_of, must_seal
 from hanchang.store.tables import Conversation, Message, User
 
 UNREADABLE = "(열 수 없는 메시지입니다: 무결성 검사 실패 또는 키 파기 · this message cannot be opened)"
@@ -33,9 +33,9 @@ def _where(column: str, message: Message) -> str:
 def seal_message(session: Session, message: Message, always: bool = False) -> None:
     """Seal the (flushed) message's content and meta in place, if its grade asks for it (or
     `always`: a question about sealed sources)."""
-    keyring = keyring_of(session)
-    if not (always or keyring.must_seal(message.grade)):
+    if not (always or must_seal(session, message.grade)):
         return
+    keyring = keyring_of(session)
     agency_id = agency_of_conversation(session, message.conversation_id)
     for column in ("content", "meta"):
         value = getattr(message, column)
