@@ -87,6 +87,7 @@ def readable_rows(keyring: Keyring, agency_of: dict[int, int], rows, session: Se
     `embedding`, `document_id`, `title`) opened; a row that fails its integrity check, or whose
     keys are gone (shredded), is left out. `agency_of`: collection id -> agency id."""
     out = []
+    titles: dict[int, str] = {}  # a document's title, opened once per call
     for row in rows:
         values = row._asdict()
         agency_id = agency_of[values["collection_id"]]
@@ -101,7 +102,10 @@ def readable_rows(keyring: Keyring, agency_of: dict[int, int], rows, session: Se
             continue
         values.update(text=fields.text, section=fields.section, terms=fields.terms, embedding=fields.embedding)
         if "title" in values and "document_id" in values:
-            values["title"] = open_title(keyring, agency_id, values["document_id"], values["title"], session)
+            document_id = values["document_id"]
+            if document_id not in titles:
+                titles[document_id] = open_title(keyring, agency_id, document_id, values["title"], session)
+            values["title"] = titles[document_id]
         out.append(values)
     return out
 

@@ -98,6 +98,7 @@ class Keyring:
         self.provider = provider
         self.encrypt_open = encrypt_open
         self._keys: dict[int, tuple[int, bytes]] = {}  # key id -> (agency id, key)
+        self._ciphers: dict[int, AESGCM] = {}  # key id -> its cipher, made once
         # agency, purpose -> the active key's id. Kept until this process rotates or `refresh`es: a
         # rotation by another process is seen by the sweep, which re-seals what an older key sealed.
         self._active: dict[tuple[int, str], int] = {}
@@ -164,6 +165,9 @@ class Keyring:
         return row
 
     def _key(self, key_id: int, session=None) -> tuple[int, bytes]:
+        found = self._keys.get(key_id)  # the common case, without the lock
+        if found is not None:
+            return found
         with self._lock:
             found = self._keys.get(key_id)
             if found is not None:
@@ -178,6 +182,7 @@ class Keyring:
     def forget(self, key_id: int) -> None:
         with self._lock:
             self._keys.pop(key_id, None)
+            self._ciphers.pop(key_id, None)
             for slot, known in list(self._active.items()):
                 if known == key_id:
                     del self._active[slot]
@@ -209,7 +214,14 @@ class Keyring:
     def seal_raw(self, agency_id: int, where: str, plain: bytes, session=None) -> bytes:
         key_id, key = self._active_key(agency_id, DATA, session)
         nonce = secrets.token_bytes(NONCE_BYTES)
-        return _HEADER.pack(key_id) + nonce + AESGCM(key).encrypt(nonce, plain, self._aad(agency_id, where))
+        return _HEADER.pack(key_id) + nonce + self._cipher(key_id, key).encrypt(nonce, plain,
+                                                                                self._aad(agency_id, where))
+
+    def _cipher(self, key_id: int, key: bytes) -> AESGCM:
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            cipher = self._ciphers[key_id] = AESGCM(key)
+        return cipher
 
     def open_raw(self, agency_id: int, where: str, raw: bytes, session=None) -> bytes:
         try:
@@ -221,8 +233,8 @@ class Keyring:
         try:
             if owner != agency_id or len(raw) < start + NONCE_BYTES + 16:
                 raise InvalidTag
-            return AESGCM(key).decrypt(raw[start:start + NONCE_BYTES], raw[start + NONCE_BYTES:],
-                                       self._aad(agency_id, where))
+            return self._cipher(key_id, key).decrypt(raw[start:start + NONCE_BYTES], raw[start + NONCE_BYTES:],
+                                                     self._aad(agency_id, where))
         except InvalidTag:
             if self.on_integrity_failure is not None:
                 self.on_integrity_failure(agency_id, where)
@@ -284,6 +296,7 @@ class Keyring:
             self.provider.destroy(code)
         for key_id in [k for k, (owner, _) in self._keys.items() if owner == agency_id]:
             self._keys.pop(key_id, None)
+            self._ciphers.pop(key_id, None)
         for purpose in (DATA, INDEX):
             self._active.pop((agency_id, purpose), None)
         return {"agency": code, "keys_destroyed": gone}
@@ -291,6 +304,7 @@ class Keyring:
     def forget_cache(self) -> None:
         with self._lock:
             self._keys.clear()
+            self._ciphers.clear()
             self._active.clear()
 
 
