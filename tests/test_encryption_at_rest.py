@@ -302,3 +302,65 @@ def test_a_missing_or_wrong_key_file_stops_the_platform(tmp_path, database_url):
     done = subprocess.run([sys.executable, "-m", "hanchang", "keys", "status"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and "key file" in done.stderr and "Traceback" not in done.stderr
+
+
+SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
+needs_softhsm = pytest.mark.skipif(not os.path.exists(SOFTHSM), reason="Debian's softhsm2 is not installed")
+
+
+@pytest.fixture
+def softhsm(tmp_path, monkeypatch):
+    """A fresh SoftHSM2 token 'hanchang' (PIN 1234) in a folder of this test's own."""
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    conf = tmp_path / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
+    monkeypatch.setenv("HANCHANG_PKCS11_PIN", "1234")
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "hanchang", "--pin", "1234",
+                    "--so-pin", "5678"], check=True, capture_output=True)
+    return SOFTHSM
+
+
+@needs_softhsm
+def test_keys_in_an_hsm_seal_rotate_and_shred(platform_factory, upstream, softhsm):
+    platform = platform_factory({"models": [
+        {"name": "int", "backend": "openai", "base_url": upstream.base_url, "zone": "internal", "max_grade": "C"}],
+        "encryption": {"provider": "pkcs11", "pkcs11_module": softhsm}})
+    with platform.db.session() as session:
+        accounts.create_user(session, "MOIS", "admin-mois", Role.AGENCY_ADMIN)
+        key = accounts.create_key(session, "MOIS", "admin-mois").secret
+    assert not platform.settings.resolved_key_file.exists()  # no key file: the HSM holds the KEKs
+    cid = collection(platform, key, "보안규정", "S")
+    upload(platform, key, cid, "출입통제.txt", SECRET)
+    assert clear_hits(platform.db, PHRASE) == []
+    keyring = platform.db.keyring
+    with platform.db.session() as session:
+        mois = session.scalar(text("select id from agencies where code='MOIS'"))
+    keyring.rotate(mois)
+    sweep(platform.db, keyring, mois)
+    keyring.forget_cache()  # everything unwrapped again by the token
+    hits = api(platform, "GET", "/api/search", key, params={"q": "출입카드", "collection": cid}).json()["results"]
+    assert hits and PHRASE in hits[0]["text"]
+    keyring.shred(mois)
+    keyring.forget_cache()
+    assert api(platform, "GET", "/api/search", key, params={"q": "청색카드", "collection": cid}).json()["results"] == []
+
+
+@needs_softhsm
+def test_an_unreachable_hsm_stops_sensitive_requests_only(platform_factory, upstream, softhsm, monkeypatch):
+    monkeypatch.setenv("HANCHANG_PKCS11_PIN", "wrong-pin")  # the token refuses every session
+    platform = platform_factory({"models": [
+        {"name": "int", "backend": "openai", "base_url": upstream.base_url, "zone": "internal", "max_grade": "C"}],
+        "encryption": {"provider": "pkcs11", "pkcs11_module": softhsm}})
+    with platform.db.session() as session:
+        accounts.create_user(session, "MOIS", "admin-mois", Role.AGENCY_ADMIN)
+        key = accounts.create_key(session, "MOIS", "admin-mois").secret
+    public = collection(platform, key, "공개", "O")
+    upload(platform, key, public, "안내.txt", "민원실은 오전 9시에 문을 엽니다.")
+    assert api(platform, "GET", "/api/search", key, params={"q": "민원실", "collection": public}).json()["results"]
+    secret = collection(platform, key, "보안규정", "S")
+    refused = api(platform, "POST", f"/api/collections/{secret}/documents", key,
+                  files=[("files", ("출입통제.txt", SECRET.encode()))])
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "keys_unavailable"
+    assert clear_hits(platform.db, PHRASE) == []  # nothing written in clear meanwhile

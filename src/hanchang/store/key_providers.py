@@ -247,6 +247,7 @@ class Pkcs11Provider:
 
     def wrap(self, agency: str, data_key: bytes) -> tuple[int, bytes]:
         import pkcs11
+        from pkcs11.mechanisms import GCMParams
 
         def work():
             keys = self._keys(agency)
@@ -255,12 +256,13 @@ class Pkcs11Provider:
             version = max(keys)
             nonce = secrets.token_bytes(NONCE_BYTES)
             sealed = keys[version].encrypt(data_key, mechanism=pkcs11.Mechanism.AES_GCM,
-                                           mechanism_param=(nonce, _aad(agency, version), 128))
+                                           mechanism_param=GCMParams(nonce, _aad(agency, version), 128))
             return version, nonce + sealed
         return self._guarded(work)
 
     def unwrap(self, agency: str, kek_version: int, wrapped: bytes) -> bytes:
         import pkcs11
+        from pkcs11.mechanisms import GCMParams
 
         def work():
             key = self._keys(agency).get(kek_version)
@@ -269,7 +271,7 @@ class Pkcs11Provider:
                                              f"{agency} (shredded, or another token)")
             try:
                 return key.decrypt(wrapped[NONCE_BYTES:], mechanism=pkcs11.Mechanism.AES_GCM,
-                                   mechanism_param=(wrapped[:NONCE_BYTES], _aad(agency, kek_version), 128))
+                                   mechanism_param=GCMParams(wrapped[:NONCE_BYTES], _aad(agency, kek_version), 128))
             except pkcs11.exceptions.PKCS11Error:
                 raise KeyFileProblem("HSM의 키가 이 데이터베이스의 것이 아닙니다.",
                                      f"the HSM's key does not open agency {agency}'s data keys") from None
