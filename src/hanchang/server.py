@@ -150,11 +150,11 @@ def create_app(settings: Settings, database: Database | None = None, *,
                warm_models: bool = False) -> FastAPI:
     """The application. `warm_models` (serve) starts the embedded models' engines at once."""
     db = database or Database(settings.resolved_database_url)
-    open_keyring(settings, db)
     try:
         services = catalogue(SERVICES, settings.services.custom)
     except ServiceConflict as exc:
         raise ConfigError(f"services.custom / plugins: {exc}") from None
+    open_keyring(settings, db)  # after the configuration checks; a wrong key file stops here
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
