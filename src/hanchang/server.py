@@ -98,6 +98,8 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
             await gateway.warm_up()
         yield platform
     finally:
+        if db.keyring is not None:
+            db.keyring.on_integrity_failure = None  # its loop and recorder stop here
         if sweeper is not None:
             await asyncio.to_thread(sweeper.stop)
         if evals is not None:  # the run in hand goes back to the queue; it resumes at the next start
