@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from sqlalchemy import exists, or_, select, true
 from sqlalchemy.orm import Session
 
+from hanchang.assist.stored_responses import sealed_where
 from hanchang.core.grades import Grade
 from hanchang.knowledge import collections as kc
 from hanchang.knowledge.sealed_text import chunk_where, title_where
+from hanchang.store import sealed_messages
 from hanchang.store.db import Database
 from hanchang.store.key_providers import KeysUnavailable
 from hanchang.store.keyring import IntegrityFailure, Keyring, key_id_of, sealed_prefix
@@ -125,11 +127,11 @@ TARGETS = (
            lambda row, column: chunk_where(column, row.version_id, row.ordinal)),
     Target("documents", Document, ("title",), _documents, lambda row, _: title_where(row.id)),
     Target("messages", Message, ("content", "meta"), _messages,
-           lambda row, column: f"messages.{column}:{row.conversation_id}:{row.id}"),
+           lambda row, column: sealed_messages.message_where(column, row)),
     Target("conversations", Conversation, ("title",), _conversations,
-           lambda row, _: f"conversations.title:{row.id}"),
+           lambda row, _: sealed_messages.title_where(row)),
     Target("stored_responses", StoredResponse, ("messages", "response"), _responses,
-           lambda row, column: f"stored_responses.{column}:{row.id}"),
+           lambda row, column: sealed_where(column, row.id)),
     Target("eval_datasets", EvalDataset, ("items",), _datasets,
            lambda row, _: f"eval_datasets.items:{row.name}:{row.version}"),
     Target("eval_runs", EvalRun, ("items",), _runs, lambda row, _: f"eval_runs.items:{row.id}"),

@@ -31,9 +31,14 @@ def _owned(session: Session, principal: Principal, response_id: str) -> StoredRe
     return found
 
 
+def sealed_where(column: str, response_id: str) -> str:
+    """What a stored response's sealed column is bound to (also what the sweep re-seals it with)."""
+    return f"stored_responses.{column}:{response_id}"
+
+
 def _opened(session: Session, stored: StoredResponse, column: str) -> Any:
     """A column's JSON, opened when sealed (S/C); bound to the response's id and agency."""
-    return open_json(session, stored.agency_id, f"stored_responses.{column}:{stored.id}", getattr(stored, column))
+    return open_json(session, stored.agency_id, sealed_where(column, stored.id), getattr(stored, column))
 
 
 def continuation(session: Session, principal: Principal, response_id: str
@@ -56,7 +61,7 @@ def conversation(session: Session, principal: Principal, response_id: str) -> li
 def save(session: Session, principal: Principal, response: dict[str, Any], grade: str,
          messages: list[dict[str, Any]]) -> None:
     def stored(column: str, value: Any) -> str:
-        return seal_json(session, grade, principal.agency_id, f"stored_responses.{column}:{response['id']}", value)
+        return seal_json(session, grade, principal.agency_id, sealed_where(column, response["id"]), value)
 
     session.add(StoredResponse(id=response["id"], user_id=principal.user_id, agency_id=principal.agency_id,
                                model=str(response.get("model") or "")[:200], grade=grade,

@@ -26,7 +26,8 @@ def agency_of_conversation(session: Session, conversation_id: int) -> int:
     return cache[conversation_id]
 
 
-def _where(column: str, message: Message) -> str:
+def message_where(column: str, message: Message) -> str:
+    """What a message's sealed column is bound to (also what the sweep re-seals it with)."""
     return f"messages.{column}:{message.conversation_id}:{message.id}"
 
 
@@ -40,7 +41,7 @@ def seal_message(session: Session, message: Message, always: bool = False) -> No
     for column in ("content", "meta"):
         value = getattr(message, column)
         if not is_sealed(value):
-            setattr(message, column, keyring.seal(agency_id, _where(column, message), value, session))
+            setattr(message, column, keyring.seal(agency_id, message_where(column, message), value, session))
 
 
 def content(session: Session, message: Message) -> str:
@@ -48,7 +49,7 @@ def content(session: Session, message: Message) -> str:
         return message.content
     try:
         return keyring_of(session).open(agency_of_conversation(session, message.conversation_id),
-                                        _where("content", message), message.content, session)
+                                        message_where("content", message), message.content, session)
     except (IntegrityFailure, KeyShredded):
         return UNREADABLE
 
@@ -58,7 +59,7 @@ def meta(session: Session, message: Message) -> dict[str, Any]:
     if is_sealed(value):
         try:
             value = keyring_of(session).open(agency_of_conversation(session, message.conversation_id),
-                                             _where("meta", message), value, session)
+                                             message_where("meta", message), value, session)
         except (IntegrityFailure, KeyShredded):
             return {"integrity_failure": True}
     try:
@@ -67,13 +68,14 @@ def meta(session: Session, message: Message) -> dict[str, Any]:
         return {}
 
 
-def _title_where(conversation: Conversation) -> str:
+def title_where(conversation: Conversation) -> str:
+    """What a conversation's sealed title is bound to."""
     return f"conversations.title:{conversation.id}"
 
 
 def seal_title(session: Session, conversation: Conversation, title: str) -> str:
     keyring = keyring_of(session)
-    return keyring.seal(agency_of_conversation(session, conversation.id), _title_where(conversation), title, session)
+    return keyring.seal(agency_of_conversation(session, conversation.id), title_where(conversation), title, session)
 
 
 def title(session: Session, conversation: Conversation) -> str:
@@ -81,6 +83,6 @@ def title(session: Session, conversation: Conversation) -> str:
         return conversation.title
     try:
         return keyring_of(session).open(agency_of_conversation(session, conversation.id),
-                                        _title_where(conversation), conversation.title, session)
+                                        title_where(conversation), conversation.title, session)
     except (IntegrityFailure, KeyShredded):
         return "(열 수 없는 제목 · unreadable)"
