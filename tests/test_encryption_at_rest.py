@@ -308,17 +308,24 @@ SOFTHSM = "/usr/lib/softhsm/libsofthsm2.so"
 needs_softhsm = pytest.mark.skipif(not os.path.exists(SOFTHSM), reason="Debian's softhsm2 is not installed")
 
 
-@pytest.fixture
-def softhsm(tmp_path, monkeypatch):
-    """A fresh SoftHSM2 token 'hanchang' (PIN 1234) in a folder of this test's own."""
-    tokens = tmp_path / "tokens"
-    tokens.mkdir()
-    conf = tmp_path / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
-    monkeypatch.setenv("SOFTHSM2_CONF", str(conf))
-    monkeypatch.setenv("HANCHANG_PKCS11_PIN", "1234")
+@pytest.fixture(scope="session")
+def _softhsm_token(tmp_path_factory):
+    """One SoftHSM2 token 'hanchang' (PIN 1234) for the session: a PKCS#11 library reads its
+    configuration once per process, so every test here shares it."""
+    folder = tmp_path_factory.mktemp("softhsm")
+    (folder / "tokens").mkdir()
+    conf = folder / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = {**os.environ, "SOFTHSM2_CONF": str(conf)}
     subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "hanchang", "--pin", "1234",
-                    "--so-pin", "5678"], check=True, capture_output=True)
+                    "--so-pin", "5678"], check=True, capture_output=True, env=env)
+    return conf
+
+
+@pytest.fixture
+def softhsm(_softhsm_token, monkeypatch):
+    monkeypatch.setenv("SOFTHSM2_CONF", str(_softhsm_token))
+    monkeypatch.setenv("HANCHANG_PKCS11_PIN", "1234")
     return SOFTHSM
 
 
@@ -348,11 +355,10 @@ def test_keys_in_an_hsm_seal_rotate_and_shred(platform_factory, upstream, sofths
 
 
 @needs_softhsm
-def test_an_unreachable_hsm_stops_sensitive_requests_only(platform_factory, upstream, softhsm, monkeypatch):
-    monkeypatch.setenv("HANCHANG_PKCS11_PIN", "wrong-pin")  # the token refuses every session
-    platform = platform_factory({"models": [
+def test_an_unreachable_hsm_stops_sensitive_requests_only(platform_factory, upstream, softhsm):
+    platform = platform_factory({"models": [  # a token the HSM does not have: unreachable
         {"name": "int", "backend": "openai", "base_url": upstream.base_url, "zone": "internal", "max_grade": "C"}],
-        "encryption": {"provider": "pkcs11", "pkcs11_module": softhsm}})
+        "encryption": {"provider": "pkcs11", "pkcs11_module": softhsm, "pkcs11_token": "absent"}})
     with platform.db.session() as session:
         accounts.create_user(session, "MOIS", "admin-mois", Role.AGENCY_ADMIN)
         key = accounts.create_key(session, "MOIS", "admin-mois").secret

@@ -211,7 +211,10 @@ class Pkcs11Provider:
         try:
             library = pkcs11.lib(self.module_path)
             token = library.get_token(token_label=self.token_label)
-            self._session = token.open(user_pin=self._pin, rw=True)
+            try:
+                self._session = token.open(user_pin=self._pin, rw=True)
+            except pkcs11.exceptions.UserAlreadyLoggedIn:  # PKCS#11 logs in per process, not per session
+                self._session = token.open(rw=True)
         except Exception as exc:
             raise KeysUnavailable(message_en=f"the HSM (PKCS#11 token '{self.token_label}') cannot be reached: "
                                              f"{type(exc).__name__}") from None
