@@ -298,6 +298,15 @@ class EncryptionConfig(_Strict):
     sweep_seconds: float = Field(default=60.0, gt=0)
 
 
+class TrainingConfig(_Strict):
+    """Fine-tuning (hanchang/training): whether this server also runs queued jobs."""
+
+    # Run queued fine-tuning jobs here, one at a time, each in its own process. Turn off on API
+    # hosts when a training host runs `hanchang finetune worker`.
+    run_jobs: bool = True
+    threads: int | None = Field(default=None, ge=1)  # CPU threads a job may use (default: all)
+
+
 class KnowledgeConfig(_Strict):
     # An embedding model (kind: embedding) for hybrid retrieval; BM25 alone when unset.
     embedding_model: str | None = None
@@ -402,6 +411,7 @@ class Settings(BaseSettings):
     pii: PiiConfig = PiiConfig()
     audit: AuditConfig = AuditConfig()
     encryption: EncryptionConfig = EncryptionConfig()
+    training: TrainingConfig = TrainingConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
     services: ServicesConfig = ServicesConfig()
     library: LibraryConfig = LibraryConfig()

@@ -29,6 +29,7 @@ from hanchang.api import (
     operations_routes,
     responses_routes,
     service_routes,
+    training_routes,
 )
 from hanchang.api.readiness import readiness
 from hanchang.assist.embedding_calls import gateway_embedder
@@ -59,6 +60,8 @@ from hanchang.ops.budgets import overrides_loader
 from hanchang.ops.health import HealthSampler
 from hanchang.store import changes
 from hanchang.store.db import Database
+from hanchang.training import models as trained_models
+from hanchang.training.runner import TrainingWorker, worker_settings_file
 from hanchang.web import routes as web_routes
 
 
@@ -71,7 +74,10 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
     limiter = create_limiter(settings.redis_url, settings.redis_prefix)
     quotas = create_quota_store(settings.redis_url, settings.redis_prefix)
     sealer = PromptSealer(settings.audit.store_prompts_for, os.environ.get(settings.audit.key_env))
-    gateway = Gateway(ModelRegistry(settings.model_specs(), settings.default_model), limiter, settings.limits,
+    configured = settings.model_specs()
+    registry = ModelRegistry(configured, settings.default_model,
+                             added=lambda: trained_models.specs(db, configured, settings.home))
+    gateway = Gateway(registry, limiter, settings.limits,
                       recorder, settings.policy, settings.pii, sealer,
                       budget_plan=BudgetPlan(settings.budgets, overrides_loader(db), refresh_s=settings.cache_seconds),
                       quota_store=quotas)
@@ -82,7 +88,7 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
     health = HealthSampler(db, gateway, settings.metrics.health_probe_seconds)
     health.start()
     metrics_writer = asyncio.create_task(metrics.flush_periodically(), name="metrics-flush")
-    jobs = evals = sweeper = None
+    jobs = evals = sweeper = trainer = None
     try:
         # Embeddings (ingest and query) go through this same gateway: policy, guard, usage, audit.
         embedder = gateway_embedder(settings, gateway, asyncio.get_running_loop())
@@ -94,6 +100,9 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
             platform.eval_runs = evals = EvalRunner(platform).start()
             # Seals what older data or a rotation left behind; tests that start many platforms skip it.
             sweeper = SealingSweeper(db, db.keyring, settings.encryption.sweep_seconds).start()
+            if settings.training.run_jobs:  # fine-tuning jobs, each in a process of its own
+                trainer = TrainingWorker(db, settings.home, worker_settings_file(settings),
+                                         threads=settings.training.threads).start()
         if warm_models:
             await gateway.warm_up()
         yield platform
@@ -102,6 +111,8 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
             db.keyring.on_integrity_failure = None  # its loop and recorder stop here
         if sweeper is not None:
             await asyncio.to_thread(sweeper.stop)
+        if trainer is not None:  # a job in hand keeps its process, which finishes it
+            await asyncio.to_thread(trainer.stop)
         if evals is not None:  # the run in hand goes back to the queue; it resumes at the next start
             await evals.stop()
         if jobs is not None:  # the job in hand goes back to the queue; it resumes at the next start
@@ -184,8 +195,8 @@ def create_app(settings: Settings, database: Database | None = None, *,
                   default_response_class=JSONResponse)
     app.state.authenticator = KeyAuthenticator(db, ttl_s=settings.cache_seconds)
     install_error_handlers(app)
-    for router in (openai_routes.router, responses_routes.router, eval_routes.router, knowledge_routes.router,
-                   audit_routes.router, service_routes.router, service_routes.connector_router,
+    for router in (openai_routes.router, responses_routes.router, eval_routes.router, training_routes.router,
+                   knowledge_routes.router, audit_routes.router, service_routes.router, service_routes.connector_router,
                    operations_routes.router, asset_routes.router, web_routes.router):
         app.include_router(router)
     mcp = mcp_endpoint.mount(app, settings.mcp) if settings.mcp.enabled else None

@@ -10,11 +10,13 @@ and `.retrieve` work unchanged. Hanchang adds a data source of a stored set
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from hanchang.api.route_helpers import in_session as _in_session
+from hanchang.api.route_helpers import json_body as _body
+from hanchang.api.route_helpers import page as _page
 from hanchang.core.errors import InvalidInput, NotFound
 from hanchang.core.grades import Grade
 from hanchang.core.permissions import require
@@ -27,28 +29,6 @@ from hanchang.http.responses import JSONResponse
 
 router = APIRouter()
 MAX_SET_BYTES = 20 * 1024 * 1024
-
-
-def _page(data: list[dict[str, Any]], more: bool) -> dict[str, Any]:
-    return {"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None, "has_more": more}
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidInput("요청 본문이 JSON이 아닙니다.", "the request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("요청 본문은 JSON 객체입니다.", "the request body must be a JSON object")
-    return body
-
-
-def _in_session(platform, work):
-    def run():
-        with platform.db.session() as session:
-            return work(session)
-    return run_in_threadpool(run)
 
 
 # -- evals ------------------------------------------------------------------------------------

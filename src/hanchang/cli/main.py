@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from hanchang.cli import accounts as accounts_cli
-from hanchang.cli import assets, audit, encryption, evals, knowledge, operations, pii, templates
+from hanchang.cli import assets, audit, encryption, evals, knowledge, operations, pii, templates, training
 from hanchang.cli.common import (
     ConfigOption,
     err,
@@ -37,6 +37,8 @@ app.add_typer(knowledge.collections_app, name="collections")
 app.add_typer(templates.templates_app, name="templates")
 app.add_typer(assets.assets_app, name="assets")
 app.add_typer(evals.eval_app, name="eval")
+app.add_typer(training.datasets_app, name="datasets")
+app.add_typer(training.finetune_app, name="finetune")
 app.command("ingest")(knowledge.ingest)
 app.command("search")(knowledge.search)
 app.command("slo")(operations.slo)

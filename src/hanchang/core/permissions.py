@@ -129,6 +129,8 @@ RULES: dict[str, Rule] = {
     "evals.run": Rule(_builder, "평가는 기관의 사용자·관리자가 만들고 실행합니다(감사 담당자는 볼 수만 있습니다).",
                       "users and admins of the agency create and run evaluations"),
     "evals.read": Rule(_reader_of, "이 평가는 다른 기관의 것입니다.", "an evaluation is read in its own agency"),
+    "training.manage": Rule(_admin_of, "학습 데이터와 파인튜닝은 그 기관의 관리자만 다룹니다.",
+                            "only the agency's admins build datasets and fine-tune"),
     "window.admin_pages": Rule(lambda p, _: p.role in ADMINS, "관리자만 볼 수 있는 화면입니다.", "admins only"),
 }
 

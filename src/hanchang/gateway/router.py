@@ -41,6 +41,7 @@ from hanchang.gateway.backends.base import Backend
 from hanchang.gateway.errors import (
     ClientClosed,
     GatewayError,
+    ModelNotFound,
     PersonalDataRefused,
     PolicyRefused,
     RecordsBacklogged,
@@ -167,7 +168,14 @@ class Gateway:
     def backend(self, spec: ModelSpec) -> Backend:
         backend = self._backends.get(spec.name)
         if backend is None:
-            backend = self._backends[spec.name] = self._factory(spec)
+            if spec.extra.get("adapter_of"):  # a fine-tuned model runs on its base's engine
+                from hanchang.gateway.backends.adapter import AdapterBackend
+
+                base = self.registry.get(spec.extra["adapter_of"])
+                backend = AdapterBackend(spec, self.backend(base), base)
+            else:
+                backend = self._factory(spec)
+            self._backends[spec.name] = backend
         return backend
 
     async def warm_up(self) -> None:
@@ -293,8 +301,10 @@ class Gateway:
                 f"Model '{requested.name}' is a {requested.kind} model; it cannot serve {call.endpoint}.",
                 param="model",
             )
+        trained_model_access(call, requested, self.registry)
         call.effective = effective_grade(call.grade, call.items)
-        call.decision = decide_route(call.effective.grade, requested, list(self.registry),
+        shared = [m for m in self.registry if "owner_agency_id" not in m.extra]  # never rerouted to another's model
+        call.decision = decide_route(call.effective.grade, requested, shared,
                                      reroute=self.policy.reroute,
                                      preferred=self.policy.preferred_internal)
         if call.decision.model is None:
@@ -573,6 +583,21 @@ async def _guard_stream(stream: AsyncIterator[dict[str, Any]],
         raise
     for index in output.held_choices():
         yield tail_chunk(index, held(index))
+
+
+def trained_model_access(call: Call, spec: ModelSpec, registry: ModelRegistry) -> None:
+    """A fine-tuned model answers only its owner agency (to anyone else it does not exist), only
+    once promoted (before that, only the eval gate's runs), and everything it says carries the
+    grade of what it was trained on (it may have memorised it)."""
+    owner = spec.extra.get("owner_agency_id")
+    if owner is None:
+        return
+    if owner != call.principal.agency_id or (spec.extra.get("status") != "served" and call.endpoint != "evals.run"):
+        known = ", ".join(sorted(m.name for m in registry if "owner_agency_id" not in m.extra))
+        raise ModelNotFound(f"The model '{spec.name}' does not exist. Available models: {known}.", param="model")
+    floor = GradedItem("model", spec.name, Grade.parse(spec.extra["grade_floor"]))
+    if floor not in call.items:
+        call.items.append(floor)
 
 
 def _tokens(counts: dict[str, Any]) -> int:

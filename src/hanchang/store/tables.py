@@ -740,3 +740,8 @@ class EvalOutputItem(Base):
     sample: Mapped[str] = mapped_column(Text)  # JSON
     results: Mapped[str] = mapped_column(Text)  # JSON list
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# Tables of other rooms live beside their room's name; importing them here puts them in
+# Base.metadata wherever the tables are used (migrations, the schema check).
+from hanchang.store import training_tables  # noqa: E402,F401

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ class ChatJob:
     grammar: Any = None
     tools: list[dict[str, Any]] | None = None
     forced_call: bool = False  # the answer is the arguments of a required tool call
+    adapter: tuple[str, float] | None = None  # a LoRA adapter (GGUF path, scale) applied for this job
     cancelled: threading.Event = field(default_factory=threading.Event)
 
 
@@ -73,6 +75,8 @@ class LlamaRunner:
             options |= {"embedding": True, "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN}
         self.llm = llama_cpp.Llama(**options)
         self.speed = ModelSpeed()
+        self._adapters: dict[str, Any] = {}  # path -> loaded LoRA adapter (kept until the process ends)
+        self._adapter_active: tuple[str, float] | None = None
         self.busy_since: float | None = None
         self.last_progress = time.monotonic()
         self.jobs_done = 0
@@ -118,7 +122,32 @@ class LlamaRunner:
         schema = forced if forced is not None else _response_schema(body.get("response_format"))
         return ChatJob(prompt=prompt, max_tokens=min(int(wanted), room), sampling=_sampling(body),
                        grammar=self._grammar(schema) if schema is not None else None,
-                       tools=tools, forced_call=forced is not None)
+                       tools=tools, forced_call=forced is not None, adapter=_adapter(body))
+
+    def _use_adapter(self, adapter: tuple[str, float] | None) -> None:
+        """Put this job's LoRA adapter (or none) on the context, loading it the first time it is
+        asked for: a new fine-tuned model is served without restarting the engine, and requests
+        in flight are not dropped (jobs run one at a time, each with its own adapter)."""
+        if adapter == self._adapter_active:
+            return
+        import ctypes
+
+        llama_cpp = self._llama_cpp
+        if adapter is None:
+            failed = llama_cpp.llama_set_adapters_lora(self.llm._ctx.ctx, None, 0, None)
+        else:
+            path, scale = adapter
+            if path not in self._adapters:
+                loaded = llama_cpp.llama_adapter_lora_init(self.llm._model.model, path.encode("utf-8"))
+                if not loaded:
+                    raise BadRequest(f"The LoRA adapter {os.path.basename(path)} cannot be loaded on this model.")
+                self._adapters[path] = loaded
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(self._adapters[path])
+            failed = llama_cpp.llama_set_adapters_lora(self.llm._ctx.ctx, adapters, 1, (ctypes.c_float * 1)(scale))
+        if failed:
+            raise BadRequest("The LoRA adapter could not be applied.")
+        self.llm.reset()  # what the context holds was computed with other weights
+        self._adapter_active = adapter
 
     def _grammar(self, schema: dict[str, Any] | bool) -> Any:
         from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
@@ -134,6 +163,11 @@ class LlamaRunner:
         """Generate; `on_text` receives text that is safe to show (tool calls held back)."""
         started = time.monotonic()
         self._begin()
+        try:
+            self._use_adapter(job.adapter)
+        except BadRequest:
+            self._end()
+            raise
         cached = self._cached_prefix(job.prompt)
         first_token_at: float | None = None
         over_time = False
@@ -251,6 +285,20 @@ class LlamaRunner:
             "prefill_tokens_per_s": _round(self.speed.prefill_tps),
             "decode_tokens_per_s": _round(self.speed.decode_tps),
         }
+
+
+def _adapter(body: dict[str, Any]) -> tuple[str, float] | None:
+    """The gateway's `hanchang_adapter` ({path, scale}) of a fine-tuned model, checked."""
+    asked = body.get("hanchang_adapter")
+    if asked is None:
+        return None
+    path = asked.get("path") if isinstance(asked, dict) else None
+    if not isinstance(path, str) or not path.endswith(".gguf") or not os.path.isfile(path):
+        raise BadRequest("hanchang_adapter.path must name a GGUF LoRA adapter file that exists.")
+    scale = asked.get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 4:
+        raise BadRequest("hanchang_adapter.scale must be a number in (0, 4].")
+    return os.path.realpath(path), float(scale)
 
 
 def _round(value: float | None) -> float | None:
