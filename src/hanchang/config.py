@@ -305,6 +305,12 @@ class TrainingConfig(_Strict):
     # hosts when a training host runs `hanchang finetune worker`.
     run_jobs: bool = True
     threads: int | None = Field(default=None, ge=1)  # CPU threads a job may use (default: all)
+    # The eval gate: the shipped (or the agency's own) regression sets and the criterion each is
+    # scored on, the share of a set's items a model may lose against its base, and the answer
+    # length of the gate's runs (its sets ask for short answers).
+    gate_regression: dict[str, str] = {"refusal-ko": "refusal", "sample-holdout": "key_fact"}
+    gate_margin: float = Field(default=0.05, ge=0, le=1)
+    gate_max_tokens: int = Field(default=256, ge=8, le=4096)
 
 
 class KnowledgeConfig(_Strict):

@@ -60,7 +60,7 @@ def _spec(request: Request, body: AgentIn) -> agents.AgentSpec:
     if body.model:
         canonical = platform.gateway.registry.canonical(body.model)
         if canonical is None or agents.is_ref(body.model):
-            chat = ", ".join(s.name for s in platform.gateway.registry if s.kind == "chat")
+            chat = ", ".join(s.name for s in platform.gateway.registry.configured if s.kind == "chat")
             raise InvalidInput(f"모델 '{body.model}'은(는) 없습니다. 쓸 수 있는 모델: {chat}",
                                f"unknown model '{body.model}'")
         body.model = canonical

@@ -32,7 +32,10 @@ router = APIRouter(prefix="/v1")
 
 
 def _model_entry(spec, created: int) -> dict[str, Any]:
-    return {"id": spec.name, "object": "model", "created": created, "owned_by": "hanchang",
+    owner = spec.extra.get("owner_agency_id")
+    return {"id": spec.name, "object": "model", "created": created,
+            "owned_by": f"agency-{owner}" if owner is not None else "hanchang",
+            **({"base_model": spec.extra["adapter_of"], "grade": spec.extra["grade_floor"]} if owner else {}),
             "kind": spec.kind, "zone": spec.zone.value, "max_grade": spec.max_grade.value,
             "context_window": spec.context_window, "aliases": list(spec.aliases),
             "description_ko": spec.describe_korean()}
@@ -47,7 +50,8 @@ def _agent_entry(agent: agents.Definition, created: int) -> dict[str, Any]:
 @router.get("/models")
 async def list_models(request: Request, principal: Principal = Depends(require_principal)):
     created = platform_of(request).started_at
-    data = [_model_entry(spec, created) for spec in platform_of(request).gateway.registry]
+    usable = platform_of(request).gateway.registry.usable_by(principal.agency_id)
+    data = [_model_entry(spec, created) for spec in usable]
 
     def usable_agents() -> list[agents.Definition]:
         with platform_of(request).db.session() as session:
@@ -70,9 +74,11 @@ async def retrieve_model(model_id: str, request: Request, principal: Principal =
             return JSONResponse(_agent_entry(await run_in_threadpool(usable), created))
         except HanchangError:
             pass  # reported below as an unknown model, as OpenAI reports one
-    elif platform.gateway.registry.canonical(model_id) is not None:
+    usable = platform.gateway.registry.usable_by(principal.agency_id)
+    name = platform.gateway.registry.canonical(model_id)
+    if name is not None and any(spec.name == name for spec in usable):
         return JSONResponse(_model_entry(platform.gateway.registry.get(model_id), created))
-    known = ", ".join(spec.name for spec in platform.gateway.registry)
+    known = ", ".join(spec.name for spec in usable)
     raise ModelNotFound(f"The model '{model_id}' does not exist. Available models: {known}.", param="model")
 
 

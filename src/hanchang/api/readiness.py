@@ -26,7 +26,7 @@ def _database_answers(db: Database) -> bool:
 async def readiness(db: Database, gateway: Gateway) -> dict[str, Any]:
     database, limiter, *models = await asyncio.gather(
         run_in_threadpool(_database_answers, db), gateway.limiter.ping(),
-        *(gateway.model_status(spec) for spec in gateway.registry))
+        *(gateway.model_status(spec) for spec in gateway.registry.configured))
     default = gateway.registry.default_model
     default_usable = any(m.get("name") == default and m.get("state") in USABLE_STATES for m in models)
     shown = ("name", "kind", "state", "restarts", "last_problem", "detail",

@@ -175,6 +175,17 @@ async def gate_model(model_id: str, request: Request, principal: Principal = Dep
     return await trained.gate(platform_of(request), principal, model_id)
 
 
+@router.post("/api/training/models/{model_id:path}/promote")
+async def promote_model(model_id: str, request: Request, principal: Principal = Depends(require_principal)):
+    """Serve a model against (or without) the gate's verdict: `{"reason": "…"}`, kept in the audit trail."""
+    body = await json_body(request)
+    platform = platform_of(request)
+    found = await in_session(platform, lambda s: trained.describe(trained.promote_by_hand(
+        s, principal, trained.get(s, principal, model_id), str(body.get("reason") or ""))))
+    platform.gateway.registry.refresh(force=True)
+    return found
+
+
 @router.post("/api/training/models/{model_id:path}/rollback")
 async def rollback_model(model_id: str, request: Request, principal: Principal = Depends(require_principal)):
     platform = platform_of(request)

@@ -5,6 +5,7 @@ user's rights: datasets and jobs are an agency admin's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -245,10 +246,8 @@ def finetune_worker(threads: Annotated[int | None, typer.Option("--threads")] = 
         if once:
             return worker.run_one()
         out.print("training worker started; Ctrl+C stops it (a job in hand finishes in its own process)")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             worker.loop()
-        except KeyboardInterrupt:
-            pass
         return True
     _with_db(work)
 

@@ -52,6 +52,17 @@ class ModelRegistry:
         self.refresh()
         return iter(list(self._specs.values()))
 
+    @property
+    def configured(self) -> list[ModelSpec]:
+        """The models of the configuration (what health checks and readiness look at)."""
+        return list(self._configured)
+
+    def usable_by(self, agency_id: int) -> list[ModelSpec]:
+        """What a caller of this agency may pick: the configured models and the agency's own
+        fine-tuned models that are served."""
+        return [s for s in self if "owner_agency_id" not in s.extra
+                or (s.extra["owner_agency_id"] == agency_id and s.extra.get("status") == "served")]
+
     def requested(self, name_or_alias: str | None) -> str:
         """The label a caller asked for (a body's `model`, a form's choice), or the default model."""
         return str(name_or_alias or self.default_model or "")

@@ -88,7 +88,7 @@ class HealthSampler:
             return {"created_at": utcnow(), "model": spec.name, "ok": ok,
                     "latency_ms": int((time.perf_counter() - started) * 1000)}
 
-        rows = list(await asyncio.gather(*(one(spec) for spec in self._gateway.registry)))
+        rows = list(await asyncio.gather(*(one(spec) for spec in self._gateway.registry.configured)))
         await asyncio.to_thread(self._write, rows)
         return rows
 

@@ -205,6 +205,8 @@ class JobRun:
 def reproduction(session, manifest: dict[str, Any]) -> dict[str, Any]:
     """How close this run's loss curve came to the run it reproduces."""
     original = session.get(FineTuningJob, manifest["reproduces"])
+    if original is not None and original.agency_id != session.get(FineTuningJob, manifest["job"]).agency_id:
+        original = None  # another agency's job: nothing to compare with
     theirs = {p["step"]: p["train_loss"] for p in (json.loads(original.manifest or "{}").get("curve") or [])
               if "train_loss" in p} if original else {}
     ours = {p["step"]: p["train_loss"] for p in manifest.get("curve") or [] if "train_loss" in p}

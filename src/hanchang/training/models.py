@@ -30,8 +30,6 @@ from hanchang.store.training_tables import FineTuningJob, TrainedModel, Training
 from hanchang.training import datasets
 
 REGISTERED = ("awaiting_eval", "served")
-GATE_MARGIN = 0.05  # a regression set may lose at most this share of its items
-REGRESSION_SETS = {"refusal-ko": "refusal", "sample-holdout": "key_fact"}
 HELDOUT_CRITERION = "f1"
 
 
@@ -122,7 +120,7 @@ def heldout_items(session: Session, row: TrainedModel) -> tuple[list[dict[str, A
 
 
 async def _scored(platform, principal: Principal, name: str, model: str, items: list[dict[str, Any]] | None,
-                  shipped: str | None, criterion: str, grade: str):
+                  shipped: str | None, criterion: str, grade: str, max_tokens: int):
     """One harness run (like `hanchang eval run`), in this process; its id."""
     from hanchang.evals import runner, runs
 
@@ -131,7 +129,8 @@ async def _scored(platform, principal: Principal, name: str, model: str, items: 
     with platform.db.session() as session:
         created = runs.create_eval(session, principal, name, None, [{"type": criterion, "name": criterion}])
         eval_id = created.id
-    data_source = {"type": "completions", "model": model, "source": source, "data_grade": grade}
+    data_source = {"type": "completions", "model": model, "source": source, "data_grade": grade,
+                   "sampling_params": {"temperature": 0, "max_completion_tokens": max_tokens}}
     run = await asyncio.to_thread(runs.create_run, platform, principal, eval_id, f"{name} · {model}", data_source)
     if runner.claim(platform.db, run.id) is None:
         raise RuntimeError(f"run {run.id} was taken by another process")
@@ -139,8 +138,7 @@ async def _scored(platform, principal: Principal, name: str, model: str, items: 
     return run.id
 
 
-async def gate(platform, principal: Principal, model_id: str, *, regression: dict[str, str] | None = None,
-               margin: float = GATE_MARGIN, limit: int | None = None) -> dict[str, Any]:
+async def gate(platform, principal: Principal, model_id: str, *, limit: int | None = None) -> dict[str, Any]:
     """Score the model and its base; promote it or reject it; the verdict, with its runs."""
     from hanchang.evals import compare
     from hanchang.store.tables import EvalRun
@@ -154,14 +152,16 @@ async def gate(platform, principal: Principal, model_id: str, *, regression: dic
         items, grade = heldout_items(session, row)
         base = row.base_model
     items = items[:limit] if limit else items
+    config = platform.settings.training
+    margin, max_tokens = config.gate_margin, config.gate_max_tokens
     sets = [("held-out", items, None, HELDOUT_CRITERION, grade)]
-    sets += [(name, None, name, criterion, "O") for name, criterion in (regression or REGRESSION_SETS).items()]
+    sets += [(name, None, name, criterion, "O") for name, criterion in config.gate_regression.items()]
     verdicts, runs_made = [], {}
     for label, set_items, shipped, criterion, set_grade in sets:
         base_run = await _scored(platform, principal, f"gate {model_id} {label}", base, set_items, shipped,
-                                 criterion, set_grade)
+                                 criterion, set_grade, max_tokens)
         model_run = await _scored(platform, principal, f"gate {model_id} {label}", model_id, set_items, shipped,
-                                  criterion, set_grade)
+                                  criterion, set_grade, max_tokens)
         with platform.db.session() as session:
             comparison = compare.compare(session, session.get(EvalRun, base_run), session.get(EvalRun, model_run))
         if label == "held-out":

@@ -1,0 +1,315 @@
+"""Fine-tuning end to end on a tiny model of the embedded model's architecture (Qwen2, random
+weights, the real tokenizer): a dataset uploaded with the openai SDK, a job run by the server's
+training worker in its own process (PEFT LoRA + TRL), the adapter written as GGUF and served by
+the embedded engine, the eval gate, rollback; the grade and agency rules around all of it; a
+teacher proved by an upstream recording never to see a passage it is not cleared for."""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import NotFoundError, OpenAI
+from sqlalchemy import select
+
+from hanchang.core.errors import InvalidInput
+from hanchang.core.principal import Role
+from hanchang.store import accounts
+from hanchang.store.tables import AuditRecord
+from hanchang.store.training_tables import FineTuningJob, TrainedModel
+from hanchang.training import datasets, jobs
+
+FACT = "한창은 범정부 공통 AI 플랫폼입니다."
+
+
+def _needs_training_libraries():
+    if os.environ.get("CI"):
+        import torch  # noqa: F401  CI installs the train extra: a missing library fails there
+    else:
+        pytest.importorskip("torch", reason="the train extra (pip install 'hanchang[train]') is not installed")
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory, model_path) -> Path:
+    """A 2-block Qwen2 with random weights and the embedded model's tokenizer, as GGUF."""
+    _needs_training_libraries()
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from hanchang.gateway import local_model
+    from hanchang.training import gguf_files
+
+    if not model_path.exists():
+        local_model.assemble(model_path)
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=151936, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                         tie_word_embeddings=True, rms_norm_eps=1e-6)
+    path = tmp_path_factory.mktemp("tiny") / "tiny-qwen2.gguf"
+    gguf_files.write_model(Qwen2ForCausalLM(config), model_path, path)
+    return path
+
+
+def _tiny(path: Path, max_grade: str = "C", name: str = "local") -> dict:
+    return {"name": name, "backend": "llamacpp", "path": str(path), "zone": "internal", "max_grade": max_grade,
+            "context_window": 1024, "threads": 2, "aliases": ["tiny"] if name == "local" else []}
+
+
+def _launch(platform_factory, tiny_gguf, upstream, run_jobs: bool = True):
+    platform = platform_factory({"models": [
+        _tiny(tiny_gguf),
+        _tiny(tiny_gguf, "O", "open-only"),
+        {"name": "ext", "backend": "openai", "base_url": upstream.base_url, "zone": "external", "max_grade": "O"},
+    ], "training": {"threads": 2, "run_jobs": run_jobs, "gate_max_tokens": 16}})
+    with platform.db.session() as session:
+        accounts.create_agency(session, "KOSIS", "통계청")
+        accounts.create_user(session, "MOIS", "admin-mois", Role.AGENCY_ADMIN)
+        accounts.create_user(session, "KOSIS", "admin-kosis", Role.AGENCY_ADMIN)
+        platform.keys = {"mois": accounts.create_key(session, "MOIS", "admin-mois").secret,
+                         "kosis": accounts.create_key(session, "KOSIS", "admin-kosis").secret}
+    platform.upstream = upstream
+    return platform
+
+
+@pytest.fixture
+def trainable(platform_factory, tiny_gguf, upstream):
+    return _launch(platform_factory, tiny_gguf, upstream)
+
+
+@pytest.fixture
+def queue_only(platform_factory, tiny_gguf, upstream):
+    """A platform that queues jobs but runs none (the API hosts of a deployment with a training host)."""
+    return _launch(platform_factory, tiny_gguf, upstream, run_jobs=False)
+
+
+def _client(platform, key) -> OpenAI:
+    return OpenAI(base_url=platform.v1, api_key=key, max_retries=0, timeout=120)
+
+
+def _examples(n: int) -> bytes:
+    lines = [{"messages": [{"role": "system", "content": "짧게 답하세요."},
+                           {"role": "user", "content": f"질문 {i}: 한창은 무엇입니까? 담당자 전화 010-2345-6789"},
+                           {"role": "assistant", "content": FACT}]} for i in range(n)]
+    return "\n".join(json.dumps(line, ensure_ascii=False) for line in lines).encode()
+
+
+def _wait(client: OpenAI, job_id: str, timeout_s: float = 300):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = client.fine_tuning.jobs.retrieve(job_id)
+        if job.status in ("succeeded", "failed", "cancelled") or time.monotonic() > deadline:
+            return job
+        time.sleep(1)
+
+
+# -- datasets, without training ------------------------------------------------------------------
+def test_bad_training_files_say_which_lines_and_nothing_is_stored():
+    bad = b'{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n' \
+          b'not json\n{"messages": [{"role": "user", "content": "q"}]}\n' \
+          b'{"messages": [{"role": "robot", "content": "q"}, {"role": "assistant", "content": "a"}]}\n'
+    with pytest.raises(InvalidInput) as caught:
+        datasets.parse_jsonl(bad)
+    assert "line 2: not JSON" in caught.value.message and "line 3" in caught.value.message \
+        and "line 4: message 1: role" in caught.value.message
+    with pytest.raises(InvalidInput, match="예시가 없습니다"):
+        datasets.parse_jsonl(b"\n\n")
+    with pytest.raises(InvalidInput, match="UTF-8"):
+        datasets.parse_jsonl("질문".encode("euc-kr"))
+    with pytest.raises(InvalidInput, match="나눌 수 없습니다"):
+        datasets.split([{"messages": []}], 0.1, 0)
+    cleaned, replaced = datasets.pseudonymise(json.loads(f"[{_examples(1).decode()}]"))
+    assert replaced == 1 and "010-2345-6789" not in json.dumps(cleaned, ensure_ascii=False)
+    assert "[전화번호1]" in cleaned[0]["messages"][1]["content"]
+    parts = datasets.split([{"messages": [{"role": "user", "content": str(i)}]} for i in range(20)], 0.1, 3)
+    assert len(parts.holdout) == 2 and parts == datasets.split(
+        [{"messages": [{"role": "user", "content": str(i)}]} for i in range(20)], 0.1, 3)
+
+
+def test_files_api_is_openais_shape_graded_sealed_and_agency_bound(trainable):
+    mois, kosis = _client(trainable, trainable.keys["mois"]), _client(trainable, trainable.keys["kosis"])
+    uploaded = mois.files.create(file=("faq.jsonl", _examples(10)), purpose="fine-tune")
+    assert uploaded.purpose == "fine-tune" and uploaded.status == "processed" and uploaded.id.startswith("file-")
+    extra = uploaded.model_extra["hanchang"]
+    assert extra["grade"] == "S" and extra["train"] == 9 and extra["holdout"] == 1 and extra["pii_replaced"] == 10
+    assert [f.id for f in mois.files.list(purpose="fine-tune").data] == [uploaded.id]
+    with pytest.raises(NotFoundError):
+        kosis.files.retrieve(uploaded.id)
+    with pytest.raises(NotFoundError):  # another agency cannot train on it either
+        kosis.fine_tuning.jobs.create(model="local", training_file=uploaded.id)
+    # S examples are sealed at rest: neither the answer nor the question is in the database in clear.
+    with trainable.db.session() as session:
+        stored = session.execute(select(datasets.TrainingDataset.examples)).scalar_one()
+    assert FACT not in stored and "한창은 무엇" not in stored and stored.startswith("hc1:")
+    bad = httpx.post(trainable.v1 + "/files", headers=trainable.headers(trainable.keys["mois"]),
+                     files={"file": ("x.jsonl", b'{"messages": 1}\n')}, data={"purpose": "fine-tune"})
+    assert bad.status_code == 422 and "line 1" in bad.json()["error"]["message"]
+    plain = trainable.new_key()  # a user who is not an admin does not build datasets
+    refused = httpx.post(trainable.v1 + "/files", headers=trainable.headers(plain),
+                         files={"file": ("x.jsonl", _examples(3))}, data={"purpose": "fine-tune"})
+    assert refused.status_code == 403
+    # A job on a model that cannot be trained, or whose clearance is below the data's, is refused.
+    for model, code in (("ext", "model_not_trainable"), ("open-only", "invalid_request")):
+        response = httpx.post(trainable.v1 + "/fine_tuning/jobs", headers=trainable.headers(trainable.keys["mois"]),
+                              json={"model": model, "training_file": uploaded.id})
+        assert response.status_code in (400, 422) and response.json()["error"]["code"] == code, response.text
+    mois.files.delete(uploaded.id)
+    with pytest.raises(NotFoundError):
+        mois.files.retrieve(uploaded.id)
+
+
+def test_two_workers_never_claim_the_same_job_and_a_stale_job_is_taken_again(queue_only):
+    trainable = queue_only
+    from datetime import timedelta
+
+    from hanchang.store.tables import utcnow
+
+    mois = _client(trainable, trainable.keys["mois"])
+    uploaded = mois.files.create(file=("faq.jsonl", _examples(4)), purpose="fine-tune")
+    job = mois.fine_tuning.jobs.create(model="local", training_file=uploaded.id)
+    assert job.status == "queued"
+    def claim(worker: str) -> str | None:
+        with trainable.db.session() as session:
+            found = jobs.claim(session, worker)
+            return found.id if found else None
+    with ThreadPoolExecutor(4) as pool:  # four workers at once: one job, one taker
+        taken = list(pool.map(claim, ["a:1", "b:2", "c:3", "d:4"]))
+    assert taken.count(job.id) == 1, taken
+    with trainable.db.session() as session:  # its worker stopped beating: another takes it
+        row = session.get(FineTuningJob, job.id)
+        row.status, row.heartbeat_at = "running", utcnow() - timedelta(minutes=10)
+    with trainable.db.session() as session:
+        again = jobs.claim(session, "c:3")
+        assert again is not None and again.id == job.id and again.attempts >= 1
+        jobs.cancel(session, _admin(trainable, session), again)
+
+
+def _admin(platform, session):
+    from hanchang.cli.common import acting_user
+
+    return acting_user(session, "MOIS", "admin-mois")
+
+
+# -- the adapter file --------------------------------------------------------------------------------
+def test_the_gguf_adapter_gives_llama_cpp_the_logits_peft_gives(tiny_gguf, tmp_path):
+    """The conversion is right: llama.cpp with the written adapter computes what PEFT computes."""
+    import numpy as np
+    import torch
+    from llama_cpp import Llama
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+    from transformers import AutoModelForCausalLM
+
+    from hanchang.training import gguf_files, trainer
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_gguf.parent), gguf_file=tiny_gguf.name, dtype=torch.float32)
+    torch.manual_seed(1)  # random A and B (not B = 0), so the adapter changes every projection
+    peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=trainer.TARGET_MODULES,
+                                            task_type="CAUSAL_LM", init_lora_weights=False))
+    adapter = tmp_path / "adapter.gguf"
+    arch, blocks = gguf_files.architecture(tiny_gguf)
+    assert (arch, blocks) == ("qwen2", 2)
+    gguf_files.write_lora(get_peft_model_state_dict(peft), 16, arch, blocks, adapter)
+    base = Llama(model_path=str(tiny_gguf), n_ctx=128, logits_all=True, verbose=False)
+    tuned = Llama(model_path=str(tiny_gguf), lora_path=str(adapter), n_ctx=128, logits_all=True, verbose=False)
+    tokens = base.tokenize(FACT.encode(), add_bos=False)
+    base.eval(tokens)
+    tuned.eval(tokens)
+    with torch.no_grad():
+        with_adapter = peft(torch.tensor([tokens])).logits[0].numpy()
+        with peft.disable_adapter():
+            without = peft(torch.tensor([tokens])).logits[0].numpy()
+    ours_base = np.array(base.scores[:len(tokens)])
+    ours_tuned = np.array(tuned.scores[:len(tokens)])
+    effect = np.abs(with_adapter - without).max()
+    assert effect > 0.1  # the adapter matters ...
+    assert np.abs(ours_base - without).max() < 1e-3 and np.abs(ours_tuned - with_adapter).max() < 1e-2 * effect
+    assert np.corrcoef((ours_tuned - ours_base).ravel(), (with_adapter - without).ravel())[0, 1] > 0.9999
+    with pytest.raises(ValueError, match="unexpected tensor"):  # only LoRA tensors are exported
+        gguf_files.lora_tensors({"model.embed_tokens.weight": torch.zeros(2, 2)}, arch, blocks)
+
+
+# -- the whole path, on the tiny model --------------------------------------------------------------
+def test_dataset_to_job_to_adapter_served_gated_and_rolled_back(trainable):
+    mois, kosis = _client(trainable, trainable.keys["mois"]), _client(trainable, trainable.keys["kosis"])
+    uploaded = mois.files.create(file=("faq.jsonl", _examples(12)), purpose="fine-tune",
+                                 extra_body={"grade": "S"})
+    job = mois.fine_tuning.jobs.create(model="local", training_file=uploaded.id, seed=7,
+                                       hyperparameters={"n_epochs": 10, "batch_size": 4,
+                                                        "learning_rate_multiplier": 10})
+    with pytest.raises(NotFoundError):
+        kosis.fine_tuning.jobs.retrieve(job.id)
+    done = _wait(mois, job.id)
+    events = [e.message for e in mois.fine_tuning.jobs.list_events(job.id, limit=100).data]
+    assert done.status == "succeeded", (done.error, events)
+    model_id = done.fine_tuned_model
+    assert model_id.startswith("local:ft-mois-") and done.trained_tokens > 0
+    assert done.hyperparameters.n_epochs == 10 and done.hyperparameters.batch_size == 4
+    metrics = [e for e in mois.fine_tuning.jobs.list_events(job.id, limit=100).data if e.type == "metrics"]
+    losses = [e.data["train_loss"] for e in reversed(metrics) if "train_loss" in e.data]
+    assert len(losses) == 30 and losses[-1] < losses[0]  # 11 examples, batch 4: 3 steps an epoch; it learns
+    assert any("valid_loss" in e.data for e in metrics)
+    checkpoints = mois.fine_tuning.jobs.checkpoints.list(job.id).data
+    assert [c.step_number for c in checkpoints][:2] == [30, 27] and "valid_loss" in checkpoints[0].metrics.model_dump()
+    manifest = done.model_extra["hanchang"]["manifest"]
+    assert manifest["training_file"]["sha256"] == uploaded.model_extra["hanchang"]["sha256"]
+    assert manifest["seed"] == 7 and manifest["libraries"]["peft"] != "missing" and manifest["device"] == "cpu"
+    adapter = trainable.settings.home / manifest["adapter"]["path"]
+    assert adapter.is_file() and manifest["adapter"]["sha256"]
+
+    # Awaiting evaluation: not served, not even to its owner; never to anyone else.
+    def ask(client, model):
+        return client.chat.completions.create(model=model, temperature=0, max_tokens=8,
+                                              messages=[{"role": "user", "content": "한창은 무엇입니까?"}])
+    for client in (mois, kosis):
+        with pytest.raises(NotFoundError):
+            ask(client, model_id)
+    # The gate scores it against its base: the tiny model learns nothing of use, so it is rejected.
+    gate = httpx.post(f"{trainable.url}/api/training/models/{model_id}/gate",
+                      headers=trainable.headers(trainable.keys["mois"]), timeout=600)
+    assert gate.status_code == 200, gate.text
+    verdict = gate.json()
+    assert [s["set"] for s in verdict["sets"]] == ["held-out", "refusal-ko", "sample-holdout"]
+    assert verdict["promote"] is False and all(s["base_run"] and s["model_run"] for s in verdict["sets"])
+    with trainable.db.session() as session:
+        row = session.get(TrainedModel, model_id)
+        assert row.status == "rejected" and row.grade == "S"
+    promote = f"{trainable.url}/api/training/models/{model_id}/promote"
+    assert httpx.post(promote, headers=trainable.headers(trainable.keys["kosis"]),
+                      json={"reason": "x"}).status_code == 404  # not theirs: not found
+    assert httpx.post(promote, headers=trainable.headers(trainable.keys["mois"]), json={}).status_code == 422
+    promoted = httpx.post(promote, headers=trainable.headers(trainable.keys["mois"]),
+                          json={"reason": "시험 목적의 수동 승인"})
+    assert promoted.status_code == 200 and promoted.json()["status"] == "served"
+    # Served now: its owner gets answers from the adapter (not the base's), carrying grade S.
+    base, tuned = ask(mois, "local"), ask(mois, model_id)
+    assert tuned.model == model_id and tuned.choices[0].message.content != base.choices[0].message.content
+    assert ask(mois, "local").choices[0].message.content == base.choices[0].message.content  # adapter off again
+    assert model_id in [m.id for m in mois.models.list().data]
+    assert model_id not in [m.id for m in kosis.models.list().data]
+    with pytest.raises(NotFoundError):
+        ask(kosis, model_id)
+    rows = trainable.usage_rows(at_least=2)
+    assert any(r.model_used == model_id and r.data_grade == "S" for r in rows), \
+        [(r.model_used, r.data_grade) for r in rows]
+    rolled = httpx.post(f"{trainable.url}/api/training/models/{model_id}/rollback",
+                        headers=trainable.headers(trainable.keys["mois"]))
+    assert rolled.status_code == 200 and rolled.json()["status"] == "retired"
+    with pytest.raises(NotFoundError):
+        ask(mois, model_id)
+    with trainable.db.session() as session:
+        actions = set(session.scalars(select(AuditRecord.action).where(AuditRecord.action.like("training.%"))))
+    assert {"training.dataset.create", "training.job.create", "training.job.succeeded", "training.model.gate",
+            "training.model.promote_override", "training.model.rollback"} <= actions
+
+    # The manifest reproduces the run: the same file, seed and settings give the same loss curve.
+    again = mois.fine_tuning.jobs.create(model="local", training_file=uploaded.id, seed=7,
+                                         hyperparameters=manifest["hyperparameters"],
+                                         metadata={"reproduces": job.id})
+    redone = _wait(mois, again.id)
+    assert redone.status == "succeeded"
+    reproduction = redone.model_extra["hanchang"]["manifest"]["reproduction"]
+    assert reproduction["within_tolerance"] and reproduction["steps_compared"] == 30, reproduction
