@@ -313,3 +313,166 @@ def test_dataset_to_job_to_adapter_served_gated_and_rolled_back(trainable):
     assert redone.status == "succeeded"
     reproduction = redone.model_extra["hanchang"]["manifest"]["reproduction"]
     assert reproduction["within_tolerance"] and reproduction["steps_compared"] == 30, reproduction
+
+
+# -- scale-out: vLLM's LoRA API -----------------------------------------------------------------------
+def test_on_scale_out_vllm_loads_the_adapter_by_name_and_serves_it(platform_factory, upstream, tmp_path):
+    """Adapters trained on the embedded model are served by a vLLM server (`serve_on`): it is
+    asked to load each one once (`/v1/load_lora_adapter`, PEFT format from the shared folder),
+    then requests name the adapter as their model. The recording upstream shows both shapes."""
+    platform = platform_factory({"models": [
+        {"name": "local", "backend": "llamacpp", "path": str(tmp_path / "base.gguf"), "zone": "internal",
+         "max_grade": "C"},
+        {"name": "vllm-qwen", "backend": "openai", "base_url": upstream.base_url, "zone": "internal",
+         "max_grade": "C", "lora_root": "/srv/hanchang/adapters"},
+    ], "training": {"serve_on": {"local": "vllm-qwen"}, "run_jobs": False}})
+    with platform.db.session() as session:
+        accounts.create_agency(session, "KOSIS", "통계청")
+        mois_agency = accounts.get_agency(session, "MOIS").id
+        session.add(TrainedModel(id="local:ft-mois-20261206-7", agency_id=mois_agency, job_id=None,
+                                 base_model="local", grade="S", status="served", lora_scale=1.0,
+                                 adapter_path="models/adapters/local_ft-mois-20261206-7.gguf", adapter_sha256="0" * 64))
+        accounts.create_user(session, "KOSIS", "lee", Role.USER)
+        kosis = accounts.create_key(session, "KOSIS", "lee").secret
+    mois = _client(platform, platform.key)
+    for _ in range(2):
+        answer = mois.chat.completions.create(model="local:ft-mois-20261206-7",
+                                              messages=[{"role": "user", "content": "안녕하세요"}])
+        assert answer.model == "local:ft-mois-20261206-7"
+    assert upstream.behaviour.lora_loads == [{"lora_name": "local:ft-mois-20261206-7",
+                                              "lora_path": "/srv/hanchang/adapters/local_ft-mois-20261206-7"}]
+    chats = [body for body in upstream.behaviour.received if "messages" in body]
+    assert [body["model"] for body in chats] == ["local:ft-mois-20261206-7"] * 2
+    with pytest.raises(NotFoundError):
+        _client(platform, kosis).chat.completions.create(model="local:ft-mois-20261206-7",
+                                                         messages=[{"role": "user", "content": "안녕"}])
+    assert len([body for body in upstream.behaviour.received if "messages" in body]) == 2  # reached no model
+
+
+# -- datasets from a collection (a teacher) and from the window's reviewed answers --------------------
+RULE = ("제9조(출입통제) 보안구역 출입카드는 청색카드로 발급하며 분실 시 즉시 보안담당관에게 신고한다. "
+        "출입기록은 3년간 보관하고, 외부인은 방문증을 받은 뒤 직원과 함께 출입한다. 출입카드를 다른 사람에게 "
+        "빌려주어서는 안 되며, 위반하면 출입 권한을 정지한다.")
+
+
+@pytest.fixture
+def teaching(platform_factory, upstreams):
+    internal, external = upstreams
+    platform = platform_factory({"models": [
+        {"name": "int", "backend": "openai", "base_url": internal.base_url, "zone": "internal", "max_grade": "C"},
+        {"name": "ext", "backend": "openai", "base_url": external.base_url, "zone": "external", "max_grade": "O"},
+    ], "training": {"run_jobs": False}})
+    with platform.db.session() as session:
+        accounts.create_user(session, "MOIS", "admin-mois", Role.AGENCY_ADMIN, "pw-admin-123456")
+        platform.admin = accounts.create_key(session, "MOIS", "admin-mois").secret
+    platform.internal, platform.external = internal, external
+    return platform
+
+
+def _api(platform, method, path, **kwargs):
+    return httpx.request(method, platform.url + path, headers=platform.headers(platform.admin), timeout=60, **kwargs)
+
+
+def test_a_teacher_writes_grounded_pairs_only_when_cleared_for_the_collections_grade(teaching):
+    cid = _api(teaching, "POST", "/api/collections", json={"name": "보안규정", "grade": "S"}).json()["id"]
+    assert _api(teaching, "POST", f"/api/collections/{cid}/documents",
+                files=[("files", ("출입통제.txt", RULE.encode()))]).status_code in (200, 202)
+    teaching.external.behaviour.received.clear()
+    refused = _api(teaching, "POST", "/api/training/datasets",
+                   json={"name": "qa", "source": "collection", "collection": str(cid), "teacher": "ext"})
+    assert refused.status_code == 403 and "교사 모델" in refused.json()["error"]["message"]
+    assert teaching.external.behaviour.received == []  # the passage never left for the external model
+    teaching.internal.behaviour.reply = json.dumps([
+        {"question": "보안구역 출입카드는 무슨 색입니까?", "answer": "보안구역 출입카드는 청색카드로 발급합니다."},
+        {"question": "점심 메뉴는?", "answer": "오늘 점심은 김치찌개와 계란말이입니다."}], ensure_ascii=False)
+    built = _api(teaching, "POST", "/api/training/datasets",
+                 json={"name": "qa", "source": "collection", "collection": str(cid), "teacher": "int",
+                       "holdout": 0})
+    assert built.status_code == 201, built.text
+    found = built.json()
+    assert found["hanchang"]["grade"] == "S" and found["hanchang"]["train"] == 1 and found["skipped"] == 1
+    asked = [b for b in teaching.internal.behaviour.received if "messages" in b]
+    assert asked and "청색카드" in asked[-1]["messages"][-1]["content"]  # the teacher read the passage
+    with teaching.db.session() as session:
+        row = session.scalar(select(datasets.TrainingDataset).where(datasets.TrainingDataset.file_id == found["id"]))
+        parts = datasets.examples_of(session, row)
+    [example] = parts.train
+    assert "청색카드" in example["messages"][0]["content"] and example["messages"][1]["content"].startswith("보안구역")
+
+
+def test_reviewed_answers_of_the_window_become_a_dataset_at_their_grade(teaching):
+    import re
+
+    with teaching.db.session() as session:
+        accounts.create_user(session, "MOIS", "lee", Role.USER, "pw-lee-123456")
+    client = httpx.Client(base_url=teaching.url, timeout=60)
+    assert client.post("/auth/login", data={"agency": "MOIS", "user": "lee", "password": "pw-lee-123456"}
+                       ).status_code == 303
+    csrf = {"X-CSRF-Token": re.search(r'name="csrf-token" content="([^"]+)"', client.get("/").text).group(1)}
+    teaching.internal.behaviour.replies = ["출장비는 실비로 정산합니다.", "모르겠습니다."]
+    rated = []
+    for question, rating in (("출장비는 어떻게 정산하나요?", 1), ("연차는 며칠인가요?", -1)):
+        conversation = client.post("/api/conversations", headers=csrf).json()["id"]
+        turn = client.post(f"/api/conversations/{conversation}/messages", headers=csrf,
+                           json={"content": question, "model": "int"})
+        message_id = json.loads(turn.text.split("event: done\ndata: ")[1].split("\n")[0])["message_id"]
+        assert client.post(f"/api/messages/{message_id}/feedback", headers=csrf,
+                           json={"rating": rating}).status_code == 200
+        rated.append(message_id)
+    too_few = _api(teaching, "POST", "/api/training/datasets", json={"name": "fb", "source": "feedback"})
+    assert too_few.status_code == 422 and "나눌 수 없습니다" in too_few.json()["error"]["message"]  # 1 👍 only
+    first = _api(teaching, "POST", "/api/training/datasets", json={"name": "fb", "source": "feedback", "holdout": 0})
+    assert first.status_code == 201 and first.json()["hanchang"]["train"] == 1
+    with teaching.db.session() as session:  # an admin corrects the 👎 answer: it becomes a target too
+        from hanchang.store.tables import Feedback
+
+        wrong = session.scalar(select(Feedback).where(Feedback.message_id == rated[1]))
+        wrong.expected_answer, wrong.review_status = "연차는 근속 연수에 따라 15일부터입니다.", "resolved"
+    built = _api(teaching, "POST", "/api/training/datasets", json={"name": "fb", "source": "feedback", "holdout": 0.5})
+    assert built.status_code == 201
+    assert built.json()["hanchang"]["version"] == 2 and built.json()["hanchang"]["source"] == "feedback"
+    with teaching.db.session() as session:
+        row = session.scalar(select(datasets.TrainingDataset).where(datasets.TrainingDataset.file_id == built.json()["id"]))
+        parts = datasets.examples_of(session, row)
+    answers = {e["messages"][1]["content"] for e in parts.train + parts.holdout}
+    assert answers == {"출장비는 실비로 정산합니다.", "연차는 근속 연수에 따라 15일부터입니다."}
+
+
+def _job_process(job_id: str) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"hanchang.training.job_process" in command and job_id.encode() in command:
+                return int(entry.name)
+    return None
+
+
+def test_a_running_job_is_cancelled_between_steps_and_a_killed_one_fails_alone(trainable):
+    import signal
+
+    mois = _client(trainable, trainable.keys["mois"])
+    uploaded = mois.files.create(file=("faq.jsonl", _examples(12)), purpose="fine-tune")
+    long = {"n_epochs": 50, "batch_size": 1}
+
+    def running_with_steps(job_id: str) -> None:
+        deadline = time.monotonic() + 180
+        while not any(e.type == "metrics" for e in mois.fine_tuning.jobs.list_events(job_id, limit=50).data):
+            assert time.monotonic() < deadline, mois.fine_tuning.jobs.retrieve(job_id)
+            time.sleep(0.5)
+
+    job = mois.fine_tuning.jobs.create(model="local", training_file=uploaded.id, hyperparameters=long)
+    running_with_steps(job.id)
+    mois.fine_tuning.jobs.cancel(job.id)
+    assert _wait(mois, job.id, 120).status == "cancelled"
+    killed = mois.fine_tuning.jobs.create(model="local", training_file=uploaded.id, hyperparameters=long)
+    running_with_steps(killed.id)
+    os.kill(_job_process(killed.id), signal.SIGKILL)  # out of memory, an operator's kill -9 ...
+    failed = _wait(mois, killed.id, 120)
+    assert failed.status == "failed" and failed.error.code == "training_process_ended"
+    assert "process.log" in failed.error.message
+    assert mois.models.list().data  # the platform serves on
+    with trainable.db.session() as session:
+        assert session.scalar(select(TrainedModel.id)) is None  # neither made a model

@@ -29,6 +29,7 @@ class UpstreamBehaviour:
     received: list[dict[str, Any]] = field(default_factory=list)  # bodies seen, for assertions
     call_tools: bool = False  # with tools in the request: call the first, echoing the question in its arguments
     keep_bodies: bool = True
+    lora_loads: list[dict[str, Any]] = field(default_factory=list)  # vLLM's load_lora_adapter bodies
 
 
 def _text_of(content: Any) -> str:
@@ -72,6 +73,11 @@ class ReferenceUpstream:
         if self.behaviour.fail_status:
             return await _json(send, self.behaviour.fail_status,
                                {"error": {"message": "injected failure", "type": "server_error"}})
+        if path.endswith("/load_lora_adapter"):  # vLLM's LoRA API (--enable-lora, runtime updating)
+            self.behaviour.lora_loads.append(request)
+            if not request.get("lora_name") or not request.get("lora_path"):
+                return await _json(send, 400, {"error": {"message": "lora_name and lora_path are required"}})
+            return await _json(send, 200, {"message": f"Success: LoRA adapter '{request['lora_name']}' added"})
         if path.endswith("/chat/completions"):
             return await self._chat(send, request)
         if path.endswith("/embeddings"):

@@ -61,6 +61,9 @@ class ModelConfig(_Strict):
     # measured reading speed so answers meet the SLO (slo.first_token_seconds).
     grounding_tokens: int | None = Field(default=None, ge=100)
     price: ModelPrice = ModelPrice()
+    # A vLLM server started with --enable-lora (and VLLM_ALLOW_RUNTIME_LORA_UPDATING): where it
+    # reads Hanchang's adapters folder (HANCHANG_HOME/models/adapters, on storage both see).
+    lora_root: str | None = None
 
     @field_validator("max_grade", mode="before")
     @classmethod
@@ -108,6 +111,7 @@ class ModelConfig(_Strict):
             price_in=self.price.input_per_1k_tokens,
             price_out=self.price.output_per_1k_tokens,
             extra={"home": str(home), **({"threads": self.threads} if self.threads else {}),
+                   **({"lora_root": self.lora_root} if self.lora_root else {}),
                    **({"grounding_tokens": self.grounding_tokens} if self.grounding_tokens else {})},
         )
 
@@ -311,6 +315,9 @@ class TrainingConfig(_Strict):
     gate_regression: dict[str, str] = {"refusal-ko": "refusal", "sample-holdout": "key_fact"}
     gate_margin: float = Field(default=0.05, ge=0, le=1)
     gate_max_tokens: int = Field(default=256, ge=8, le=4096)
+    # Serve adapters trained on a model from another configured model with the same weights,
+    # e.g. {"local": "vllm-qwen"}: trained on the embedded GGUF, served by vLLM's LoRA API.
+    serve_on: dict[str, str] = {}
 
 
 class KnowledgeConfig(_Strict):

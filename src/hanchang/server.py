@@ -76,7 +76,8 @@ async def running_platform(settings: Settings, db: Database, services: dict[str,
     sealer = PromptSealer(settings.audit.store_prompts_for, os.environ.get(settings.audit.key_env))
     configured = settings.model_specs()
     registry = ModelRegistry(configured, settings.default_model,
-                             added=lambda: trained_models.specs(db, configured, settings.home))
+                             added=lambda: trained_models.specs(db, configured, settings.home,
+                                                                settings.training.serve_on))
     gateway = Gateway(registry, limiter, settings.limits,
                       recorder, settings.policy, settings.pii, sealer,
                       budget_plan=BudgetPlan(settings.budgets, overrides_loader(db), refresh_s=settings.cache_seconds),

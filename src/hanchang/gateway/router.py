@@ -172,7 +172,10 @@ class Gateway:
                 from hanchang.gateway.backends.adapter import AdapterBackend
 
                 base = self.registry.get(spec.extra["adapter_of"])
-                backend = AdapterBackend(spec, self.backend(base), base)
+                # On the embedded engine the base's own process serves it; upstream (vLLM), a
+                # client of its own that names the adapter as the model.
+                inner = self.backend(base) if base.backend == "llamacpp" else self._factory(spec)
+                backend = AdapterBackend(spec, inner, base)
             else:
                 backend = self._factory(spec)
             self._backends[spec.name] = backend

@@ -13,6 +13,8 @@ import errno
 import json
 import logging
 import os
+import resource
+import shutil
 import socket
 import sys
 import threading
@@ -140,7 +142,10 @@ class JobRun:
             manifest["device"] = trainer.device()
             self._update(lambda s, job: jobs.event(s, job, f"Training on {manifest['device']}: "
                                                    f"{len(plan.train)} examples, {plan.hyper.n_epochs} epochs"))
+            started = time.monotonic()
             outcome = trainer.run(plan, self.report, self.cancelled)
+            manifest["seconds"] = round(time.monotonic() - started, 1)
+            manifest["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
             if outcome.cancelled:
                 self._update(lambda s, job: jobs.finish(s, job, "cancelled"))
                 return 0
@@ -159,9 +164,13 @@ class JobRun:
             model_id = model_id_for(session, job, agency_code)
         path = adapter_path(self.home, model_id)
         digest = gguf_files.write_lora(outcome.state, plan.hyper.lora_alpha, arch, blocks, path)
+        peft_dir = path.with_suffix("")  # the same adapter for vLLM's LoRA API
+        shutil.rmtree(peft_dir, ignore_errors=True)
+        shutil.copytree(plan.out_dir / "adapter", peft_dir)
         manifest |= {"adapter": {"model": model_id, "path": str(path.relative_to(self.home)), "sha256": digest,
                                  "format": "gguf-lora", "architecture": arch},
                      "steps": outcome.steps, "trained_tokens": outcome.trained_tokens, "curve": outcome.curve,
+                     "train_seconds": round(outcome.train_seconds, 1),
                      "tolerance": {"train_loss_abs_per_step": TOLERANCE, "same_device_type": True}}
 
         def done(session, job):

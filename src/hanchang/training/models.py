@@ -33,24 +33,33 @@ REGISTERED = ("awaiting_eval", "served")
 HELDOUT_CRITERION = "f1"
 
 
-def specs(db: Database, configured: list[ModelSpec], home: Path) -> list[ModelSpec]:
-    """Trained models the registry serves, each on its configured base: named for its owner only,
-    graded no lower than what it was trained on, and never on a base that does not clear that."""
+def specs(db: Database, configured: list[ModelSpec], home: Path,
+          serve_on: dict[str, str] | None = None) -> list[ModelSpec]:
+    """Trained models the registry serves, each on its configured base (or the model `serve_on`
+    names for that base): named for its owner only, graded no lower than what it was trained on,
+    and never on a model that does not clear that."""
     by_name = {s.name: s for s in configured}
     with db.session() as session:
         rows = session.scalars(select(TrainedModel).where(TrainedModel.status.in_(REGISTERED))).all()
     found = []
     for row in rows:
-        base = by_name.get(row.base_model)
+        base = by_name.get((serve_on or {}).get(row.base_model, row.base_model))
         if base is None or not base.clears(Grade.parse(row.grade)):
             continue
+        peft_dir = row.adapter_path.removesuffix(".gguf")  # the same adapter in PEFT's format, beside it
+        upstream = base.backend != "llamacpp"
+        if upstream and not base.extra.get("lora_root"):
+            continue  # a server that cannot read the adapters cannot serve them
         found.append(ModelSpec(
             name=row.id, backend=base.backend, zone=base.zone, max_grade=base.max_grade,
             context_window=base.context_window, base_url=base.base_url, path=base.path, kind="chat",
-            timeout_s=base.timeout_s, max_retries=base.max_retries,
+            timeout_s=base.timeout_s, max_retries=base.max_retries, api_key_env=base.api_key_env,
+            upstream_model=row.id if upstream else None,
             extra={**base.extra, "adapter_of": base.name, "adapter_path": str(home / row.adapter_path),
                    "lora_scale": row.lora_scale, "owner_agency_id": row.agency_id, "grade_floor": row.grade,
-                   "status": row.status, "lora_name": row.id}))
+                   "status": row.status, "lora_name": row.id,
+                   **({"lora_path": f"{base.extra['lora_root'].rstrip('/')}/{Path(peft_dir).name}"}
+                      if upstream else {})}))
     return found
 
 

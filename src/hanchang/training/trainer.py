@@ -97,6 +97,7 @@ class Outcome:
     trained_tokens: int
     curve: list[dict[str, Any]] = field(default_factory=list)
     cancelled: bool = False
+    train_seconds: float = 0.0  # the steps alone (no loading)
 
 
 def _prompt_completion(example: dict[str, Any]) -> dict[str, Any]:
@@ -185,10 +186,13 @@ def run(plan: Plan, report: Callable[[str, dict[str, Any]], None], cancelled: Ca
                          train_dataset=Dataset.from_list([_prompt_completion(e) for e in plan.train]),
                          eval_dataset=valid, callbacks=[Reporter()])
     resume = latest_checkpoint(plan.out_dir)
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seen = [float(e["num_tokens"]) for e in trainer.state.log_history if "num_tokens" in e and "loss" in e]
     tokens = int(seen[-1]) if seen else 0
     from peft import get_peft_model_state_dict
 
     state = {k: v.detach().cpu() for k, v in get_peft_model_state_dict(trainer.model).items()}
-    return Outcome(state, trainer.state.global_step, tokens, curve, stopped["cancelled"])
+    if not stopped["cancelled"]:  # PEFT's own format too (adapter_config.json + safetensors), for vLLM
+        trainer.model.save_pretrained(str(plan.out_dir / "adapter"))
+    return Outcome(state, trainer.state.global_step, tokens, curve, stopped["cancelled"],
+                   float(result.metrics.get("train_runtime", 0.0)))
