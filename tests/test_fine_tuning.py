@@ -476,3 +476,41 @@ def test_a_running_job_is_cancelled_between_steps_and_a_killed_one_fails_alone(t
     assert mois.models.list().data  # the platform serves on
     with trainable.db.session() as session:
         assert session.scalar(select(TrainedModel.id)) is None  # neither made a model
+
+
+# -- the command line ---------------------------------------------------------------------------------
+def test_datasets_and_jobs_from_the_command_line(database_url, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from hanchang.cli import app
+
+    monkeypatch.setenv("HANCHANG_DATABASE_URL", database_url)
+    config = tmp_path / "hanchang.yaml"
+    config.write_text(json.dumps({"models": [_tiny(tmp_path / "base.gguf")], "training": {"run_jobs": False}}))
+    monkeypatch.setenv("HANCHANG_CONFIG", str(config))
+    runner = CliRunner()
+
+    def run(*args, ok=True):
+        result = runner.invoke(app, [str(a) for a in args])
+        assert (result.exit_code == 0) == ok, result.output
+        return result.output + (result.stderr or "")
+
+    run("agencies", "create", "MOIS", "--name", "행정안전부")
+    run("users", "create", "--agency", "MOIS", "--user", "boss", "--role", "agency_admin")
+    data = tmp_path / "faq.jsonl"
+    data.write_bytes(_examples(10))
+    made = run("datasets", "create", "faq", "--file", data, "--grade", "O", "--agency", "MOIS", "--user", "boss")
+    assert "학습 9 / 검증 1" in made and "개인정보 치환 10" in made
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"messages": []}\n')
+    assert "line 1" in run("datasets", "create", "bad", "--file", bad, "--agency", "MOIS", "--user", "boss", ok=False)
+    assert "faq" in run("datasets", "list", "--agency", "MOIS", "--user", "boss")
+    assert "학습 8 / 검증 2" in run("datasets", "split", "faq", "--holdout", "0.2", "--agency", "MOIS", "--user", "boss")
+    queued = run("finetune", "create", "--dataset", "faq", "--model", "tiny", "--epochs", "3", "--agency", "MOIS",
+                 "--user", "boss")
+    job_id = queued.split()[0]
+    assert job_id.startswith("ftjob-") and "queued" in queued
+    assert job_id in run("finetune", "list", "--agency", "MOIS", "--user", "boss")
+    assert '"n_epochs": 3' in run("finetune", "show", job_id, "--agency", "MOIS", "--user", "boss")
+    assert "cancelled" in run("finetune", "cancel", job_id, "--agency", "MOIS", "--user", "boss")
+    assert "Fine-tuning job queued" in run("finetune", "show", job_id, "--agency", "MOIS", "--user", "boss")

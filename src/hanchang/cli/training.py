@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from hanchang.cli.common import acting_user, fail, open_database, out, settings_or_exit
 from hanchang.core.errors import HanchangError
@@ -85,7 +85,11 @@ def datasets_create(
     elif feedback:
         built = _in_session(lambda s: sources.from_feedback(s, acting_user(s, agency, user)))
     else:
-        built = sources.Built(datasets.parse_jsonl(file.read_bytes()), Grade.parse(grade or "S"), f"upload:{file.name}")
+        try:
+            built = sources.Built(datasets.parse_jsonl(file.read_bytes()), Grade.parse(grade or "S"),
+                                  f"upload:{file.name}")
+        except (OSError, ValueError, HanchangError) as exc:
+            raise fail(getattr(exc, "message", None) or str(exc)) from None
     row = _in_session(lambda s: datasets.describe(datasets.save(
         s, acting_user(s, agency, user), name, built.examples, built.grade, built.source, holdout=holdout, seed=seed)))
     extra = row["hanchang"]
@@ -101,7 +105,8 @@ def datasets_list(agency: AgencyOption = "DEMO", user: UserOption = "admin") -> 
 
     rows = _in_session(lambda s: [datasets.describe(r)
                                   for r in datasets.list_datasets(s, acting_user(s, agency, user))])
-    table = Table("file", "name", "v", "train", "held-out", "grade", "source")
+    table = Table("name", "v", "train", "held-out", "grade", "source")
+    table.columns.insert(0, Column("file", no_wrap=True))
     for row in rows:
         extra = row["hanchang"]
         table.add_row(row["id"], extra["name"], str(extra["version"]), str(extra["train"]), str(extra["holdout"]),
@@ -201,7 +206,8 @@ def finetune_list(agency: AgencyOption = "DEMO", user: UserOption = "admin") -> 
 
     rows = _in_session(lambda s: [jobs.describe(s, j) for j in jobs.list_jobs(s, acting_user(s, agency, user),
                                                                               limit=100)])
-    table = Table("job", "status", "progress", "model", "fine-tuned model", "grade")
+    table = Table("status", "progress", "model", "fine-tuned model", "grade")
+    table.columns.insert(0, Column("job", no_wrap=True))
     for row in rows:
         table.add_row(row["id"], row["status"], f"{row['hanchang']['progress'] * 100:.0f} %", row["model"],
                       row["fine_tuned_model"] or "-", row["hanchang"]["grade"])
@@ -258,7 +264,8 @@ def finetune_models(agency: AgencyOption = "DEMO", user: UserOption = "admin") -
     from hanchang.training import models
 
     rows = _in_session(lambda s: [models.describe(m) for m in models.list_models(s, acting_user(s, agency, user))])
-    table = Table("model", "status", "base", "grade", "gate")
+    table = Table("status", "base", "grade", "gate")
+    table.columns.insert(0, Column("model", no_wrap=True))
     for row in rows:
         gate = row["gate"]
         table.add_row(row["id"], row["status"], row["base_model"], row["grade"],
