@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -288,6 +288,10 @@ def test_dataset_to_job_to_adapter_served_gated_and_rolled_back(trainable):
     base, tuned = ask(mois, "local"), ask(mois, model_id)
     assert tuned.model == model_id and tuned.choices[0].message.content != base.choices[0].message.content
     assert ask(mois, "local").choices[0].message.content == base.choices[0].message.content  # adapter off again
+    smuggled = mois.chat.completions.create(  # a caller cannot name an adapter file: the base answers
+        model="local", temperature=0, max_tokens=8, messages=[{"role": "user", "content": "한창은 무엇입니까?"}],
+        extra_body={"hanchang_adapter": {"path": str(adapter), "scale": 1.0}})
+    assert smuggled.choices[0].message.content == base.choices[0].message.content
     assert model_id in [m.id for m in mois.models.list().data]
     assert model_id not in [m.id for m in kosis.models.list().data]
     with pytest.raises(NotFoundError):

@@ -298,6 +298,8 @@ class Gateway:
     # -- the policy seam ---------------------------------------------------------------
     def route(self, call: Call, kind: str) -> list[ModelSpec]:
         """Decide the effective grade and who may answer; the candidates, in order."""
+        # Which adapter the engine applies is the platform's to say (backends/adapter.py), never a caller's.
+        call.body.pop("hanchang_adapter", None)
         requested = self.registry.get(self.registry.requested(call.body.get("model")))
         if requested.kind != kind:
             raise WrongModelKind(

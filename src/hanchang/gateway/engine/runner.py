@@ -60,7 +60,7 @@ class ChatResult:
 
 class LlamaRunner:
     def __init__(self, model_path: str, *, mode: str, n_ctx: int, threads: int,
-                 request_time_limit_s: float):
+                 request_time_limit_s: float, adapters_dir: str | None = None):
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -75,6 +75,7 @@ class LlamaRunner:
             options |= {"embedding": True, "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN}
         self.llm = llama_cpp.Llama(**options)
         self.speed = ModelSpeed()
+        self.adapters_dir = os.path.realpath(adapters_dir) if adapters_dir else None
         self._adapters: dict[str, Any] = {}  # path -> loaded LoRA adapter (kept until the process ends)
         self._adapter_active: tuple[str, float] | None = None
         self.busy_since: float | None = None
@@ -122,7 +123,7 @@ class LlamaRunner:
         schema = forced if forced is not None else _response_schema(body.get("response_format"))
         return ChatJob(prompt=prompt, max_tokens=min(int(wanted), room), sampling=_sampling(body),
                        grammar=self._grammar(schema) if schema is not None else None,
-                       tools=tools, forced_call=forced is not None, adapter=_adapter(body))
+                       tools=tools, forced_call=forced is not None, adapter=_adapter(body, self.adapters_dir))
 
     def _use_adapter(self, adapter: tuple[str, float] | None) -> None:
         """Put this job's LoRA adapter (or none) on the context, loading it the first time it is
@@ -287,18 +288,22 @@ class LlamaRunner:
         }
 
 
-def _adapter(body: dict[str, Any]) -> tuple[str, float] | None:
-    """The gateway's `hanchang_adapter` ({path, scale}) of a fine-tuned model, checked."""
+def _adapter(body: dict[str, Any], adapters_dir: str | None) -> tuple[str, float] | None:
+    """The gateway's `hanchang_adapter` ({path, scale}) of a fine-tuned model, checked: a file
+    of the platform's adapters folder, and nothing else on the disk."""
     asked = body.get("hanchang_adapter")
     if asked is None:
         return None
     path = asked.get("path") if isinstance(asked, dict) else None
     if not isinstance(path, str) or not path.endswith(".gguf") or not os.path.isfile(path):
         raise BadRequest("hanchang_adapter.path must name a GGUF LoRA adapter file that exists.")
+    real = os.path.realpath(path)
+    if adapters_dir is None or os.path.commonpath([real, adapters_dir]) != adapters_dir:
+        raise BadRequest("hanchang_adapter.path is not one of the platform's adapters.")
     scale = asked.get("scale", 1.0)
     if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 4:
         raise BadRequest("hanchang_adapter.scale must be a number in (0, 4].")
-    return os.path.realpath(path), float(scale)
+    return real, float(scale)
 
 
 def _round(value: float | None) -> float | None:

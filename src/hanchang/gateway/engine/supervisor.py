@@ -69,6 +69,7 @@ def describe_exit(code: int) -> str:
 class EngineSupervisor:
     def __init__(self, spec: ModelSpec, home: Path):
         self.spec = spec
+        self.home = home
         self.token = secrets.token_urlsafe(32)
         self.log_path = home / "logs" / f"engine-{spec.name}.log"
         self.status_path = home / "run" / f"engine-{spec.name}.json"
@@ -178,7 +179,8 @@ class EngineSupervisor:
         command = [sys.executable, "-m", "hanchang.gateway.engine", "--model", str(self.spec.path),
                    "--name", self.spec.name, "--mode", self.spec.kind,
                    "--ctx", str(self.spec.context_window), "--threads", str(threads),
-                   "--request-time-limit", str(self.spec.timeout_s)]
+                   "--request-time-limit", str(self.spec.timeout_s),
+                   "--adapters", str(self.home / "models" / "adapters")]  # the only LoRA files it loads
         with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                           stderr=log, env={**os.environ, TOKEN_ENV: self.token},

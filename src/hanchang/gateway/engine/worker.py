@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     parser.add_argument("--max-queue", type=int, default=16)
     parser.add_argument("--request-time-limit", type=float, default=120.0)
+    parser.add_argument("--adapters", default=None, help="The folder of LoRA adapters it may load.")
     args = parser.parse_args(argv)
     token = os.environ.pop(TOKEN_ENV, "")
     if not token:
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     sock.listen(128)  # connections wait in the backlog until the server takes them
     started = time.monotonic()
     runner = LlamaRunner(args.model, mode=args.mode, n_ctx=args.ctx, threads=args.threads,
-                         request_time_limit_s=args.request_time_limit)
+                         request_time_limit_s=args.request_time_limit, adapters_dir=args.adapters)
     runner.calibrate()
     print(f"engine '{args.name}' loaded in {time.monotonic() - started:.1f} s; {runner.system_info()}; "
           f"{runner.health()}", file=sys.stderr, flush=True)
