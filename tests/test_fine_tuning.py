@@ -233,6 +233,7 @@ def test_the_gguf_adapter_gives_llama_cpp_the_logits_peft_gives(tiny_gguf, tmp_p
 
 
 # -- the whole path, on the tiny model --------------------------------------------------------------
+@pytest.mark.timeout(900)
 def test_dataset_to_job_to_adapter_served_gated_and_rolled_back(trainable):
     mois, kosis = _client(trainable, trainable.keys["mois"]), _client(trainable, trainable.keys["kosis"])
     uploaded = mois.files.create(file=("faq.jsonl", _examples(12)), purpose="fine-tune",
@@ -436,7 +437,8 @@ def test_reviewed_answers_of_the_window_become_a_dataset_at_their_grade(teaching
     assert built.status_code == 201
     assert built.json()["hanchang"]["version"] == 2 and built.json()["hanchang"]["source"] == "feedback"
     with teaching.db.session() as session:
-        row = session.scalar(select(datasets.TrainingDataset).where(datasets.TrainingDataset.file_id == built.json()["id"]))
+        row = session.scalar(select(datasets.TrainingDataset)
+                             .where(datasets.TrainingDataset.file_id == built.json()["id"]))
         parts = datasets.examples_of(session, row)
     answers = {e["messages"][1]["content"] for e in parts.train + parts.holdout}
     assert answers == {"출장비는 실비로 정산합니다.", "연차는 근속 연수에 따라 15일부터입니다."}
@@ -454,6 +456,7 @@ def _job_process(job_id: str) -> int | None:
     return None
 
 
+@pytest.mark.timeout(600)
 def test_a_running_job_is_cancelled_between_steps_and_a_killed_one_fails_alone(trainable):
     import signal
 
@@ -509,7 +512,8 @@ def test_datasets_and_jobs_from_the_command_line(database_url, monkeypatch, tmp_
     bad.write_text('{"messages": []}\n')
     assert "line 1" in run("datasets", "create", "bad", "--file", bad, "--agency", "MOIS", "--user", "boss", ok=False)
     assert "faq" in run("datasets", "list", "--agency", "MOIS", "--user", "boss")
-    assert "학습 8 / 검증 2" in run("datasets", "split", "faq", "--holdout", "0.2", "--agency", "MOIS", "--user", "boss")
+    resplit = run("datasets", "split", "faq", "--holdout", "0.2", "--agency", "MOIS", "--user", "boss")
+    assert "학습 8 / 검증 2" in resplit
     queued = run("finetune", "create", "--dataset", "faq", "--model", "tiny", "--epochs", "3", "--agency", "MOIS",
                  "--user", "boss")
     job_id = queued.split()[0]

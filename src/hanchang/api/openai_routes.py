@@ -35,10 +35,13 @@ def _model_entry(spec, created: int) -> dict[str, Any]:
     owner = spec.extra.get("owner_agency_id")
     return {"id": spec.name, "object": "model", "created": created,
             "owned_by": f"agency-{owner}" if owner is not None else "hanchang",
-            **({"base_model": spec.extra["adapter_of"], "grade": spec.extra["grade_floor"]} if owner else {}),
+            **({"base_model": spec.extra["adapter_of"], "grade": spec.extra["grade_floor"]}
+               if owner is not None else {}),
             "kind": spec.kind, "zone": spec.zone.value, "max_grade": spec.max_grade.value,
             "context_window": spec.context_window, "aliases": list(spec.aliases),
-            "description_ko": spec.describe_korean()}
+            "description_ko": spec.describe_korean() + (
+                f" · 파인튜닝 모델({spec.extra['adapter_of']} 기반, "
+                f"{Grade.parse(spec.extra['grade_floor']).korean} 자료로 학습)" if owner is not None else "")}
 
 
 def _agent_entry(agent: agents.Definition, created: int) -> dict[str, Any]:

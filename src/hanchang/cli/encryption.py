@@ -58,10 +58,9 @@ def rotate(agency: AgencyOption = None,
 
     db = open_database(settings_or_exit())
     for agency_id, code in _agencies(db, agency):
-        done = db.keyring.rotate(agency_id)
-        with db.session() as session:
-            audit_admin(session, "keys.rotate", code, kek_version=done["kek_version"], rewrapped=done["rewrapped"],
-                        data_key=done["data_key"])
+        done = db.keyring.rotate(agency_id, lambda session, done, code=code: audit_admin(
+            session, "keys.rotate", code, kek_version=done["kek_version"], rewrapped=done["rewrapped"],
+            data_key=done["data_key"]))
         out.print(f"{code}: KEK v{done['kek_version']}, {done['rewrapped']} data keys re-wrapped, "
                   f"new data key {done['data_key']}")
         if now:

@@ -93,11 +93,8 @@ def discover(paths: Iterable[Path]) -> tuple[list[SourceFile], list[FileResult],
 
 
 def _hash(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _latest(session: Session, document_id: int) -> DocumentVersion | None:

@@ -266,9 +266,10 @@ class Keyring:
         return self.seal(agency_id, where, plain, session) if self.must_seal(grade) else plain
 
     # -- administration -------------------------------------------------------------------
-    def rotate(self, agency_id: int) -> dict:
+    def rotate(self, agency_id: int, record: Callable[[object, dict], None] | None = None) -> dict:
         """A new KEK; every data key of the agency re-wrapped with it now; a new active data key
-        (the sweep re-seals the data under it). Returns what was done."""
+        (the sweep re-seals the data under it). `record(session, done)` writes the audit record
+        in the same transaction as the re-wrapped keys. Returns what was done."""
         with self._lock, self.db.session() as session:
             code = self._code(session, agency_id)
             rows = session.scalars(select(AgencyKey).where(AgencyKey.agency_id == agency_id)).all()
@@ -280,8 +281,11 @@ class Keyring:
                 if row.purpose == DATA and row.state == "active":
                     row.state, row.retired_at = "retired", utcnow()
             new = self._new_key(session, agency_id, DATA)
+            done = {"agency": code, "kek_version": version, "rewrapped": len(rows), "data_key": new.id}
+            if record is not None:
+                record(session, done)
             self._active[(agency_id, DATA)] = new.id
-            return {"agency": code, "kek_version": version, "rewrapped": len(rows), "data_key": new.id}
+            return done
 
     def shred(self, agency_id: int, record: Callable[[object], None] | None = None) -> dict:
         """Destroy the agency's KEKs and data keys: its sealed data never opens again. `record`

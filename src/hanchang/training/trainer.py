@@ -171,9 +171,13 @@ def run(plan: Plan, report: Callable[[str, dict[str, Any]], None], cancelled: Ca
                                   "metrics": curve[-1] if curve else {}})
 
     use_cpu = device() == "cpu"
+    # On the CPU one sequence at a time, its gradients accumulated to the batch: the same steps,
+    # without the batch's vocabulary-wide logits in memory at once (GBs for a 150k vocabulary).
+    micro = 1 if use_cpu else plan.hyper.batch_size
     config = SFTConfig(
         output_dir=str(plan.out_dir), num_train_epochs=plan.hyper.n_epochs,
-        per_device_train_batch_size=plan.hyper.batch_size, per_device_eval_batch_size=plan.hyper.batch_size,
+        per_device_train_batch_size=micro, per_device_eval_batch_size=micro,
+        gradient_accumulation_steps=plan.hyper.batch_size // micro,
         learning_rate=plan.hyper.learning_rate, lr_scheduler_type="linear", warmup_steps=0,
         logging_steps=1, save_strategy="epoch", save_total_limit=2,
         eval_strategy="epoch" if plan.valid else "no", report_to=[], seed=plan.seed, data_seed=plan.seed,
