@@ -28,6 +28,7 @@ from sqlalchemy import func, select
 
 from hanchang.audit import trail
 from hanchang.core.errors import HanchangError
+from hanchang.gateway import local_model
 from hanchang.store.db import Database
 from hanchang.store.tables import Agency, utcnow
 from hanchang.store.training_tables import FineTuningCheckpoint, FineTuningJob, TrainedModel, TrainingDataset
@@ -106,6 +107,8 @@ class JobRun:
                 raise jobs.NotTrainable(f"기반 모델 '{job.base_model}'이(가) 더 이상 설정에 없습니다.",
                                         f"base model '{job.base_model}' is no longer configured")
             base = jobs.trainable_base(spec)
+            if not base.exists() and base.name == local_model.FILENAME:  # the engine has not run yet
+                local_model.assemble(base)
             train_set = session.get(TrainingDataset, job.training_dataset_id)
             parts = datasets.examples_of(session, train_set)
             if job.validation_dataset_id:
