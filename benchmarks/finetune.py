@@ -89,7 +89,8 @@ def main() -> None:
         sets = {}
         for row in verdict["sets"]:
             comparison = client.get(f"/v1/evals/runs/{row['base_run']}/compare/{row['model_run']}").json()
-            scores = next(c for c in comparison["criteria"] if c["criterion"] == row["criterion"])
+            scores = next((c for c in comparison["criteria"] if c["criterion"] == row["criterion"]),
+                          {"pass_rate": {"base": None, "other": None}})
             sets[row["set"]] = {"criterion": row["criterion"], "base": scores["pass_rate"]["base"],
                                 "adapter": scores["pass_rate"]["other"], "items": comparison.get("items"),
                                 "mcnemar_p": scores.get("mcnemar_p"), "passes_gate": row["promote"],

@@ -275,6 +275,7 @@ def test_dataset_to_job_to_adapter_served_gated_and_rolled_back(trainable):
     verdict = gate.json()
     assert [s["set"] for s in verdict["sets"]] == ["held-out", "refusal-ko", "sample-holdout"]
     assert verdict["promote"] is False and all(s["base_run"] and s["model_run"] for s in verdict["sets"])
+    assert not any("no results" in reason for s in verdict["sets"] for reason in s["reasons"]), verdict
     with trainable.db.session() as session:
         row = session.get(TrainedModel, model_id)
         assert row.status == "rejected" and row.grade == "S"

@@ -121,7 +121,8 @@ def heldout_items(session: Session, row: TrainedModel) -> tuple[list[dict[str, A
     for position, example in enumerate(parts.holdout, 1):
         messages = example["messages"]
         question = next(m["content"] for m in reversed(messages[:-1]) if m["role"] == "user")
-        items.append({"id": f"holdout-{position}", "question": question, "reference": messages[-1]["content"]})
+        answer = messages[-1]["content"]  # character F1 is taken against the facts' alternatives
+        items.append({"id": f"holdout-{position}", "question": question, "reference": answer, "facts": [[answer]]})
     if not items:
         raise InvalidInput("이 모델의 데이터셋에 held-out 예시가 없어 평가할 수 없습니다.",
                            "the model's dataset has no held-out examples to gate on")
