@@ -40,8 +40,10 @@ def make_engine(url: str) -> Engine:
             # A transaction that reads, then writes (check, act, append its audit record) must
             # hold the write lock from its start: a deferred one fails at its first write when
             # another committed meanwhile (SQLITE_BUSY), or appends beside it. IMMEDIATE makes
-            # concurrent writers queue (busy timeout 30 s); WAL readers are not blocked.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # concurrent writers queue (busy timeout 30 s); WAL readers are not blocked. A session
+            # that only reads (`Database.reading`) begins deferred: it never waits for the lock,
+            # so it may run while the same thread holds a write transaction.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("read_only") else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
@@ -54,6 +56,7 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(self.engine.execution_options(read_only=True), expire_on_commit=False)
         self.keyring = None  # store/keyring.Keyring, attached by bootstrap.open_keyring
 
 
@@ -69,6 +72,17 @@ class Database:
             session.rollback()
             raise
         finally:
+            session.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session that only reads (rolled back at the end): on SQLite it takes no write lock."""
+        session = self._readers()
+        session.info["keyring"] = self.keyring
+        try:
+            yield session
+        finally:
+            session.rollback()
             session.close()
 
     def dispose(self) -> None:

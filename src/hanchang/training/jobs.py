@@ -158,15 +158,21 @@ def checkpoints(session: Session, job: FineTuningJob, limit: int = 10) -> list[F
                                 .order_by(FineTuningCheckpoint.step.desc()).limit(limit)))
 
 
+def _claimable(now):
+    return (FineTuningJob.status == "queued") | (
+        (FineTuningJob.status == "running") & (FineTuningJob.heartbeat_at < now - STALE_AFTER))
+
+
+def waiting(session: Session) -> bool:
+    return session.scalar(select(FineTuningJob.id).where(_claimable(utcnow())).limit(1)) is not None
+
+
 def claim(session: Session, worker: str) -> FineTuningJob | None:
     """The oldest queued job, or a running one whose worker stopped (no heartbeat), taken for
     `worker`; the conditional update makes two workers never take the same job."""
     now = utcnow()
-    candidates = session.scalars(
-        select(FineTuningJob).where((FineTuningJob.status == "queued") |
-                                    ((FineTuningJob.status == "running") &
-                                     (FineTuningJob.heartbeat_at < now - STALE_AFTER)))
-        .order_by(FineTuningJob.created_at).limit(5)).all()
+    candidates = session.scalars(select(FineTuningJob).where(_claimable(now))
+                                 .order_by(FineTuningJob.created_at).limit(5)).all()
     for job in candidates:
         same = FineTuningJob.status == "queued" if job.status == "queued" else \
             FineTuningJob.heartbeat_at == job.heartbeat_at

@@ -39,7 +39,7 @@ def specs(db: Database, configured: list[ModelSpec], home: Path,
     names for that base): named for its owner only, graded no lower than what it was trained on,
     and never on a model that does not clear that."""
     by_name = {s.name: s for s in configured}
-    with db.session() as session:
+    with db.reading() as session:  # asked from inside other transactions (a run checks its model)
         rows = session.scalars(select(TrainedModel).where(TrainedModel.status.in_(REGISTERED))).all()
     found = []
     for row in rows:

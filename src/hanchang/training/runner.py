@@ -63,6 +63,9 @@ class TrainingWorker:
 
     def run_one(self) -> bool:
         """Claim and run one job to its end; False when none was waiting."""
+        with self.db.reading() as session:  # most polls find nothing: no write lock for them
+            if not jobs.waiting(session):
+                return False
         with self.db.session() as session:
             job = jobs.claim(session, worker_name())
             if job is None:
