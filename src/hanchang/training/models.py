@@ -41,6 +41,7 @@ def specs(db: Database, configured: list[ModelSpec], home: Path,
     by_name = {s.name: s for s in configured}
     with db.reading() as session:  # asked from inside other transactions (a run checks its model)
         rows = session.scalars(select(TrainedModel).where(TrainedModel.status.in_(REGISTERED))).all()
+        session.expunge_all()  # plain values from here on: the read-only session rolls back
     found = []
     for row in rows:
         base = by_name.get((serve_on or {}).get(row.base_model, row.base_model))
