@@ -54,6 +54,9 @@ USER, AGENCY_ADMIN, PLATFORM_ADMIN, AUDITOR = (caller(r) for r in
     ("connectors.register", Thing(OTHER), {PLATFORM_ADMIN}),
     ("templates.manage", None, {AGENCY_ADMIN, PLATFORM_ADMIN}),
     ("window.admin_pages", None, {AGENCY_ADMIN, PLATFORM_ADMIN}),
+    # fine-tuning: datasets, jobs and the models they make are the agency admins'
+    ("training.manage", None, {AGENCY_ADMIN, PLATFORM_ADMIN}),
+    ("training.manage", Thing(OTHER), {PLATFORM_ADMIN}),
     # operations: an agency's admins see and review their own agency; platform admins all
     ("operations.read", None, {AGENCY_ADMIN, PLATFORM_ADMIN}),
     ("operations.read", Thing(OTHER), {PLATFORM_ADMIN}),
@@ -96,7 +99,7 @@ def test_every_rule_is_tested_and_refuses_in_korean():
               "users.list", "users.grant", "audit.read", "connectors.register", "templates.manage",
               "window.admin_pages", "operations.read", "feedback.review", "budgets.agency", "budgets.user",
               "agents.create", "agents.change", "assets.publish", "assets.review", "checklist.answer",
-              "ingest_jobs.follow", "evals.run", "evals.read"}
+              "ingest_jobs.follow", "evals.run", "evals.read", "training.manage"}
     assert set(RULES) == tested  # a new rule gets a row in test_who_may
     with pytest.raises(NotAllowed) as refused:
         require(USER, "collections.change", Thing(OWN))
