@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from hanchang.audit import trail
 from hanchang.core.errors import HanchangError, InvalidInput, NotFound
-from hanchang.core.grades import Grade
+from hanchang.core.grades import Grade, highest
 from hanchang.core.models import ModelSpec
 from hanchang.core.permissions import require
 from hanchang.core.principal import Principal
@@ -79,7 +79,7 @@ def create(session: Session, principal: Principal, spec: ModelSpec, training_fil
     valid = datasets.get(session, principal, validation_file) if validation_file else None
     if train.train_count < 1:
         raise InvalidInput("학습용 예시가 없습니다.", "the training split is empty", param="training_file")
-    grade = max(Grade.parse(train.grade), Grade.parse(valid.grade) if valid else Grade.OPEN, key=lambda g: g.rank)
+    grade = highest(Grade.parse(train.grade), *([Grade.parse(valid.grade)] if valid else []))
     if not spec.clears(grade):
         raise InvalidInput(f"'{spec.name}' 모델은 {grade.korean}({grade.value}) 등급 자료로 학습할 수 없습니다.",
                            f"'{spec.name}' is not cleared for grade {grade.value}", param="model")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from hanchang.assist import answer
 from hanchang.assist.platform import Platform
 from hanchang.core.errors import InvalidInput, NotAllowed
-from hanchang.core.grades import Grade
+from hanchang.core.grades import Grade, highest, passage_grade
 from hanchang.core.permissions import require
 from hanchang.core.principal import Principal
 from hanchang.knowledge import collections
@@ -82,7 +82,7 @@ def from_feedback(session: Session, principal: Principal) -> Built:
         if not target.strip() or target.startswith(sealed_messages.UNREADABLE[:10]):
             continue
         examples.append({"messages": [{"role": "user", "content": asked}, {"role": "assistant", "content": target}]})
-        grade = max(grade, Grade.parse(message.grade), Grade.parse(question.grade), key=lambda g: g.rank)
+        grade = highest(grade, Grade.parse(message.grade), Grade.parse(question.grade))
     if not examples:
         raise InvalidInput("학습에 쓸 검토된 답변이 없습니다(👍 또는 관리자가 고친 👎).",
                            "no reviewed answers to train on (👍, or 👎 with an expected answer)")
@@ -104,9 +104,8 @@ def passages(session: Session, collection: Collection, limit: int, seed: int) ->
               if len(r["text"]) >= MIN_PASSAGE_CHARS]
     random.Random(seed).shuffle(opened)
     chosen = opened[:limit]
-    grade = Grade.parse(collection.grade)
-    for row in chosen:
-        grade = max(grade, Grade.parse(row["document_grade"]), key=lambda g: g.rank)
+    grade = highest(Grade.parse(collection.grade),
+                    *(passage_grade(collection.grade, row["document_grade"]) for row in chosen))
     return [r["text"] for r in chosen], grade
 
 
