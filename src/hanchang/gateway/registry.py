@@ -32,6 +32,7 @@ class ModelRegistry:
             for label in (spec.name, *spec.aliases):
                 labels[label] = spec.name
         self._specs, self._labels = by_name, labels  # swapped whole: a reader never sees half
+        self._shared = [s for s in by_name.values() if "owner_agency_id" not in s.extra]
 
     def refresh(self, force: bool = False, min_age_s: float | None = None) -> None:
         if self._added is None:
@@ -53,6 +54,12 @@ class ModelRegistry:
         return iter(list(self._specs.values()))
 
     @property
+    def shared(self) -> list[ModelSpec]:
+        """Every model but the agencies' own fine-tuned ones (what policy may reroute to)."""
+        self.refresh()
+        return self._shared
+
+    @property
     def configured(self) -> list[ModelSpec]:
         """The models of the configuration (what health checks and readiness look at)."""
         return list(self._configured)
@@ -60,8 +67,8 @@ class ModelRegistry:
     def usable_by(self, agency_id: int) -> list[ModelSpec]:
         """What a caller of this agency may pick: the configured models and the agency's own
         fine-tuned models that are served."""
-        return [s for s in self if "owner_agency_id" not in s.extra
-                or (s.extra["owner_agency_id"] == agency_id and s.extra.get("status") == "served")]
+        return self.shared + [s for s in self if s.extra.get("owner_agency_id") == agency_id
+                              and s.extra.get("status") == "served"]
 
     def requested(self, name_or_alias: str | None) -> str:
         """The label a caller asked for (a body's `model`, a form's choice), or the default model."""

@@ -308,8 +308,8 @@ class Gateway:
             )
         trained_model_access(call, requested, self.registry)
         call.effective = effective_grade(call.grade, call.items)
-        shared = [m for m in self.registry if "owner_agency_id" not in m.extra]  # never rerouted to another's model
-        call.decision = decide_route(call.effective.grade, requested, shared,
+        # Never rerouted to a fine-tuned model: it is its agency's own.
+        call.decision = decide_route(call.effective.grade, requested, self.registry.shared,
                                      reroute=self.policy.reroute,
                                      preferred=self.policy.preferred_internal)
         if call.decision.model is None:
@@ -598,7 +598,7 @@ def trained_model_access(call: Call, spec: ModelSpec, registry: ModelRegistry) -
     if owner is None:
         return
     if owner != call.principal.agency_id or (spec.extra.get("status") != "served" and call.endpoint != "evals.run"):
-        known = ", ".join(sorted(m.name for m in registry if "owner_agency_id" not in m.extra))
+        known = ", ".join(sorted(m.name for m in registry.shared))
         raise ModelNotFound(f"The model '{spec.name}' does not exist. Available models: {known}.", param="model")
     floor = GradedItem("model", spec.name, Grade.parse(spec.extra["grade_floor"]))
     if floor not in call.items:
