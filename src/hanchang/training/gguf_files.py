@@ -88,6 +88,11 @@ def write_lora(state: dict[str, Any], alpha: float, arch: str, blocks: int, path
     return sha256_of(path)
 
 
+def peft_folder(adapter: Path) -> Path:
+    """Where the same adapter is kept in PEFT's format (for vLLM): beside the GGUF, without `.gguf`."""
+    return adapter.with_suffix("")
+
+
 def sha256_of(path: Path) -> str:
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest()

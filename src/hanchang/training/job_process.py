@@ -167,7 +167,7 @@ class JobRun:
             model_id = model_id_for(session, job, agency_code)
         path = adapter_path(self.home, model_id)
         digest = gguf_files.write_lora(outcome.state, plan.hyper.lora_alpha, arch, blocks, path)
-        peft_dir = path.with_suffix("")  # the same adapter for vLLM's LoRA API
+        peft_dir = gguf_files.peft_folder(path)
         shutil.rmtree(peft_dir, ignore_errors=True)
         shutil.copytree(plan.out_dir / "adapter", peft_dir)
         manifest |= {"adapter": {"model": model_id, "path": str(path.relative_to(self.home)), "sha256": digest,

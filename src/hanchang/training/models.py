@@ -27,7 +27,7 @@ from hanchang.core.principal import Principal
 from hanchang.store.db import Database
 from hanchang.store.tables import utcnow
 from hanchang.store.training_tables import FineTuningJob, TrainedModel, TrainingDataset
-from hanchang.training import datasets
+from hanchang.training import datasets, gguf_files
 
 REGISTERED = ("awaiting_eval", "served")
 HELDOUT_CRITERION = "f1"
@@ -47,7 +47,6 @@ def specs(db: Database, configured: list[ModelSpec], home: Path,
         base = by_name.get((serve_on or {}).get(row.base_model, row.base_model))
         if base is None or not base.clears(Grade.parse(row.grade)):
             continue
-        peft_dir = row.adapter_path.removesuffix(".gguf")  # the same adapter in PEFT's format, beside it
         upstream = base.backend != "llamacpp"
         if upstream and not base.extra.get("lora_root"):
             continue  # a server that cannot read the adapters cannot serve them
@@ -59,7 +58,8 @@ def specs(db: Database, configured: list[ModelSpec], home: Path,
             extra={**base.extra, "adapter_of": base.name, "adapter_path": str(home / row.adapter_path),
                    "lora_scale": row.lora_scale, "owner_agency_id": row.agency_id, "grade_floor": row.grade,
                    "status": row.status, "lora_name": row.id,
-                   **({"lora_path": f"{base.extra['lora_root'].rstrip('/')}/{Path(peft_dir).name}"}
+                   **({"lora_path": f"{base.extra['lora_root'].rstrip('/')}/"
+                                    f"{gguf_files.peft_folder(Path(row.adapter_path)).name}"}
                       if upstream else {})}))
     return found
 
