@@ -149,6 +149,16 @@ class Platform:
             time.sleep(0.05)
 
 
+def admins_of_two_agencies(platform: Platform) -> dict[str, str]:
+    """A second agency (KOSIS) beside MOIS, an agency admin in each, and their API keys."""
+    with platform.db.session() as session:
+        accounts.create_agency(session, "KOSIS", "통계청")
+        accounts.create_user(session, "MOIS", "admin-mois", Role.AGENCY_ADMIN)
+        accounts.create_user(session, "KOSIS", "admin-kosis", Role.AGENCY_ADMIN)
+        return {"mois": accounts.create_key(session, "MOIS", "admin-mois").secret,
+                "kosis": accounts.create_key(session, "KOSIS", "admin-kosis").secret}
+
+
 def default_models(upstream_url: str) -> list[dict]:
     return [
         {"name": "internal-a", "backend": "openai", "base_url": upstream_url, "zone": "internal",

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import MetaData, select, text
 
+from conftest import admins_of_two_agencies
 from hanchang.assist.sealing_sweep import sweep
 from hanchang.bootstrap import prepare_database
 from hanchang.config import load_settings
@@ -32,12 +33,7 @@ def kb(platform_factory, upstream):
     platform = platform_factory({"models": [
         {"name": "int", "backend": "openai", "base_url": upstream.base_url, "zone": "internal",
          "max_grade": "C", "context_window": 4096}]})
-    with platform.db.session() as session:
-        accounts.create_agency(session, "KOSIS", "통계청")
-        accounts.create_user(session, "MOIS", "admin-mois", Role.AGENCY_ADMIN)
-        accounts.create_user(session, "KOSIS", "admin-kosis", Role.AGENCY_ADMIN)
-        platform.keys = {"mois": accounts.create_key(session, "MOIS", "admin-mois").secret,
-                         "kosis": accounts.create_key(session, "KOSIS", "admin-kosis").secret}
+    platform.keys = admins_of_two_agencies(platform)
     platform.upstream = upstream
     return platform
 

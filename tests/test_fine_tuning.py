@@ -17,6 +17,7 @@ import pytest
 from openai import NotFoundError, OpenAI
 from sqlalchemy import select
 
+from conftest import admins_of_two_agencies
 from hanchang.core.errors import InvalidInput
 from hanchang.core.principal import Role
 from hanchang.store import accounts
@@ -66,12 +67,7 @@ def _launch(platform_factory, tiny_gguf, upstream, run_jobs: bool = True):
         _tiny(tiny_gguf, "O", "open-only"),
         {"name": "ext", "backend": "openai", "base_url": upstream.base_url, "zone": "external", "max_grade": "O"},
     ], "training": {"threads": 2, "run_jobs": run_jobs, "gate_max_tokens": 16}})
-    with platform.db.session() as session:
-        accounts.create_agency(session, "KOSIS", "통계청")
-        accounts.create_user(session, "MOIS", "admin-mois", Role.AGENCY_ADMIN)
-        accounts.create_user(session, "KOSIS", "admin-kosis", Role.AGENCY_ADMIN)
-        platform.keys = {"mois": accounts.create_key(session, "MOIS", "admin-mois").secret,
-                         "kosis": accounts.create_key(session, "KOSIS", "admin-kosis").secret}
+    platform.keys = admins_of_two_agencies(platform)
     platform.upstream = upstream
     return platform
 
